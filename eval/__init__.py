@@ -1,0 +1,1 @@
+"""Evaluation: metrics as functions and batched accumulators, protocols, statistics."""

@@ -1,0 +1,1 @@
+"""Data pipeline: layouts, cleaning, splitting, the person representation, Dask runners, synthetic data."""

@@ -1,0 +1,94 @@
+"""File formats and label conventions of VITON / CP-VTON, defined once for every stage.
+
+Facts from the reference code (sergeywong/cp-vton ``cp_dataset.py``, ``test.py``) and the LIP dataset.
+"""
+from __future__ import annotations
+
+from typing import Final
+
+# --- sizes -------------------------------------------------------------------------------------
+FINE_HEIGHT: Final = 256
+FINE_WIDTH: Final = 192
+RAW_HEIGHT: Final = 1100  # original VITON women_top images
+RAW_WIDTH: Final = 762
+RAW_PARSE_SIZE: Final = 641  # original VITON segment/*.mat, square and padded
+POSE_RADIUS: Final = 5  # train.py / test.py default: 11x11 squares
+
+# --- LIP human parsing (20 labels) -------------------------------------------------------------
+LIP_LABELS: Final = (
+    "Background", "Hat", "Hair", "Glove", "Sunglasses", "UpperClothes", "Dress", "Coat", "Socks",
+    "Pants", "Jumpsuits", "Scarf", "Skirt", "Face", "Left-arm", "Right-arm", "Left-leg", "Right-leg",
+    "Left-shoe", "Right-shoe",
+)
+LIP_PALETTE: Final = (
+    (0, 0, 0), (128, 0, 0), (255, 0, 0), (0, 85, 0), (170, 0, 51), (255, 85, 0), (0, 0, 85),
+    (0, 119, 221), (85, 85, 0), (0, 85, 85), (85, 51, 0), (52, 86, 128), (0, 128, 0), (0, 0, 255),
+    (51, 170, 221), (0, 255, 255), (85, 255, 170), (170, 255, 85), (255, 255, 0), (255, 170, 0),
+)
+NUM_LABELS: Final = len(LIP_LABELS)
+LABEL = {name: i for i, name in enumerate(LIP_LABELS)}
+HEAD_LABELS: Final = (1, 2, 4, 13)  # reserved region kept by CP-VTON: hat, hair, sunglasses, face
+CLOTH_LABELS: Final = (5, 6, 7)  # upper clothes, dress, coat: the GMM target region
+
+
+def palette_bytes() -> list[int]:
+    """The LIP palette flattened for ``PIL.Image.putpalette`` (padded to 256 entries)."""
+    flat = [c for rgb in LIP_PALETTE for c in rgb]
+    return flat + [0] * (768 - len(flat))
+
+
+# --- OpenPose COCO-18 keypoints ----------------------------------------------------------------
+OPENPOSE18: Final = (
+    "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow",
+    "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
+    "right_eye", "left_eye", "right_ear", "left_ear",
+)
+NUM_JOINTS: Final = len(OPENPOSE18)
+
+# --- CP-VTON dataset layout ("viton_resize") ---------------------------------------------------
+SPLITS: Final = ("train", "test")
+IMAGE_DIR: Final = "image"
+CLOTH_DIR: Final = "cloth"
+CLOTH_MASK_DIR: Final = "cloth-mask"
+PARSE_DIR: Final = "image-parse"
+POSE_DIR: Final = "pose"
+SOURCE_DIRS: Final = (IMAGE_DIR, CLOTH_DIR, CLOTH_MASK_DIR, PARSE_DIR, POSE_DIR)
+TRAIN_PAIRS: Final = "train_pairs.txt"
+TEST_PAIRS: Final = "test_pairs.txt"
+TEST_PAIRS_SAME: Final = "test_pairs_same.txt"
+PAIRS_FILES: Final = {"train": TRAIN_PAIRS, "test": TEST_PAIRS}
+
+# --- original VITON raw layout ------------------------------------------------------------------
+RAW_IMAGE_DIR: Final = "women_top"
+RAW_SEGMENT_DIR: Final = "segment"
+RAW_POSE_DIR: Final = "pose"
+RAW_TRAIN_PAIRS: Final = "viton_train_pairs.txt"
+RAW_TEST_PAIRS: Final = "viton_test_pairs.txt"
+
+# --- results of inference (names of the original test.py) --------------------------------------
+WARP_CLOTH_DIR: Final = "warp-cloth"
+WARP_MASK_DIR: Final = "warp-mask"
+TRYON_DIR: Final = "try-on"
+RENDERED_DIR: Final = "p_rendered"
+COMPOSITE_MASK_DIR: Final = "m_composite"
+
+OFFICIAL_TRAIN_PAIRS: Final = 14_221
+OFFICIAL_TEST_PAIRS: Final = 2_032
+
+
+def person_name(pid: str) -> str:
+    return f"{pid}_0.jpg"
+
+
+def cloth_name(pid: str) -> str:
+    return f"{pid}_1.jpg"
+
+
+def parse_name(image_name: str) -> str:
+    """``000001_0.jpg`` -> ``000001_0.png`` as the reference loader derives it."""
+    return image_name.replace(".jpg", ".png")
+
+
+def pose_name(image_name: str) -> str:
+    """``000001_0.jpg`` -> ``000001_0_keypoints.json`` as the reference loader derives it."""
+    return image_name.replace(".jpg", "_keypoints.json")

@@ -1,0 +1,69 @@
+"""Safe file I/O: atomic writes and paths that never leave their root."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+
+class UnsafePathError(ValueError):
+    """A path read from a data file points outside the dataset root."""
+
+
+def safe_join(root: str | os.PathLike, relative: str) -> Path:
+    """Join ``relative`` (taken from a data file) under ``root``; refuse anything that escapes it."""
+    root_path = Path(root).resolve()
+    if not relative or os.path.isabs(relative) or "\x00" in relative:
+        raise UnsafePathError(f"path {relative!r} is not a relative path inside {root_path}")
+    candidate = (root_path / relative).resolve()
+    if candidate != root_path and root_path not in candidate.parents:
+        raise UnsafePathError(f"path {relative!r} leaves the dataset root {root_path}")
+    return candidate
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to a temp file beside ``path`` and rename it into place, so readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def encode_image(img: Image.Image, fmt: str, **params: Any) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **params)
+    return buf.getvalue()
+
+
+def atomic_save_image(img: Image.Image, path: str | os.PathLike, **params: Any) -> None:
+    """Save a PIL image atomically; the format follows the file suffix (JPEG quality 75 is PIL's default)."""
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}[Path(path).suffix.lower()]
+    atomic_write_bytes(path, encode_image(img, fmt, **params))
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,1 @@
+"""HTML reports, AMT sheets and the local study page."""

@@ -27,6 +27,35 @@ def main() -> None:
 # --- infer -------------------------------------------------------------------------------------
 
 
+@main.command()
+@click.argument("data", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--checkpoint", "checkpoints", multiple=True, required=True, type=click.Path(exists=True, path_type=Path),
+              help="Our bundle, a folder holding gmm_final.pth and tom_final.pth, or GMM and TOM files (repeat).")
+@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "test"]))
+@click.option("--pairs", default="unpaired", show_default=True,
+              help="unpaired (test_pairs.txt), paired (test_pairs_same.txt), train, or a pairs file.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Results folder.")
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1))
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--precision", default="fp32", show_default=True, type=click.Choice(["fp32", "bf16", "fp16"]),
+              help="Reduced precision is for CUDA; see the README for its tolerance.")
+@click.option("--jpeg-quality", type=click.IntRange(1, 100), default=None,
+              help="Write JPEG at this quality (75 reproduces the original files) instead of lossless PNG.")
+@click.option("--extras", is_flag=True, help="Also write the rendered person and the composition mask.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1), help="Local Dask processes.")
+@click.option("--scheduler", default=None, help="Address of an existing Dask scheduler (tcp://HOST:PORT).")
+def infer(data: Path, checkpoints: tuple[Path, ...], split: str, pairs: str, out: Path, batch_size: int, device: str,
+          precision: str, jpeg_quality: int | None, extras: bool, workers: int, scheduler: str | None) -> None:
+    """Run GMM and TOM over DATA and write warp-cloth/, warp-mask/ and try-on/ images named by person."""
+    from vton.pipelines.infer import InferOptions, run_inference
+
+    opts = InferOptions(split=split, pairs=pairs, batch_size=batch_size, device=device, precision=precision,
+                        jpeg_quality=jpeg_quality, extras=extras, workers=workers, scheduler=scheduler)
+    summary = run_inference(data, checkpoints, out, opts)
+    click.echo(f"infer: {summary.pairs} pairs ({summary.written} written, {summary.skipped} already there) "
+               f"on {summary.device} -> {summary.out}")
+
+
 # --- evaluate ----------------------------------------------------------------------------------
 
 

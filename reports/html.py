@@ -161,7 +161,7 @@ def galleries(run: EvalRun) -> list[dict[str, Any]]:
         for title, chosen in ((names[0], best), (names[1], worst), ("random", rows.iloc[picks])):
             out.append({
                 "title": f"{setting}/{metric}: {title}",
-                "items": [gallery_item(run, str(setting), r.person, r.cloth, r.value) for r in chosen.itertuples()],
+                "entries": [gallery_item(run, str(setting), r.person, r.cloth, r.value) for r in chosen.itertuples()],
             })
     return out
 
@@ -174,7 +174,7 @@ def subset_galleries(run: EvalRun) -> list[dict[str, Any]]:
     for subset in ("large", "small"):
         cloths = sorted(c for c, s in subsets.items() if s == subset)[:SUBSET_GALLERY_SIZE]
         if cloths:
-            out.append({"title": subset.upper(), "items": [
+            out.append({"title": subset.upper(), "entries": [
                 {"cloth": c, "value": fmt(tv.get(c)), "picture": picture("cloth", run.data_image(formats.CLOTH_DIR, c))}
                 for c in cloths
             ]})

@@ -77,8 +77,8 @@ def write_eval_run(
         "results": {"paired": str((results / "paired").resolve()), "unpaired": str((results / "unpaired").resolve())},
         "protocol": {"versions": {"torch": "2.15", "evil": EVIL}, "ssim": {"sigma": 1.5, "data_range": 1.0}},
         "metrics": {
-            "paired/ssim": {"all": stat(ssim_rows.value.to_numpy()),
-                            "large": stat(ssim_rows[ssim_rows.large].value.to_numpy())},
+            "paired/ssim": {"all": stat(ssim_rows.value.to_numpy())}
+            | ({"large": stat(ssim_rows[ssim_rows.large].value.to_numpy())} if large else {}),
             "unpaired/is": {"all": {"mean": inception, "std": 0.1, "ci95": None, "n": len(unpaired)}},
         },
         "skipped": {"lpips": "missing weights file alex.pth"},

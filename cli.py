@@ -111,6 +111,8 @@ def study_serve(folder: Path, host: str, port: int) -> None:
     """Serve the study in FOLDER (from `vton amt export`); answers go to FOLDER/results.csv."""
     from vton.reports.study import make_server
 
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"warning: serving on {host}, not loopback: anyone who can reach it can take part", err=True)
     server = make_server(folder, host, port)
     click.echo(f"study at http://{host}:{server.server_address[1]}/ (Ctrl-C stops); answers -> {folder}/results.csv")
     try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -44,7 +45,10 @@ def parse_answers(row: dict[str, str]) -> dict[int, str]:
     fields: dict[str, Any] = {}
     raw = (row.get("Answer.taskAnswers") or "").strip()
     if raw:
-        parsed = json.loads(html.unescape(raw))
+        try:
+            parsed = json.loads(html.unescape(raw))
+        except json.JSONDecodeError as exc:
+            raise ResultsError(f"Answer.taskAnswers of assignment {row.get('AssignmentId', '')!r} is not JSON: {exc}") from exc
         for obj in parsed if isinstance(parsed, list) else [parsed]:
             if isinstance(obj, dict):
                 fields.update(obj)
@@ -54,6 +58,17 @@ def parse_answers(row: dict[str, str]) -> dict[int, str]:
         if m:
             answers[int(m.group(1))] = _answer_value(value)
     return answers
+
+
+def _finite(obj: Any) -> Any:
+    """NaN (no votes left) as JSON null, so analysis.json stays standard JSON."""
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def preference_row(subset: str, votes: list[dict[str, Any]], n_boot: int, seed: int) -> dict[str, Any]:
@@ -124,6 +139,6 @@ def analyze_results(
     }
     write_csv(out / "preference.csv", PREFERENCE_FIELDS, rows)
     write_csv(out / "workers.csv", WORKER_FIELDS, worker_rows)
-    atomic_write_json(out / "analysis.json", summary)
+    atomic_write_json(out / "analysis.json", _finite(summary))
     atomic_write_text(out / "analysis.html", render("analysis.html.j2", s=summary, workers=worker_rows))
     return {**summary, "out": str(out)}

@@ -75,7 +75,7 @@ def per_image(run: EvalRun, key: str, subset: str) -> pd.Series:
     setting, _, metric = key.partition("/")
     m = run.metrics
     rows = subset_rows(m[(m["setting"] == setting) & (m["metric"] == metric)], subset)
-    return rows.set_index(["person", "cloth"])["value"].astype(np.float64)
+    return rows.groupby(["person", "cloth"])["value"].mean().astype(np.float64)  # one value per pair
 
 
 def compare_cell(best: EvalRun, other: EvalRun, key: str, subset: str, s_best: dict, s_other: dict) -> tuple[str, bool]:

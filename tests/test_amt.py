@@ -184,3 +184,17 @@ def test_analyze_keeps_everyone_at_zero_threshold(runs, tmp_path: Path) -> None:
 
     s = analyze_results(results, study / "key.csv", tmp_path / "an", min_catch_accuracy=0.0, n_boot=50)
     assert s["workers_dropped"] == 0 and s["preference"][0]["share_a"] == 0.5
+
+
+def test_analyze_rejects_broken_task_answers(runs, tmp_path: Path) -> None:
+    a, b, _ = runs
+    study = tmp_path / "study"
+    export(a, b, study)
+    hit = read(study / "hits.csv")[0]["hit_id"]
+    results = tmp_path / "r.csv"
+    results.write_text(f"AssignmentId,WorkerId,Input.hit_id,Answer.taskAnswers\nA1,W1,{hit},[{{not json\n")
+    res = CliRunner().invoke(main, ["amt", "analyze", str(results), "--key", str(study / "key.csv")])
+    assert res.exit_code != 0 and "is not JSON" in res.output
+    results.write_text("AssignmentId,WorkerId,Input.hit_id\nA1,W1,nohit\n")
+    res = CliRunner().invoke(main, ["amt", "analyze", str(results), "--key", str(study / "key.csv")])
+    assert res.exit_code != 0 and "no trials" in res.output

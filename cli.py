@@ -84,6 +84,93 @@ def infer(data: Path, checkpoints: tuple[Path, ...], split: str, pairs: str, out
 # --- report, amt, study ------------------------------------------------------------------------
 
 
+@main.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="HTML file to write (default: FIRST_RUN/report.html).")
+def report(runs: tuple[Path, ...], out: Path | None) -> None:
+    """Self-contained HTML report over evaluation runs and/or prepared datasets."""
+    from vton.reports.html import write_report
+
+    click.echo(f"report: {write_report(list(runs), out)}")
+
+
+@main.group()
+def amt() -> None:
+    """Human A/B studies in MTurk's batch formats: export a study, analyze its results."""
+
+
+@amt.command("export")
+@click.option("--a", "run_a", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--b", "run_b", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--subset", type=click.Choice(["all", "large", "small"]), default="all", show_default=True)
+@click.option("--base-url", required=True, help="Where the images/ folder will be uploaded.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--trials-per-hit", default=10, show_default=True, type=int)
+@click.option("--catch-rate", default=0.1, show_default=True, type=float)
+@click.option("--seed", default=0, show_default=True, type=int)
+def amt_export(run_a: Path, run_b: Path, subset: str, base_url: str, out: Path, trials_per_hit: int,
+               catch_rate: float, seed: int) -> None:
+    """Batch CSV, HIT template, anonymous images and the unblinding key.csv for run A vs run B."""
+    from vton.reports.amt_export import StudyError, export_study
+
+    try:
+        info = export_study(run_a, run_b, out, base_url, subset, trials_per_hit, catch_rate, seed)
+    except StudyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{info['hits']} HITs, {info['ab_trials']} A/B + {info['catch_trials']} catch trials -> {out}")
+
+
+@amt.command("analyze")
+@click.argument("results", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--key", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder (default: RESULTS' folder/analysis).")
+@click.option("--min-catch-accuracy", default=0.75, show_default=True, type=float,
+              help="Drop workers whose share of correct catch trials is below this.")
+@click.option("--bootstrap", "n_boot", default=2000, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int)
+def amt_analyze(results: Path, key: Path, out: Path | None, min_catch_accuracy: float, n_boot: int,
+                seed: int) -> None:
+    """Preference for A over B (overall and per subset): Wilson CI, binomial test, worker x item bootstrap."""
+    from vton.reports.amt_analyze import ResultsError, analyze_results
+
+    try:
+        s = analyze_results(results, key, out, min_catch_accuracy, n_boot, seed)
+    except ResultsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"A={s['a_run']} B={s['b_run']}; dropped {s['workers_dropped']}/{s['workers']} workers")
+    for r in s["preference"]:
+        click.echo(f"  {r['subset']}: {r['prefer_a']}/{r['votes']} prefer A = {r['share_a']:.3f} "
+                   f"[{r['bootstrap_lo']:.3f}, {r['bootstrap_hi']:.3f}] p={r['p_binomial']:.3g}")
+    click.echo(f"-> {s['out']}")
+
+
+@main.group()
+def study() -> None:
+    """Run an exported study locally for in-lab participants."""
+
+
+@study.command("serve")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default).")
+@click.option("--port", default=8000, show_default=True, type=int)
+def study_serve(folder: Path, host: str, port: int) -> None:
+    """Serve the study in FOLDER (from `vton amt export`); answers go to FOLDER/results.csv."""
+    from vton.reports.study import make_server
+
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"warning: serving on {host}, not loopback: anyone who can reach it can take part", err=True)
+    server = make_server(folder, host, port)
+    click.echo(f"study at http://{host}:{server.server_address[1]}/ (Ctrl-C stops); answers -> {folder}/results.csv")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
 # --- demo --------------------------------------------------------------------------------------
 
 

@@ -63,8 +63,8 @@ def library_versions() -> dict[str, str]:
 
     from vton import __version__
 
-    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "numpy": numpy.__version__, "vton": __version__}
+    return {"python": platform.python_version(), "torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
+            "numpy": str(numpy.__version__), "vton": str(__version__)}
 
 
 def read_checkpoint(path: str | os.PathLike) -> Any:
@@ -91,9 +91,7 @@ def normalize_state(state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
 
 
 def identify(state: Mapping[str, Any], path: str | os.PathLike = "") -> tuple[str, str, int]:
-    """(module, variant, width) of an original-format state dict, read from its first-layer shapes."""
-    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"{path}: neither a state dict of tensors nor a {BUNDLE_FORMAT} file")
+    """(module, variant, width) of an original-format state dict (prefix stripped), read from its first-layer shapes."""
     for module, first in FIRST_KEYS.items():
         if first in state:
             key, channels = VARIANT_KEYS[module]
@@ -143,8 +141,11 @@ def file_states(path: str | os.PathLike) -> tuple[dict[str, tuple[dict[str, torc
         if not states:
             raise CheckpointError(f"{path}: {BUNDLE_FORMAT} holds neither a GMM nor a TOM")
         return states, obj
-    module, variant, width = identify(obj, path)
-    return {module: (normalize_state(obj), variant, width)}, obj
+    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"{path}: neither a state dict of tensors nor a {BUNDLE_FORMAT} file")
+    state = normalize_state(obj)
+    module, variant, width = identify(state, path)
+    return {module: (state, variant, width)}, obj
 
 
 def inspect_checkpoint(path: str | os.PathLike) -> list[ModuleInfo]:

@@ -36,9 +36,10 @@ class VGGLoss(nn.Module):
         super().__init__()
         from torchvision.models import vgg19
 
-        net = vgg19()
         state = torch.load(vgg19_weights_path(weights_path), map_location="cpu", weights_only=True)
-        net.load_state_dict(state)
+        with torch.device("meta"):  # no random init of 143M parameters that the file replaces anyway
+            net = vgg19()
+        net.load_state_dict(state, strict=True, assign=True)
         features = net.features
         self.slices = nn.ModuleList(nn.Sequential(*features[a:b]) for a, b in VGG_SLICES)
         self.requires_grad_(False)

@@ -4,8 +4,9 @@ Stages, in the order a pair meets them (stable names, they appear in rejected.cs
 ``discover`` malformed pairs line; ``path`` a name that would leave SRC; ``missing`` a file that does not exist;
 ``decode`` a file that does not decode, has the wrong mode or size; ``labels`` a parse that is not a label image or
 holds labels outside 0..19; ``keypoints`` a pose file without 18 finite joints; ``mask`` an empty cloth mask;
-``content`` a person without a cloth region or without a head; ``duplicate`` an image identical to one kept earlier;
-``leak`` an ID used in both train and test; ``split`` a clean pair left over by the requested split sizes.
+``content`` a person without a cloth region or without a head; ``leak`` a train pair using an ID of the test split;
+``duplicate`` an image identical to one an earlier pair keeps; ``split`` a clean pair left over by the requested
+split sizes.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from PIL import Image
 from vton.pipelines.formats import NUM_LABELS
 from vton.pipelines.representation import has_cloth, has_head
 
-STAGES = ("discover", "path", "missing", "decode", "labels", "keypoints", "mask", "content", "duplicate", "leak",
+STAGES = ("discover", "path", "missing", "decode", "labels", "keypoints", "mask", "content", "leak", "duplicate",
           "split")
 
 

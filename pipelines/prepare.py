@@ -154,7 +154,8 @@ def _id(name: str) -> str:
 
 def decide(pairs: list[Pair], results: dict[tuple[str, str, str], ItemResult], official: bool,
            options: PrepareOptions) -> list[Decision]:
-    """Apply, in order, the item faults, ID leaks across splits, exact duplicates, then the split."""
+    """Apply, in order: item faults, IDs in both splits (the train pair goes), exact duplicates (the first pair in
+    order keeps the image), then the drawn split when there is no official one."""
     decisions = [Decision(p, p.split) for p in pairs]
     for d in decisions:
         if d.pair.problem:
@@ -165,16 +166,11 @@ def decide(pairs: list[Pair], results: dict[tuple[str, str, str], ItemResult], o
             if not res.ok:
                 d.stage, d.reason = res.stage, res.reason
                 break
-    split_of_id: dict[str, str] = {}
-    for d in decisions:
-        if d.stage:
-            continue
-        ids = {_id(d.pair.person.name), _id(d.pair.cloth.name)}
-        other = {split_of_id[i] for i in ids if split_of_id.get(i, d.split) != d.split}
-        if other:
-            d.stage, d.reason = "leak", f"ID also used in {'/'.join(sorted(other)) or 'the other split'}"
-            continue
-        split_of_id.update(dict.fromkeys(ids, d.split))
+    test_ids = {_id(i.name) for d in decisions if d.split == "test" and not d.pair.problem
+                for i in (d.pair.person, d.pair.cloth)}
+    for d in decisions:  # the test set stays whole: a train pair using a test ID is the one rejected
+        if not d.stage and d.split == "train" and {_id(d.pair.person.name), _id(d.pair.cloth.name)} & test_ids:
+            d.stage, d.reason = "leak", "ID also used in test"
     for kind in (PERSON, CLOTH):
         live = [d for d in decisions if not d.stage]
         items = [d.pair.person if kind == PERSON else d.pair.cloth for d in live]

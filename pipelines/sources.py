@@ -22,7 +22,6 @@ from vton.pipelines.io import UnsafePathError, encode_image, safe_join
 from vton.pipelines.pose import KeypointError, keypoint_loader, keypoints_from_mat, pose_json
 from vton.pipelines.representation import shape_image
 
-LAYOUTS = ("cpvton", "viton")
 SIZE = (F.FINE_WIDTH, F.FINE_HEIGHT)  # PIL order
 MASK_WHITE = 250  # convert_data.m: a cloth pixel has all of R, G, B <= 250
 PERSON = "person"
@@ -72,6 +71,8 @@ def pairs_files(src: Path, layout: str) -> dict[str, Path]:
 
 def _pair(line: str, split: str, src_split: str) -> Pair:
     parts = line.split()
+    if any(os.path.basename(p) != p or p in (".", "..") for p in parts):
+        return Pair(line, split, None, None, ("path", "a name in the pairs line leaves its folder"))
     if len(parts) != 2 or not all(p.endswith(".jpg") for p in parts):
         return Pair(line, split, None, None, ("discover", "malformed pairs line (want '<person>.jpg <cloth>.jpg')"))
     return Pair(f"{parts[0]} {parts[1]}", split, Item(PERSON, parts[0], src_split), Item(CLOTH, parts[1], src_split))

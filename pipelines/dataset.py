@@ -25,7 +25,7 @@ VARIANTS = ("cpvton", "cpvton+")
 
 def to_unit(array: np.ndarray) -> torch.Tensor:
     """CP-VTON's ``T`` on a uint8 H x W (x C) array: C x H x W float32 in [-1, 1], the same ops as torchvision."""
-    tensor = torch.from_numpy(np.ascontiguousarray(array))
+    tensor = torch.from_numpy(np.array(array, np.uint8))  # a writable copy
     tensor = tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()
     return tensor.float().div(255).sub_(0.5).div_(0.5)
 

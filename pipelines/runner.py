@@ -38,7 +38,7 @@ def map_partitions(fn: Callable[..., list[R]], items: Sequence[T], config: Runne
         return []
     parts = _partitions(items, max(1, config.partition_size))
     fn_delayed = dask.delayed(fn, pure=True)
-    tasks = [fn_delayed(part, *args, dask_key_name=f"{fn.__name__}-{i}") for i, part in enumerate(parts)]
+    tasks = [fn_delayed(part, *args) for part in parts]  # keys tokenized from the arguments: no clash between runs
     if config.scheduler:
         results = _run_distributed(tasks, config)
     else:

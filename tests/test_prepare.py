@@ -240,3 +240,56 @@ def test_out_with_other_options_is_refused(synth_cpvton: Path, tmp_path: Path) -
     (tmp_path / "out" / "stray.txt").write_text("x")
     with pytest.raises(FileExistsError):
         prepare(synth_cpvton, tmp_path / "out", PrepareOptions(), QUIET)
+
+
+# --- resume and lost workers -------------------------------------------------------------------------------------
+
+
+def _records(out: Path) -> int:
+    return sum(1 for _ in (out / ".prepare" / "items").rglob("*.json")) if (out / ".prepare").exists() else 0
+
+
+def test_sigkilled_prepare_resumes_to_identical_outputs(synth_cpvton: Path, tmp_path: Path) -> None:
+    import vton
+
+    clean = tmp_path / "clean"
+    prepare(synth_cpvton, clean, PrepareOptions(), QUIET)
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(Path(vton.__file__).resolve().parents[1])}
+    command = [sys.executable, "-m", "vton.cli", "prepare", str(synth_cpvton), str(out)]
+    for kill_at in (3, 25):  # early, then later in the resumed run
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while proc.poll() is None and _records(out) < kill_at:
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL, "prepare finished before it could be killed"
+    assert (out / ".prepare").exists() and not (out / "prepare.json").exists()
+    assert subprocess.run(command, env=env, capture_output=True).returncode == 0
+    assert tree_hashes(out) == tree_hashes(clean)
+
+
+def test_killed_dask_worker_loses_no_pair(synth_cpvton: Path, tmp_path: Path) -> None:
+    from distributed import Client, LocalCluster, WorkerPlugin
+
+    flag = str(tmp_path / "killed")
+
+    class KillOnce(WorkerPlugin):  # local class: pickled by value to the workers
+        def __init__(self) -> None:
+            self.finished = 0
+
+        def transition(self, key, start, finish, **kwargs) -> None:  # noqa: ANN001
+            if finish == "memory" and "ingest_items" in str(key):
+                self.finished += 1
+                if self.finished == 2 and not os.path.exists(flag):
+                    open(flag, "w").close()
+                    os.kill(os.getpid(), signal.SIGKILL)  # the worker dies holding finished results
+
+    clean = tmp_path / "clean"
+    prepare(synth_cpvton, clean, PrepareOptions(), QUIET)
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster, Client(cluster) as client:
+        client.register_plugin(KillOnce())
+        config = RunnerConfig(scheduler=cluster.scheduler_address, partition_size=2, progress=False)
+        summary = prepare(synth_cpvton, tmp_path / "out", PrepareOptions(), config)
+    assert os.path.exists(flag) and summary.rejected == 0
+    assert tree_hashes(tmp_path / "out") == tree_hashes(clean)

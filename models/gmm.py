@@ -6,6 +6,7 @@ from torch import nn
 
 from vton.models.config import AGNOSTIC_CHANNELS, GMM_CLOTH_CHANNELS, GRID_SIZE, PAPER_WIDTH, check_variant
 from vton.models.tps import TpsGridGen, warp_cloth
+from vton.models.ops import per_sample_matmul
 
 
 def init_normal(module: nn.Module) -> None:
@@ -62,7 +63,10 @@ class FeatureRegression(nn.Module):
         self.linear = nn.Linear(width * 4 * 3, out_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.linear(self.conv(x).flatten(1)))
+        # In eval mode each sample runs alone: oneDNN picks conv kernels by batch size, and the last-bit differences
+        # would reach the saved pixels (see ops.per_sample_matmul). Training keeps the batch for BatchNorm statistics.
+        features = (self.conv(x) if self.training else torch.cat([self.conv(s) for s in x.split(1)])).flatten(1)
+        return torch.tanh(per_sample_matmul(features, self.linear.weight.t()) + self.linear.bias)
 
 
 class GMM(nn.Module):

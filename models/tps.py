@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vton.models.ops import per_sample_matmul
+
 
 def control_points(grid_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Control points as in the original: point k has x = a[k // n], y = a[k % n] with a = linspace(-1, 1, n)."""
@@ -55,7 +57,7 @@ class TpsGridGen(nn.Module):
         n = self.grid_size**2
         with torch.autocast(theta.device.type, enabled=False):  # sampling coordinates stay fp32 under mixed precision
             q = theta.float() + self.points  # B x 2N target control points
-            grid = torch.stack([q[:, :n] @ self.matrix, q[:, n:] @ self.matrix], dim=-1)
+            grid = torch.stack([per_sample_matmul(q[:, :n], self.matrix), per_sample_matmul(q[:, n:], self.matrix)], dim=-1)
         return grid.view(theta.shape[0], self.out_h, self.out_w, 2)
 
 

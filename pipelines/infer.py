@@ -122,16 +122,13 @@ def collate(items: list[dict]) -> dict:
     return batch
 
 
-def prefetch_batches(dataset, indices: Sequence[int], batch_size: int, pool: Executor) -> Iterator[dict]:
-    """Batches in order, decoded by ``pool`` one batch ahead of the consumer."""
-    chunks = [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
-    pending: list[list[Future]] = []
-    for chunk in chunks[:2]:
-        pending.append([pool.submit(dataset.__getitem__, i) for i in chunk])
-    for n in range(len(chunks)):
+def prefetch_batches(dataset, batches: Sequence[Sequence[int]], pool: Executor) -> Iterator[dict]:
+    """The batches in order, decoded by ``pool`` up to two batches ahead of the consumer."""
+    pending = [[pool.submit(dataset.__getitem__, i) for i in chunk] for chunk in batches[:2]]
+    for n in range(len(batches)):
         futures = pending.pop(0)
-        if n + 2 < len(chunks):
-            pending.append([pool.submit(dataset.__getitem__, i) for i in chunks[n + 2]])
+        if n + 2 < len(batches):
+            pending.append([pool.submit(dataset.__getitem__, i) for i in batches[n + 2]])
         yield collate([f.result() for f in futures])
 
 
@@ -170,22 +167,26 @@ def infer_partition(indices: list[int], data: str, checkpoints: tuple[str, ...],
     folders = output_folders(tom is not None, opts.extras)
     root = Path(out)
     names = {i: output_name(dataset.pairs[i][0], opts.jpeg_quality) for i in indices}
-    todo = [i for i in indices if not all((root / d / names[i]).exists() for d in folders)]
+    missing = {i: [d for d in folders if not (root / d / names[i]).exists()] for i in indices}
+    # Batches are fixed chunks of the pair list, recomputed whole when any file of theirs is missing: a resumed run
+    # then sees exactly the batches of an uninterrupted one, so its files are the same bytes.
+    batches = [chunk for chunk in chunked(indices, opts.batch_size) if any(missing[i] for i in chunk)]
+    todo = [i for chunk in batches for i in chunk]
     bar = tqdm(total=len(todo), unit="pair", desc="infer", disable=not opts.progress or not todo)
     with ThreadPoolExecutor(opts.loader_threads) as loader, ThreadPoolExecutor(opts.loader_threads) as writer:
         writes: list[Future] = []
-        for batch_indices, batch in zip(chunked(todo, opts.batch_size),
-                                        prefetch_batches(dataset, todo, opts.batch_size, loader)):
+        for chunk, batch in zip(batches, prefetch_batches(dataset, batches, loader)):
             outputs = forward_batch(gmm, tom, batch, device, opts.precision)
             for folder in folders:
                 arrays = to_uint8(outputs[folder])
-                for i, array in zip(batch_indices, arrays):
-                    writes.append(writer.submit(save_array, array, root / folder / names[i], opts.jpeg_quality))
+                for i, array in zip(chunk, arrays):
+                    if folder in missing[i]:
+                        writes.append(writer.submit(save_array, array, root / folder / names[i], opts.jpeg_quality))
             writes = settle(writes)
-            bar.update(len(batch_indices))
+            bar.update(len(chunk))
         settle(writes, wait=True)
     bar.close()
-    return todo
+    return [i for i in indices if missing[i]]
 
 
 def settle(futures: list[Future], wait: bool = False) -> list[Future]:
@@ -255,7 +256,8 @@ def run_inference(data: str | os.PathLike, checkpoints: Sequence[str | os.PathLi
         written = infer_partition(indices, str(data), paths, str(out), opts)
     else:
         n_gpus = torch.cuda.device_count() if device.type == "cuda" else 0
-        size = max(opts.batch_size, -(-len(indices) // max(1, opts.workers * 4)))
+        per_part = -(-len(indices) // max(1, opts.workers * 4))
+        size = -(-per_part // opts.batch_size) * opts.batch_size  # whole batches, aligned as in one process
         parts = [indices[i:i + size] for i in range(0, len(indices), size)]
         runner = RunnerConfig(workers=opts.workers, scheduler=opts.scheduler, partition_size=1, progress=opts.progress)
         quiet = InferOptions(**{**asdict(opts), "progress": False})

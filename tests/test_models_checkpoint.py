@@ -170,8 +170,7 @@ def test_inspect_cli_reports_non_strict_file(tmp_path: Path) -> None:
 
 
 def reference_unet(x: torch.Tensor, sd: dict) -> torch.Tensor:
-    """The original UnetGenerator written out functionally from cpvton.md §1.5. Its down path starts with an in-place
-    LeakyReLU, so the tensor concatenated as the skip is LeakyReLU(x), not x."""
+    """The original UnetGenerator written out functionally from cpvton.md §1.5 (conv order, IN placement, nesting)."""
     import torch.nn.functional as F
 
     def up(h: torch.Tensor, key: str) -> torch.Tensor:

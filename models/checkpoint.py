@@ -154,7 +154,8 @@ def inspect_checkpoint(path: str | os.PathLike) -> list[ModuleInfo]:
     source, step = ("bundle", int(obj.get("step", 0))) if is_bundle(obj) else ("state_dict", None)
     infos = []
     for module, (state, variant, width) in states.items():
-        model = build(module, variant, width)
+        with torch.device("meta"):  # only the shapes are compared: no weights allocated or initialised
+            model = build(module, variant, width)
         lines = state_mismatches(model, state)
         params = sum(int(v.numel()) for k, v in state.items() if not k.endswith(("running_mean", "running_var", "num_batches_tracked")))
         infos.append(ModuleInfo(str(path), module, variant, width, params, not lines, source, step, lines))

@@ -52,7 +52,8 @@ def feature_correlation(feature_a: torch.Tensor, feature_b: torch.Tensor) -> tor
 class FeatureRegression(nn.Module):
     """Correlation volume -> theta in [-1, 1]^(2 n^2): two stride-2 and two stride-1 Conv -> BN -> ReLU, then Linear."""
 
-    def __init__(self, in_channels: int = 192, width: int = PAPER_WIDTH, out_dim: int = 2 * GRID_SIZE**2) -> None:
+    def __init__(self, in_channels: int = 192, width: int = PAPER_WIDTH, out_dim: int = 2 * GRID_SIZE**2,
+                 cells: int = 4 * 3) -> None:
         super().__init__()
         chans = [in_channels, 8 * width, 4 * width, 2 * width, width]
         layers: list[nn.Module] = []
@@ -60,7 +61,7 @@ class FeatureRegression(nn.Module):
             conv = nn.Conv2d(cin, cout, 4, 2, 1) if i < 2 else nn.Conv2d(cin, cout, 3, padding=1)
             layers += [conv, nn.BatchNorm2d(cout), nn.ReLU(True)]
         self.conv = nn.Sequential(*layers)
-        self.linear = nn.Linear(width * 4 * 3, out_dim)
+        self.linear = nn.Linear(width * cells, out_dim)  # cells: positions left after the two stride-2 convs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # In eval mode each sample runs alone: oneDNN picks conv kernels by batch size, and the last-bit differences
@@ -77,7 +78,8 @@ class GMM(nn.Module):
         self.variant, self.width = check_variant(variant), width
         self.extractionA = FeatureExtraction(AGNOSTIC_CHANNELS, width)
         self.extractionB = FeatureExtraction(GMM_CLOTH_CHANNELS[variant], width)
-        self.regression = FeatureRegression((out_h // 16) * (out_w // 16), width, 2 * GRID_SIZE**2)
+        # Feature maps are 1/16 of the image; the correlation has one channel per feature position.
+        self.regression = FeatureRegression((out_h // 16) * (out_w // 16), width, 2 * GRID_SIZE**2, (out_h // 64) * (out_w // 64))
         self.gridGen = TpsGridGen(out_h, out_w, GRID_SIZE)
 
     def forward(self, agnostic: torch.Tensor, cloth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -36,7 +36,9 @@ class UnetSkipConnectionBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.outermost:
             return self.model(x)
-        out = self.model(x)  # the in-place LeakyReLU at model[0] rewrites x: the skip carries LeakyReLU(x), as the original
+        # The in-place LeakyReLU at model[0] rewrites x, as in the original; harmless, since the parent block applies
+        # ReLU to the concatenation first and ReLU(LeakyReLU(x)) = ReLU(x).
+        out = self.model(x)
         return torch.cat([x, out], 1)
 
 

@@ -51,6 +51,13 @@ class TrainOptions:
     vgg_weights: str | None = None
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.save_every < 0 or self.workers < 0 or self.lr <= 0:
+            raise ValueError("save-every and workers must be >= 0 and lr > 0")
+
 
 @dataclass
 class TrainResult:
@@ -146,6 +153,19 @@ def to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
+def restore(path: Path, stage: str, config: ModelConfig, net: torch.nn.Module, optimizer: torch.optim.Optimizer
+            ) -> tuple[int, float]:
+    """Load network and optimizer state from one of our training checkpoints; (step, seconds so far)."""
+    bundle = read_checkpoint(path)
+    saved = ModelConfig.from_dict(bundle["config"])
+    saved_stage = (bundle.get("train") or {}).get("stage")
+    if saved_stage != stage or bundle.get(stage) is None or bundle.get("optimizer") is None or saved != config:
+        raise CheckpointError(f"{path}: cannot resume {stage} {config} from a checkpoint of {saved_stage} {saved}")
+    net.load_state_dict(bundle[stage], strict=True)
+    optimizer.load_state_dict(bundle["optimizer"])
+    return int(bundle["step"]), float(bundle.get("elapsed", 0.0))
+
+
 def train(stage: str, dataset: Dataset, out: str | Path, config: ModelConfig, opts: TrainOptions,
           gmm: GMM | None = None, resume: bool = False) -> TrainResult:
     """Train the GMM or the TOM (the latter with a frozen, given ``gmm``) and write checkpoints and a CSV log to ``out``."""
@@ -160,17 +180,8 @@ def train(stage: str, dataset: Dataset, out: str | Path, config: ModelConfig, op
     net: GMM | TOM = GMM(config.variant, config.gmm_width) if stage == "gmm" else TOM(config.variant, config.tom_width)
     net.to(device).train()
     optimizer = torch.optim.Adam(net.parameters(), lr=opts.lr, betas=(opts.beta1, opts.beta2))
-    start, elapsed = 0, 0.0
     ckpt = latest_checkpoint(out, stage) if resume else None
-    if ckpt is not None:
-        bundle = read_checkpoint(ckpt)
-        saved = ModelConfig.from_dict(bundle["config"])
-        if (bundle.get("train") or {}).get("stage") != stage or bundle.get(stage) is None or saved != config:
-            raise CheckpointError(f"{ckpt}: cannot resume {stage} {config} from a checkpoint of "
-                                  f"{(bundle.get('train') or {}).get('stage')} {saved}")
-        net.load_state_dict(bundle[stage], strict=True)
-        optimizer.load_state_dict(bundle["optimizer"])
-        start, elapsed = int(bundle["step"]), float(bundle.get("elapsed", 0.0))
+    start, elapsed = restore(ckpt, stage, config, net, optimizer) if ckpt is not None else (0, 0.0)
     frozen = None
     vgg = None
     if stage == "tom":

@@ -167,3 +167,33 @@ def test_inspect_cli_reports_non_strict_file(tmp_path: Path) -> None:
     assert "shape model.model.4.bias: file [5] != network [4]" in result.output
     result = CliRunner().invoke(main, ["checkpoint", "inspect", str(tmp_path / "missing.pth")])
     assert result.exit_code == 1 and "no such checkpoint file" in result.output
+
+
+def reference_unet(x: torch.Tensor, sd: dict) -> torch.Tensor:
+    """The original UnetGenerator written out functionally from cpvton.md §1.5 (conv order, IN placement, nesting)."""
+    import torch.nn.functional as F
+
+    def up(h: torch.Tensor, key: str) -> torch.Tensor:
+        h = F.interpolate(F.relu(h), scale_factor=2, mode="bilinear", align_corners=False)
+        return F.instance_norm(F.conv2d(h, sd[key + ".weight"], sd[key + ".bias"], padding=1))
+
+    def block(x: torch.Tensor, prefix: str) -> torch.Tensor:
+        x = F.leaky_relu(x, 0.2)
+        h = F.conv2d(x, sd[f"{prefix}.model.1.weight"], sd[f"{prefix}.model.1.bias"], stride=2, padding=1)
+        if f"{prefix}.model.6.weight" in sd:
+            h = up(block(F.instance_norm(h), f"{prefix}.model.3"), f"{prefix}.model.6")
+        else:  # innermost
+            h = up(h, f"{prefix}.model.4")
+        return torch.cat([x, h], 1)
+
+    h = F.conv2d(x, sd["model.model.0.weight"], sd["model.model.0.bias"], stride=2, padding=1)
+    return up(block(h, "model.model.1"), "model.model.4")
+
+
+def test_tom_forward_matches_functional_reference() -> None:
+    torch.manual_seed(0)
+    tom = TOM(width=2).eval()
+    x = torch.randn(1, 25, 256, 192, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = reference_unet(x, tom.state_dict())
+        assert torch.allclose(tom(x.clone()), expected, atol=1e-5)

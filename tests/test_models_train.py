@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import io
 import sys
 import types
@@ -136,7 +137,8 @@ def test_vgg_loss_slices_match_torchvision_layers(torch_home: Path, monkeypatch:
                 out[i] = t
         return out
 
-    fx, fy = tapped(x), tapped(y)
+    with torch.no_grad():
+        fx, fy = tapped(x), tapped(y)
     expected = sum(w * F.l1_loss(fx[i], fy[i]) for i, w in taps.items())
     assert abs(float(loss(x, y).detach()) - float(expected)) < 1e-5 * float(expected)
     assert [type(net.features[i]).__name__ for i in taps] == ["ReLU"] * 5
@@ -188,3 +190,17 @@ def test_cli_train_uses_tryondataset_and_requires_gmm_for_tom(tmp_path: Path, mo
     assert result.exit_code == 0, result.output
     assert calls[-1][3] == "cpvton+"  # the TOM follows the GMM's variant
     assert (tmp_path / "t" / "tom_final.pth").is_file()
+
+
+def test_cli_trains_on_a_synthetic_dataset(synth_cpvton: Path, tmp_path: Path) -> None:
+    """End to end through the real TryOnDataset: one GMM step, one TOM step, then inspect the TOM bundle."""
+    runner = CliRunner()
+    args = ["--steps", "1", "--batch-size", "1", "--width", "2", "--workers", "0", "--save-every", "0"]
+    result = runner.invoke(main, ["train", "gmm", str(synth_cpvton), "--out", str(tmp_path / "g"), *args])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(main, ["train", "tom", str(synth_cpvton), "--out", str(tmp_path / "t"), "--gmm",
+                                  str(tmp_path / "g"), "--lambda-vgg", "0", *args])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(main, ["checkpoint", "inspect", "--json", str(tmp_path / "t" / "tom_final.pth")])
+    assert [(e["module"], e["variant"], e["strict"]) for e in json.loads(result.output)] == [
+        ("gmm", "cpvton", True), ("tom", "cpvton", True)]

@@ -10,6 +10,7 @@ Conventions (the protocol, see README "Evaluation protocol"):
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -113,21 +114,22 @@ def inception_score(logits: Tensor, splits: int, seed: int) -> tuple[float, floa
     return float(s.mean()), float(s.std(unbiased=False))
 
 
-def _mean_cov(f: Tensor) -> tuple[Tensor, Tensor]:
-    f = f.double()
-    mu = f.mean(dim=0)
-    d = f - mu
-    return mu, d.T @ d / (f.shape[0] - 1)
-
-
 def frechet_distance(real: Tensor, fake: Tensor) -> float:
-    """FID between feature sets: |mu1-mu2|^2 + Tr(S1 + S2 - 2 (S1 S2)^1/2), the trace root from eigenvalues."""
-    if min(real.shape[0], fake.shape[0]) < 2:
+    """FID between feature sets: |mu1-mu2|^2 + Tr(S1) + Tr(S2) - 2 Tr((S1 S2)^1/2), covariances with ddof 1.
+
+    With centred features D1, D2 (S = D^T D / (n-1)), the eigenvalues of S1 S2 are the squared singular values of
+    D1 D2^T / sqrt((n1-1)(n2-1)), so Tr((S1 S2)^1/2) is that matrix's nuclear norm: exact, symmetric, and an
+    n1 x n2 problem instead of a non-symmetric 2048 x 2048 eigenproblem.
+    """
+    n1, n2 = real.shape[0], fake.shape[0]
+    if min(n1, n2) < 2:
         raise ValueError("FID needs at least 2 real and 2 generated images")
-    mu1, s1 = _mean_cov(real)
-    mu2, s2 = _mean_cov(fake)
-    root_trace = torch.linalg.eigvals(s1 @ s2).sqrt().real.sum()
-    return float((mu1 - mu2).square().sum() + s1.trace() + s2.trace() - 2 * root_trace)
+    real, fake = real.double(), fake.double()
+    mu1, mu2 = real.mean(dim=0), fake.mean(dim=0)
+    d1, d2 = real - mu1, fake - mu2
+    trace1, trace2 = d1.square().sum() / (n1 - 1), d2.square().sum() / (n2 - 1)
+    root_trace = torch.linalg.svdvals(d1 @ d2.T).sum() / math.sqrt((n1 - 1) * (n2 - 1))
+    return float((mu1 - mu2).square().sum() + trace1 + trace2 - 2 * root_trace)
 
 
 def _poly_mmd(x: Tensor, y: Tensor, degree: int, coef: float) -> Tensor:

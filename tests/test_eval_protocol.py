@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from click.testing import CliRunner
 from PIL import Image
 from skimage.metrics import structural_similarity
@@ -197,3 +198,14 @@ def test_checkpoints_run_inference_once_per_setting(world: dict[str, Path], tmp_
     assert summary["results"]["paired"] == str((tmp_path / "run" / "results" / "paired").resolve())
     both = CliRunner().invoke(main, args + ["--results", str(world["results"])])
     assert both.exit_code != 0 and "exactly one" in both.output
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_scores_equal_cpu_scores(world: dict[str, Path], run: dict, tmp_path: Path) -> None:
+    settings = Settings(device="cuda", workers=2, batch_size=4, is_splits=2, kid_subset_size=4, subset_size=2,
+                        n_boot=200, weights_dir=world["weights"], progress=False)
+    summary = evaluate(world["data"], {k: world["results"] / k for k in ("paired", "unpaired")}, tmp_path, settings)
+    again = pd.read_parquet(tmp_path / "metrics.parquet")
+    assert np.allclose(again.value, run["frame"].value, rtol=1e-4, atol=1e-5)
+    for name, entry in run["summary"]["metrics"].items():
+        assert summary["metrics"][name]["all"]["mean"] == pytest.approx(entry["all"]["mean"], rel=1e-3), name

@@ -59,6 +59,7 @@ TEST_PAIRS_SAME: Final = "test_pairs_same.txt"
 PAIRS_FILES: Final = {"train": TRAIN_PAIRS, "test": TEST_PAIRS}
 
 # --- original VITON raw layout ------------------------------------------------------------------
+LAYOUTS: Final = ("cpvton", "viton")  # source layouts: CP-VTON's converted folders, VITON's raw files
 RAW_IMAGE_DIR: Final = "women_top"
 RAW_SEGMENT_DIR: Final = "segment"
 RAW_POSE_DIR: Final = "pose"

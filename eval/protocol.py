@@ -319,7 +319,7 @@ def _set_metrics(work: _Work, settings: Settings, banks: dict[str, M.FeatureBank
         keys = [p for p in banks["logits"].keys() if cloths is None or unpaired[p] in cloths]
         n = len(keys)
         if "is" in work.metrics:
-            splits = min(settings.is_splits, n)
+            splits = min(settings.is_splits, max(1, n // 2))  # at least 2 images per split
             mean, std = M.inception_score(banks["logits"].stack(keys), splits, settings.seed) if n else (None, None)
             out.setdefault("unpaired/is", {})[subset] = stats.set_level(mean, std, n)
             used["is_splits"][subset] = splits
@@ -376,10 +376,11 @@ def _protocol(settings: Settings, device: torch.device, files: dict[str, Any], k
         "inception_score": {"extractor": "torch-fidelity inception-v3-compat", "feature": "logits_unbiased",
                             "resize": "torch-fidelity TF1.x-style bilinear to 299x299 (no antialias)",
                             "splits": settings.is_splits, "splits_used": used.get("is_splits", {}),
+                            "splits_rule": "min(splits, max(1, N // 2)): at least 2 images per split",
                             "shuffle": "torch.randperm, generator seeded with seed", "std": "ddof=0",
                             "weights": files.get("inception")},
         "fid": {"feature": "2048 (pool3)", "reference": "real test person images of the pairs files", "n_real": real_n,
-                "covariance": "ddof=1", "sqrt": "eigenvalues of S1 S2"},
+                "covariance": "ddof=1", "sqrt": "Tr((S1 S2)^1/2) = nuclear norm of D1 D2^T / sqrt((n1-1)(n2-1))"},
         "kid": {"feature": "2048 (pool3)", "subsets": settings.kid_subsets, "subset_size": settings.kid_subset_size,
                 "subset_size_used": used.get("kid_subset_size", {}), "kernel": "(x.y/d + 1)^3", "std": "ddof=0"},
         "tv": {"definition": "anisotropic L1 on [0,1] RGB, sum of |vertical| + |horizontal| differences / (C*H*W)",

@@ -124,7 +124,7 @@ def inception_features(tmp_path_factory: pytest.TempPathFactory):
         ours = M.inception_extractor(path)
         tm = NoTrainInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"], antialias=False)
     g = torch.Generator().manual_seed(5)
-    real = (torch.rand(8, 3, 64, 48, generator=g) * 255).byte()
+    real = (torch.rand(6, 3, 64, 48, generator=g) * 255).byte()
     fake = (torch.rand(10, 3, 64, 48, generator=g) ** 2 * 255).byte()
     with torch.no_grad():
         pool_r, _ = ours(real)

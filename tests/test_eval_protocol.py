@@ -22,7 +22,7 @@ from vton.eval.registry import HIGHER_IS_BETTER
 from vton.pipelines import formats as fm
 
 pytestmark = pytest.mark.xdist_group("eval_protocol")
-N = 6
+N = 4
 
 
 @pytest.fixture(scope="module")
@@ -209,3 +209,16 @@ def test_cuda_scores_equal_cpu_scores(world: dict[str, Path], run: dict, tmp_pat
     assert np.allclose(again.value, run["frame"].value, rtol=1e-4, atol=1e-5)
     for name, entry in run["summary"]["metrics"].items():
         assert summary["metrics"][name]["all"]["mean"] == pytest.approx(entry["all"]["mean"], rel=1e-3), name
+
+
+def test_evaluate_reads_a_synth_dataset(synth_cpvton: Path, tmp_path: Path) -> None:
+    """The layout `vton synth` writes (palette parse maps, its own pairs files) evaluates as is."""
+    same = [line.split()[0] for line in (synth_cpvton / fm.TEST_PAIRS_SAME).read_text().splitlines()]
+    make_results(tmp_path / "results", synth_cpvton, same)
+    summary = evaluate(synth_cpvton, {"paired": tmp_path / "results" / "paired", "unpaired": None}, tmp_path / "run",
+                       Settings(metrics=("ssim", "iou", "ssim_cloth"), device="cpu", workers=0, progress=False))
+    assert summary["skipped"] == {}
+    assert summary["metrics"]["paired/ssim"]["all"]["n"] == len(same)
+    assert 0 < summary["metrics"]["paired/iou"]["all"]["mean"] <= 1
+    n_cloths = len(list((synth_cpvton / "test" / fm.CLOTH_DIR).iterdir()))
+    assert summary["metrics"]["cloth/tv"]["all"]["n"] == n_cloths

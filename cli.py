@@ -82,7 +82,10 @@ def evaluate(data: Path, results: Path | None, checkpoints: tuple[Path, ...], ou
                             kid_subset_size=kid_subset_size, subset_size=subset_size, weights_dir=weights_dir)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--metrics") from exc
-    summary = evaluate_run(data, out, results, checkpoints, settings)
+    try:
+        summary = evaluate_run(data, out, results, checkpoints, settings)
+    except (ValueError, FileNotFoundError) as exc:  # bad pairs files, missing inputs: a message, not a traceback
+        raise click.ClickException(str(exc)) from exc
     click.echo(format_table(summary))
     for reason in sorted(set(summary["skipped"].values())):
         if "missing weights file" in reason:

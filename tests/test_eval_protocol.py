@@ -222,3 +222,23 @@ def test_evaluate_reads_a_synth_dataset(synth_cpvton: Path, tmp_path: Path) -> N
     assert 0 < summary["metrics"]["paired/iou"]["all"]["mean"] <= 1
     n_cloths = len(list((synth_cpvton / "test" / fm.CLOTH_DIR).iterdir()))
     assert summary["metrics"]["cloth/tv"]["all"]["n"] == n_cloths
+
+
+def test_bad_pairs_files_are_refused_with_the_line(world: dict[str, Path], tmp_path: Path) -> None:
+    from vton.eval.protocol import read_pairs
+
+    bad = tmp_path / "pairs.txt"
+    bad.write_text("000000_0.jpg 000000_1.jpg\n000001_0.jpg\n")
+    with pytest.raises(ValueError, match=r"pairs.txt:2"):
+        read_pairs(bad)
+    bad.write_text("000000_0.jpg 000000_1.jpg\n000000_0.jpg 000001_1.jpg\n")
+    with pytest.raises(ValueError, match="listed twice"):
+        read_pairs(bad)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "test").symlink_to(world["data"] / "test")
+    (data / fm.TEST_PAIRS_SAME).write_text("999999_0.jpg 000000_1.jpg\n")
+    result = CliRunner().invoke(main, ["evaluate", str(data), "--results", str(world["results"]), "--out",
+                                       str(tmp_path / "run"), "--metrics", "ssim", "--device", "cpu", "--workers", "0"])
+    assert result.exit_code == 1 and "999999_0.jpg" in result.output and "missing" in result.output
+    assert not (tmp_path / "run" / "summary.json").exists()

@@ -194,6 +194,50 @@ def infer(data: Path, checkpoints: tuple[Path, ...], split: str, pairs: str, out
 
 
 # --- evaluate ----------------------------------------------------------------------------------
+@main.command()
+@click.argument("data", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--results", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Existing outputs: DIR/{paired,unpaired}/try-on/<person stem>.{png,jpg} (+ warp-mask/).")
+@click.option("--checkpoint", "checkpoints", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Run inference with these checkpoints into OUT/results/{paired,unpaired} (repeatable).")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder to write.")
+@click.option("--metrics", default="ssim,lpips,iou,ssim_cloth,is,fid,kid,tv", show_default=True,
+              help="Comma-separated subset; tv is always computed (it defines the LARGE/SMALL subsets).")
+@click.option("--weights-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder with alexnet-owt-7be5be79.pth / weights-inception-2015-12-05-6726825d.pth "
+                   "(else $TORCH_HOME/hub/checkpoints).")
+@click.option("--device", default=None, help="cuda / cpu (default: cuda when available).")
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
+@click.option("--workers", default=None, type=click.IntRange(0), help="Decoding workers (default min(4, cpus)).")
+@click.option("--seed", default=0, show_default=True, type=int, help="IS shuffle, KID subsets, bootstrap.")
+@click.option("--bootstrap", "n_boot", default=1000, show_default=True, type=click.IntRange(1))
+@click.option("--is-splits", default=10, show_default=True, type=click.IntRange(1))
+@click.option("--kid-subset-size", default=1000, show_default=True, type=click.IntRange(2))
+@click.option("--subset-size", default=50, show_default=True, type=click.IntRange(1),
+              help="Cloths in each of the LARGE / SMALL TV subsets.")
+def evaluate(data: Path, results: Path | None, checkpoints: tuple[Path, ...], out: Path, metrics: str,
+             weights_dir: Path | None, device: str | None, batch_size: int, workers: int | None, seed: int,
+             n_boot: int, is_splits: int, kid_subset_size: int, subset_size: int) -> None:
+    """Score try-on results on DATA (CP-VTON layout): SSIM, LPIPS, IoU, SSIM in the cloth, IS, FID, KID, TV."""
+    from vton.eval.protocol import Settings, evaluate_run, format_table
+
+    if (results is None) == (not checkpoints):
+        raise click.UsageError("give exactly one of --results DIR or --checkpoint CKPT")
+    try:
+        settings = Settings(metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()), device=device,
+                            batch_size=batch_size, workers=workers, seed=seed, n_boot=n_boot, is_splits=is_splits,
+                            kid_subset_size=kid_subset_size, subset_size=subset_size, weights_dir=weights_dir)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--metrics") from exc
+    try:
+        summary = evaluate_run(data, out, results, checkpoints, settings)
+    except (ValueError, FileNotFoundError) as exc:  # bad pairs files, missing inputs: a message, not a traceback
+        raise click.ClickException(str(exc)) from exc
+    click.echo(format_table(summary))
+    for reason in sorted(set(summary["skipped"].values())):
+        if "missing weights file" in reason:
+            click.echo(f"warning: {reason}", err=True)
+    click.echo(f"wrote {out / 'metrics.parquet'} and {out / 'summary.json'}")
 
 
 # --- keypoints ---------------------------------------------------------------------------------

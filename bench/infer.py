@@ -66,6 +66,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--workers", type=int, default=1, help="vton infer's Dask processes")
     args = parser.parse_args()
 
     from vton.pipelines.infer import InferOptions, resolve_device, run_inference
@@ -97,14 +98,15 @@ def main() -> None:
 
         start = time.perf_counter()
         run_inference(data, [ckpt], tmp_path / "ours", InferOptions(device=str(device), batch_size=args.batch_size,
-                                                                    precision=args.precision, progress=False))
+                                                                    precision=args.precision, workers=args.workers,
+                                                                    progress=False))
         t_ours = time.perf_counter() - start
         same = digest(tmp_path / "base") == digest(tmp_path / "ours")
 
     machine = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
     print(f"device: {device} ({machine}); pairs: {n}; precision: {args.precision}; outputs identical to baseline: {same}")
     print(f"baseline (test.py-style loop, batch 4): {t_base:8.2f} s  {n / t_base:8.2f} pairs/s")
-    print(f"vton infer (batch {args.batch_size}):            {t_ours:8.2f} s  {n / t_ours:8.2f} pairs/s")
+    print(f"vton infer (batch {args.batch_size}, {args.workers} workers): {t_ours:8.2f} s  {n / t_ours:8.2f} pairs/s")
     print(f"bench infer: {t_base / t_ours:.2f}x baseline, {n / t_ours:.1f} pairs/s")
 
 

@@ -12,19 +12,13 @@ import pandas as pd
 from vton.pipelines import formats
 from vton.pipelines.io import UnsafePathError, safe_join
 
-try:  # the evaluation helper owns the mapping; until that branch is merged, this copy of CONTRACTS.md §5 stands in
-    from vton.eval.registry import HIGHER_IS_BETTER
-except ImportError:  # pragma: no cover - removed once vton.eval.registry exists on every branch
-    HIGHER_IS_BETTER: dict[str, bool] = {
-        "ssim": True, "lpips": False, "iou": True, "ssim_cloth": True, "is": True, "fid": False, "kid": False,
-    }
+from vton.eval.registry import HIGHER_IS_BETTER, METRIC_COLUMNS
+from vton.eval.registry import METRICS_FILE as METRICS
+from vton.eval.registry import SUMMARY_FILE as SUMMARY
 
-SUMMARY = "summary.json"
-METRICS = "metrics.parquet"
 PREPARE = "prepare.json"
 REJECTED = "rejected.csv"
 SAMPLES_DIR = "samples"
-METRIC_COLUMNS = ("setting", "person", "cloth", "metric", "value", "large", "small")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 

@@ -1,0 +1,520 @@
+"""The evaluation protocol: pairs, cloth subsets, one batched pass over the images, and the run's outputs.
+
+One DataLoader item per test person decodes, in a worker, everything scored for that person (real photo, cloth
+region from the parse, paired try-on and warp-mask, unpaired try-on); each batch then feeds every metric on the
+device. A second, small pass scores the in-shop cloths (TV norm), which defines the LARGE / SMALL subsets.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from vton.eval import metrics as M
+from vton.eval import stats, weights
+from vton.eval.registry import (ALL_METRICS, METRIC_COLUMNS, METRICS_FILE, PAIRED_METRICS, SETTING_OF, SUBSETS,
+                                 SUMMARY_FILE, UNPAIRED_METRICS)
+from vton.pipelines import formats as fm
+from vton.pipelines.io import atomic_write_bytes, atomic_write_json, safe_join
+
+SETTINGS_PAIRS = {"paired": fm.TEST_PAIRS_SAME, "unpaired": fm.TEST_PAIRS}
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+DATA_RANGE = 1.0  # SSIM on [0, 1] floats (uint8 / 255)
+MASK_THRESHOLD = 128  # warp-mask pixel >= 128 counts as cloth
+SIZE = (fm.FINE_HEIGHT, fm.FINE_WIDTH)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every choice that can change a score; recorded in summary.json."""
+
+    metrics: tuple[str, ...] = ALL_METRICS
+    device: str | None = None  # None: cuda when available
+    batch_size: int = 32
+    workers: int | None = None  # None: min(4, cpu count)
+    seed: int = 0  # IS shuffle, KID subsets, bootstrap
+    n_boot: int = 1000
+    is_splits: int = 10
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    subset_size: int = 50  # LARGE / SMALL: the top / bottom cloths by TV
+    weights_dir: Path | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        unknown = set(self.metrics) - set(ALL_METRICS)
+        if unknown:
+            raise ValueError(f"unknown metrics {sorted(unknown)}; choose from {', '.join(ALL_METRICS)}")
+        if self.batch_size < 1 or self.is_splits < 1 or self.kid_subsets < 1 or self.n_boot < 1:
+            raise ValueError("batch size, IS splits, KID subsets and bootstrap resamples must be positive")
+
+
+@dataclass
+class _Work:
+    """What this run computes after weights and inputs were checked."""
+
+    metrics: list[str]
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def skip(self, metric: str, reason: str) -> None:
+        if metric in self.metrics:
+            self.metrics.remove(metric)
+            self.skipped[metric] = reason
+
+    def any(self, names: Sequence[str]) -> bool:
+        return any(m in self.metrics for m in names)
+
+
+# --- inputs --------------------------------------------------------------------------------------
+def read_pairs(path: Path) -> list[tuple[str, str]]:
+    """``person cloth`` per line; each person at most once (results are named by the person)."""
+    pairs, seen = [], set()
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 2:
+            raise ValueError(f"{path}:{n}: expected '<person> <cloth>', got {line!r}")
+        if parts[0] in seen:
+            raise ValueError(f"{path}:{n}: person {parts[0]} listed twice; try-on files are named by person")
+        seen.add(parts[0])
+        pairs.append((parts[0], parts[1]))
+    return pairs
+
+
+def find_image(folder: Path, stem: str) -> Path | None:
+    for suffix in IMAGE_SUFFIXES:
+        if (folder / f"{stem}{suffix}").is_file():
+            return folder / f"{stem}{suffix}"
+    return None
+
+
+def _fit(img: Image.Image, resample: Image.Resampling) -> tuple[Image.Image, bool]:
+    if img.size == (SIZE[1], SIZE[0]):
+        return img, False
+    return img.resize((SIZE[1], SIZE[0]), resample), True
+
+
+def load_rgb(path: Path) -> tuple[torch.Tensor, bool]:
+    """uint8 3 x 256 x 192; other sizes are resized with PIL bicubic (and counted)."""
+    with Image.open(path) as im:
+        img, resized = _fit(im.convert("RGB"), Image.Resampling.BICUBIC)
+    return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1), resized
+
+
+def load_mask(path: Path) -> tuple[torch.Tensor, bool]:
+    """Boolean 256 x 192 mask of a grey image (pixel >= 128)."""
+    with Image.open(path) as im:
+        img, resized = _fit(im.convert("L"), Image.Resampling.NEAREST)
+    return torch.from_numpy(np.asarray(img) >= MASK_THRESHOLD), resized
+
+
+def load_cloth_region(path: Path) -> torch.Tensor:
+    """Boolean mask of the person's cloth labels (5, 6, 7) from a label-index parse map (L or P mode)."""
+    with Image.open(path) as im:
+        if im.mode not in ("L", "P"):
+            raise ValueError(f"{path}: parse map must hold label indices (mode L or P), got mode {im.mode}")
+        img, _ = _fit(im, Image.Resampling.NEAREST)
+        labels = np.asarray(img)
+    return torch.from_numpy(np.isin(labels, fm.CLOTH_LABELS))
+
+
+@dataclass(frozen=True)
+class PersonItem:
+    person: str
+    real: Path | None
+    parse: Path | None
+    paired: Path | None
+    warp: Path | None
+    unpaired: Path | None
+
+
+def _load_person(item: PersonItem) -> dict[str, Any]:
+    """Everything scored for one person; absent parts are zeros with a False flag so batches collate."""
+    h, w = SIZE
+    out: dict[str, Any] = {"person": item.person, "resized": 0}
+    for key, path, loader, blank in (
+        ("real", item.real, load_rgb, torch.zeros(3, h, w, dtype=torch.uint8)),
+        ("paired", item.paired, load_rgb, torch.zeros(3, h, w, dtype=torch.uint8)),
+        ("unpaired", item.unpaired, load_rgb, torch.zeros(3, h, w, dtype=torch.uint8)),
+        ("warp", item.warp, load_mask, torch.zeros(h, w, dtype=torch.bool)),
+    ):
+        out[f"has_{key}"] = path is not None
+        if path is None:
+            out[key] = blank
+        else:
+            out[key], resized = loader(path)
+            out["resized"] += int(resized)
+    out["region"] = load_cloth_region(item.parse) if item.parse else torch.zeros(h, w, dtype=torch.bool)
+    return out
+
+
+def _load_cloth(path: Path) -> dict[str, Any]:
+    img, resized = load_rgb(path)
+    return {"cloth": path.name, "image": img, "resized": int(resized)}
+
+
+class _Mapped(Dataset):
+    """Items decoded by a module-level function (picklable for DataLoader workers)."""
+
+    def __init__(self, items: Sequence[Any], load: Callable[[Any], dict[str, Any]]) -> None:
+        self.items, self.load = list(items), load
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.load(self.items[i])
+
+
+def _loader(dataset: Dataset, settings: Settings, device: torch.device) -> DataLoader:
+    workers = min(4, os.cpu_count() or 1) if settings.workers is None else settings.workers
+    return DataLoader(dataset, batch_size=settings.batch_size, shuffle=False, num_workers=workers,
+                      pin_memory=device.type == "cuda")
+
+
+def _existing(folder: Path | None, stem: str) -> Path | None:
+    return find_image(folder, stem) if folder is not None else None
+
+
+# --- cloth subsets -------------------------------------------------------------------------------
+def tv_subsets(tv: dict[str, float], size: int) -> tuple[set[str], set[str], int]:
+    """LARGE / SMALL = the k cloths with the highest / lowest TV, k = min(size, N // 2) so they never overlap.
+
+    Ties are broken by cloth name, so the choice is deterministic.
+    """
+    k = min(size, len(tv) // 2)
+    ranked = sorted(tv, key=lambda c: (-tv[c], c))
+    large = set(ranked[:k])
+    small = set(sorted(tv, key=lambda c: (tv[c], c))[:k])
+    return large, small, k
+
+
+def cloth_tv(cloths: Sequence[Path], settings: Settings, device: torch.device) -> tuple[dict[str, float], int]:
+    tv: dict[str, float] = {}
+    resized = 0
+    batches = _loader(_Mapped(cloths, _load_cloth), settings, device)
+    for batch in tqdm(batches, desc="tv", disable=not settings.progress):
+        x = batch["image"].to(device, non_blocking=True).float() / 255
+        tv.update(zip(batch["cloth"], M.total_variation(x).double().cpu().tolist()))
+        resized += int(batch["resized"].sum())
+    return tv, resized
+
+
+# --- the pass ------------------------------------------------------------------------------------
+def _models(work: _Work, settings: Settings, device: torch.device) -> tuple[M.LPIPS | None, torch.nn.Module | None,
+                                                                             dict[str, Any]]:
+    """Load the networks the chosen metrics need; a missing file skips its metrics with the reason."""
+    lpips_net = inception = None
+    files: dict[str, Any] = {}
+    if "lpips" in work.metrics:
+        try:
+            backbone = weights.require(weights.ALEXNET_FILE, settings.weights_dir)
+            lin = weights.lpips_lin_path()
+            lpips_net = M.LPIPS.from_files(backbone, lin).to(device)
+            files["lpips"] = {"backbone": weights.describe(backbone), "lin": str(lin)}
+        except weights.MissingWeightsError as exc:
+            work.skip("lpips", str(exc))
+    if work.any(UNPAIRED_METRICS):
+        try:
+            path = weights.require(weights.INCEPTION_FILE, settings.weights_dir)
+            inception = M.inception_extractor(path).to(device)
+            files["inception"] = weights.describe(path)
+        except (weights.MissingWeightsError, ModuleNotFoundError) as exc:
+            for m in UNPAIRED_METRICS:
+                work.skip(m, str(exc))
+    return lpips_net, inception, files
+
+
+def _person_items(data: Path, pairs: dict[str, list[tuple[str, str]]], results: dict[str, Path | None],
+                  work: _Work) -> list[PersonItem]:
+    """One item per test person; checks every needed file exists before any decoding starts."""
+    test = data / "test"
+    paired = dict(pairs.get("paired", []))
+    unpaired = dict(pairs.get("unpaired", []))
+    need_real = work.any(PAIRED_METRICS) or work.any(("fid", "kid"))
+    need_parse = work.any(("iou", "ssim_cloth"))
+    p_dir, u_dir = results.get("paired"), results.get("unpaired")
+    warp_dir = p_dir / fm.WARP_MASK_DIR if p_dir is not None else None
+    if "iou" in work.metrics and paired:
+        absent = [p for p in paired if _existing(warp_dir, Path(p).stem) is None]
+        if absent:
+            work.skip("iou", f"warp-mask missing for {len(absent)} of {len(paired)} paired persons "
+                             f"(e.g. {absent[0]}) in {warp_dir}")
+    items, missing = [], []
+
+    def need(path: Path | None, what: str, person: str) -> Path | None:
+        if path is None or not path.is_file():
+            missing.append(f"{what} for {person}" + (f": {path}" if path else ""))
+        return path
+
+    for person in sorted(set(paired) | set(unpaired)):
+        stem = Path(person).stem
+        real = need(safe_join(test, f"{fm.IMAGE_DIR}/{person}"), "person image", person) if need_real else None
+        parse = (need(safe_join(test, f"{fm.PARSE_DIR}/{fm.parse_name(person)}"), "parse", person)
+                 if need_parse else None)
+        tryon_p = need(_existing(p_dir / fm.TRYON_DIR, stem), "paired try-on", person) if person in paired else None
+        warp = _existing(warp_dir, stem) if person in paired and "iou" in work.metrics else None
+        tryon_u = (need(_existing(u_dir / fm.TRYON_DIR, stem), "unpaired try-on", person)
+                   if person in unpaired and work.any(UNPAIRED_METRICS) else None)
+        items.append(PersonItem(person, real, parse, tryon_p, warp, tryon_u))
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} input files missing, e.g. " + "; ".join(missing[:5]))
+    return items
+
+
+def _score_batch(batch: dict[str, Any], pairs: dict[str, dict[str, str]], work: _Work, nets: tuple,
+                 device: torch.device, rows: list[tuple], banks: dict[str, M.FeatureBank]) -> None:
+    lpips_net, inception = nets
+    real = batch["real"].to(device, non_blocking=True)
+    sel = batch["has_paired"]
+    if sel.any() and work.any(PAIRED_METRICS):
+        names = [p for p, s in zip(batch["person"], sel.tolist()) if s]
+        fake = batch["paired"][sel].to(device, non_blocking=True).float() / 255
+        gt = real[sel.to(device)].float() / 255
+        scores: dict[str, torch.Tensor] = {}
+        if work.any(("ssim", "ssim_cloth")):
+            smap = M.ssim_map(fake, gt, DATA_RANGE)
+            scores["ssim"] = smap.mean(dim=(1, 2))
+            scores["ssim_cloth"] = M.masked_mean(smap, batch["region"][sel].to(device))
+        if lpips_net is not None:
+            scores["lpips"] = lpips_net(fake * 2 - 1, gt * 2 - 1)
+        if "iou" in work.metrics:
+            scores["iou"] = M.iou(batch["warp"][sel].to(device), batch["region"][sel].to(device))
+        for metric in PAIRED_METRICS:
+            if metric in work.metrics:
+                for person, v in zip(names, scores[metric].double().cpu().tolist()):
+                    rows.append(("paired", person, pairs["paired"][person], metric, v))
+    if inception is None:
+        return
+    use_real = batch["has_real"] & work.any(("fid", "kid"))
+    use_fake = batch["has_unpaired"]
+    images = torch.cat([real[use_real.to(device)], batch["unpaired"][use_fake].to(device, non_blocking=True)])
+    if images.shape[0] == 0:
+        return
+    pool, logits = inception(images)
+    n_real = int(use_real.sum())
+    banks["real"].update([p for p, s in zip(batch["person"], use_real.tolist()) if s], pool[:n_real])
+    fake_names = [p for p, s in zip(batch["person"], use_fake.tolist()) if s]
+    banks["pool"].update(fake_names, pool[n_real:])
+    banks["logits"].update(fake_names, logits[n_real:])
+
+
+def _set_metrics(work: _Work, settings: Settings, banks: dict[str, M.FeatureBank], unpaired: dict[str, str],
+                 subsets: dict[str, set[str] | None], device: torch.device) -> tuple[dict[str, dict], dict[str, dict]]:
+    """IS / FID / KID for every subset; the generated images of a subset are those whose target cloth is in it."""
+    out: dict[str, dict] = {}
+    used: dict[str, dict] = {"is_splits": {}, "kid_subset_size": {}}
+    real = banks["real"].stack().to(device)
+    for subset, cloths in subsets.items():
+        keys = [p for p in banks["logits"].keys() if cloths is None or unpaired[p] in cloths]
+        n = len(keys)
+        if "is" in work.metrics:
+            splits = min(settings.is_splits, max(1, n // 2))  # at least 2 images per split
+            mean, std = M.inception_score(banks["logits"].stack(keys), splits, settings.seed) if n else (None, None)
+            out.setdefault("unpaired/is", {})[subset] = stats.set_level(mean, std, n)
+            used["is_splits"][subset] = splits
+        fake = banks["pool"].stack(keys).to(device)
+        if "fid" in work.metrics:
+            fid = M.frechet_distance(real, fake) if min(n, real.shape[0]) >= 2 else None
+            out.setdefault("unpaired/fid", {})[subset] = stats.set_level(fid, None, n)
+        if "kid" in work.metrics:
+            size = min(settings.kid_subset_size, n, real.shape[0])
+            mean, std = (M.kernel_inception_distance(real, fake, settings.kid_subsets, size, settings.seed)
+                         if size >= 2 else (None, None))
+            out.setdefault("unpaired/kid", {})[subset] = stats.set_level(mean, std, n)
+            used["kid_subset_size"][subset] = size
+    return out, used
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+    import platform
+
+    from vton import __version__
+
+    found = {"python": platform.python_version(), "vton": __version__}
+    for dist in ("torch", "torchvision", "torch-fidelity", "lpips", "numpy", "pillow", "pandas", "pyarrow"):
+        try:
+            found[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            found[dist] = "absent"
+    return found
+
+
+def _protocol(settings: Settings, device: torch.device, files: dict[str, Any], k: int, n_cloths: int,
+              resized: int, used: dict[str, dict], real_n: int) -> dict[str, Any]:
+    r = M.ssim_radius()
+    return {
+        "versions": _versions(),
+        "metrics_requested": list(settings.metrics),
+        "weights_dir": str(settings.weights_dir) if settings.weights_dir else None,
+        "device": device.type,
+        "batch_size": settings.batch_size,
+        "seed": settings.seed,
+        "pairs": dict(SETTINGS_PAIRS),
+        "resize": {"size": list(SIZE), "rule": "images of another size are resized: RGB with PIL bicubic, masks "
+                   "with nearest", "resized_images": resized},
+        "ssim": {"data_range": DATA_RANGE, "input": "RGB uint8/255 in [0,1], channels averaged", "sigma": M.SSIM_SIGMA,
+                 "window": 2 * r + 1, "k1": M.SSIM_K1, "k2": M.SSIM_K2, "covariance": "population",
+                 "border": f"map averaged where the window fits ({r} px cropped per border, as skimage)"},
+        "ssim_cloth": {"definition": "mean of the SSIM map over the pixels of the real person's cloth region "
+                       f"(parse labels {list(fm.CLOTH_LABELS)}) inside the same cropped area; NaN (excluded) if empty"},
+        "iou": {"definition": f"warp-mask >= {MASK_THRESHOLD} vs parse labels {list(fm.CLOTH_LABELS)}; 1.0 if both "
+                "empty"},
+        "lpips": {"version": "0.1", "net": "alex", "input": "[-1,1]", "resolution": "native", "reduction":
+                  "spatial average", "weights": files.get("lpips")},
+        "inception_score": {"extractor": "torch-fidelity inception-v3-compat", "feature": "logits_unbiased",
+                            "resize": "torch-fidelity TF1.x-style bilinear to 299x299 (no antialias)",
+                            "splits": settings.is_splits, "splits_used": used.get("is_splits", {}),
+                            "splits_rule": "min(splits, max(1, N // 2)): at least 2 images per split",
+                            "shuffle": "torch.randperm, generator seeded with seed", "std": "ddof=0",
+                            "weights": files.get("inception")},
+        "fid": {"feature": "2048 (pool3)", "reference": "real test person images of the pairs files", "n_real": real_n,
+                "covariance": "ddof=1", "sqrt": "Tr((S1 S2)^1/2) = nuclear norm of D1 D2^T / sqrt((n1-1)(n2-1))"},
+        "kid": {"feature": "2048 (pool3)", "subsets": settings.kid_subsets, "subset_size": settings.kid_subset_size,
+                "subset_size_used": used.get("kid_subset_size", {}), "kernel": "(x.y/d + 1)^3", "std": "ddof=0"},
+        "tv": {"definition": "anisotropic L1 on [0,1] RGB, sum of |vertical| + |horizontal| differences / (C*H*W)",
+               "cloths": n_cloths, "subset_size": settings.subset_size, "subset_size_used": k,
+               "subset_rule": "k = min(subset_size, N // 2) highest (LARGE) / lowest (SMALL) TV, ties by name"},
+        "bootstrap": {"resamples": settings.n_boot, "seed": settings.seed, "level": 0.95, "kind": "percentile",
+                      "std": "ddof=1"},
+    }
+
+
+def evaluate(data: Path, results: dict[str, Path | None], out: Path, settings: Settings = Settings()) -> dict:
+    """Score existing try-on results (CONTRACTS §4 layout per setting) and write metrics.parquet + summary.json."""
+    data, out = Path(data).resolve(), Path(out).resolve()
+    device = torch.device(settings.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    work = _Work([m for m in ALL_METRICS if m in settings.metrics or m == "tv"])
+    pairs: dict[str, list[tuple[str, str]]] = {}
+    for setting, filename in SETTINGS_PAIRS.items():
+        names = [m for m in work.metrics if SETTING_OF[m] == setting]
+        if not names:
+            continue
+        if results.get(setting) is None:
+            for m in names:
+                work.skip(m, f"no {setting} try-on results")
+        elif not (data / filename).is_file():
+            for m in names:
+                work.skip(m, f"{data / filename} not found")
+        else:
+            pairs[setting] = read_pairs(data / filename)
+
+    cloth_dir = data / "test" / fm.CLOTH_DIR
+    cloths = sorted(p for p in cloth_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if cloth_dir.is_dir() else []
+    if not cloths:
+        raise FileNotFoundError(f"no in-shop cloth images in {cloth_dir}")
+    lpips_net, inception, files = _models(work, settings, device)
+    items = _person_items(data, pairs, results, work)
+    with torch.inference_mode():
+        tv, resized = cloth_tv(cloths, settings, device)
+        large, small, k = tv_subsets(tv, settings.subset_size)
+        rows: list[tuple] = [("cloth", "", c, "tv", v) for c, v in sorted(tv.items())]
+        banks = {name: M.FeatureBank() for name in ("real", "pool", "logits")}
+        lookup = {setting: dict(p) for setting, p in pairs.items()}
+        if items and (work.any(PAIRED_METRICS) or inception is not None):
+            for batch in tqdm(_loader(_Mapped(items, _load_person), settings, device), desc="evaluate",
+                              disable=not settings.progress):
+                _score_batch(batch, lookup, work, (lpips_net, inception), device, rows, banks)
+                resized += int(batch["resized"].sum())
+        set_scores, used = _set_metrics(work, settings, banks, lookup.get("unpaired", {}),
+                                        {"all": None, "large": large, "small": small},
+                                        device) if inception is not None else ({}, {})
+
+    frame = pd.DataFrame(rows, columns=list(METRIC_COLUMNS[:5])).astype({"value": "float64"})
+    frame["large"] = frame["cloth"].isin(large)
+    frame["small"] = frame["cloth"].isin(small)
+    frame = frame.sort_values(["setting", "metric", "person", "cloth"], kind="stable").reset_index(drop=True)
+    summary = {
+        "run": out.name,
+        "data": str(data),
+        "results": {s: str(Path(p).resolve()) for s, p in results.items() if p is not None},
+        "protocol": _protocol(settings, device, files, k, len(tv), resized, used, len(banks["real"])),
+        "metrics": {**_per_image_summary(frame, settings), **set_scores},
+        "skipped": work.skipped,
+    }
+    write_run(out, frame, summary)
+    return summary
+
+
+def _per_image_summary(frame: pd.DataFrame, settings: Settings) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for (setting, metric), group in frame.groupby(["setting", "metric"], sort=True):
+        out[f"{setting}/{metric}"] = {
+            subset: stats.describe(group["value"] if subset == "all" else group.loc[group[subset], "value"],
+                                   settings.n_boot, settings.seed)
+            for subset in SUBSETS
+        }
+    return out
+
+
+def write_run(out: Path, frame: pd.DataFrame, summary: dict) -> None:
+    """metrics.parquet and summary.json, each written atomically."""
+    import io
+
+    buf = io.BytesIO()
+    frame[list(METRIC_COLUMNS)].to_parquet(buf, index=False)
+    atomic_write_bytes(out / METRICS_FILE, buf.getvalue())
+    atomic_write_json(out / SUMMARY_FILE, summary)
+
+
+# --- runs with inference -------------------------------------------------------------------------
+def resolve_results(data: Path, out: Path, results: Path | None = None,
+                    checkpoints: Sequence[Path] = (), device: str | None = None) -> dict[str, Path | None]:
+    """The results folder per setting: taken from ``results``, or produced by inference into RUN/results/<setting>.
+
+    Inference runs only for a setting whose folder has no manifest.csv yet (a finished earlier run is reused; an
+    interrupted one resumes).
+    """
+    if (results is None) == (not checkpoints):
+        raise ValueError("give either a results folder or checkpoints to run inference with")
+    if results is not None:
+        return {s: (Path(results) / s if (Path(results) / s / fm.TRYON_DIR).is_dir() else None)
+                for s in SETTINGS_PAIRS}
+    from vton.pipelines.infer import InferOptions, run_inference
+
+    found = {}
+    for setting in SETTINGS_PAIRS:
+        target = Path(out) / "results" / setting
+        if not (target / "manifest.csv").is_file():
+            run_inference(Path(data), [Path(c) for c in checkpoints], target,
+                          InferOptions(split="test", pairs=setting, device=device or "auto"))
+        found[setting] = target
+    return found
+
+
+def evaluate_run(data: Path, out: Path, results: Path | None = None, checkpoints: Sequence[Path] = (),
+                 settings: Settings = Settings()) -> dict:
+    """The ``vton evaluate`` entry point: find or make the results, then score them."""
+    return evaluate(data, resolve_results(data, out, results, checkpoints, settings.device), out, settings)
+
+
+def format_table(summary: dict) -> str:
+    """A plain-text table of mean ± std [95% CI] (n) per metric and subset, then what was skipped."""
+    def cell(e: dict | None) -> str:
+        if not e or e.get("mean") is None:
+            return "-"
+        text = f"{e['mean']:.4f}"
+        if e.get("std") is not None:
+            text += f" ± {e['std']:.4f}"
+        if e.get("ci95"):
+            text += f" [{e['ci95'][0]:.4f}, {e['ci95'][1]:.4f}]"
+        return f"{text} (n={e['n']})"
+
+    rows = [("metric", *SUBSETS)] + [(name, *(cell(entry.get(s)) for s in SUBSETS))
+                                     for name, entry in sorted(summary["metrics"].items())]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines += [f"skipped {m}: {reason}" for m, reason in sorted(summary["skipped"].items())]
+    return "\n".join(lines)
+

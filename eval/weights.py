@@ -1,0 +1,82 @@
+"""Locate pretrained weight files offline: a user folder first, then where torch.hub caches them (TORCH_HOME).
+
+Nothing here downloads: every loader checks the file exists and fails with a message naming the file and the folders
+it was looked for in, so an offline machine never hangs on a download.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from vton.pipelines.io import sha256_file
+
+# torchvision's AlexNet (the LPIPS backbone); the LPIPS linear layers ship inside the ``lpips`` package.
+ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
+# torch-fidelity's TF-2015 Inception port (URL_INCEPTION_V3 in torch_fidelity/feature_extractor_inceptionv3.py).
+INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
+LPIPS_LIN_RESOURCE = "weights/v0.1/alex.pth"
+
+WEIGHTS_FOR_METRIC = {"lpips": ALEXNET_FILE, "is": INCEPTION_FILE, "fid": INCEPTION_FILE, "kid": INCEPTION_FILE}
+
+
+class MissingWeightsError(FileNotFoundError):
+    """A pretrained weight file is not on this machine (and will not be downloaded)."""
+
+
+def hub_checkpoints_dir() -> Path:
+    """Where ``torch.hub.load_state_dict_from_url`` caches files: $TORCH_HOME/hub/checkpoints (read at call time)."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def search_dirs(weights_dir: str | os.PathLike | None = None) -> list[Path]:
+    dirs = [Path(weights_dir)] if weights_dir else []
+    return dirs + [hub_checkpoints_dir()]
+
+
+def locate(filename: str, weights_dir: str | os.PathLike | None = None) -> Path | None:
+    for folder in search_dirs(weights_dir):
+        if (folder / filename).is_file():
+            return folder / filename
+    return None
+
+
+def missing_message(filename: str, weights_dir: str | os.PathLike | None = None) -> str:
+    where = " or ".join(str(d) for d in search_dirs(weights_dir))
+    return f"missing weights file {filename}: put it in {where} (no download is attempted)"
+
+
+def require(filename: str, weights_dir: str | os.PathLike | None = None) -> Path:
+    path = locate(filename, weights_dir)
+    if path is None:
+        raise MissingWeightsError(missing_message(filename, weights_dir))
+    return path
+
+
+def lpips_lin_path() -> Path:
+    """The LPIPS v0.1 AlexNet linear-layer weights shipped inside the ``lpips`` package."""
+    from importlib.resources import files
+
+    try:
+        path = Path(str(files("lpips") / LPIPS_LIN_RESOURCE))
+    except ModuleNotFoundError as exc:
+        raise MissingWeightsError("the lpips package is not installed (it ships the LPIPS linear layers)") from exc
+    if not path.is_file():
+        raise MissingWeightsError(f"missing {path} (the lpips package ships it; reinstall lpips)")
+    return path
+
+
+def load_state(path: Path) -> dict[str, torch.Tensor]:
+    """A plain tensor state dict, loaded safely (``weights_only``) onto the CPU."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def hash_matches_name(path: Path) -> bool:
+    """torch.hub names files ``name-<sha256 prefix>.ext``: True for the official file, False for e.g. random weights."""
+    return sha256_file(path).startswith(path.stem.rsplit("-", 1)[-1])
+
+
+def describe(path: Path) -> dict[str, object]:
+    """What the summary records about a weight file: where it was and whether it is the official one."""
+    return {"file": str(path), "official_hash": hash_matches_name(path)}

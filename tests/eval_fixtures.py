@@ -1,0 +1,109 @@
+"""Test helpers for the evaluation tests: tiny CP-VTON-layout datasets, results folders, random weight files."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import torch
+from PIL import Image, ImageFilter
+
+from vton.eval import weights
+from vton.pipelines import formats as fm
+
+H, W = fm.FINE_HEIGHT, fm.FINE_WIDTH
+
+
+def save_random_alexnet(folder: Path, seed: int = 0) -> Path:
+    """A random torchvision AlexNet saved under the official file name (the LPIPS backbone)."""
+    from torchvision.models import alexnet
+
+    torch.manual_seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(alexnet(weights=None).state_dict(), folder / weights.ALEXNET_FILE)
+    return folder / weights.ALEXNET_FILE
+
+
+def save_random_inception(folder: Path, seed: int = 0) -> Path:
+    """Random torch-fidelity Inception weights (Kaiming convs so features vary) under the official file name."""
+    import torch_fidelity.feature_extractor_inceptionv3 as fe
+
+    torch.manual_seed(seed)
+    with mock.patch.object(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd, strict=True: None), \
+            mock.patch.object(fe, "load_state_dict_from_url", lambda *a, **k: {}):
+        net = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    for m in net.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(m.weight)
+    torch.nn.init.normal_(net.fc.weight, std=0.5)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(net.state_dict(), folder / weights.INCEPTION_FILE)
+    return folder / weights.INCEPTION_FILE
+
+
+def _person(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A smooth person-like image and its label map: background, a face (13) and a shirt (5, with a coat part 7)."""
+    yy, xx = np.mgrid[0:H, 0:W]
+    base = rng.uniform(40, 200, size=3)
+    img = base + 30 * np.sin(xx[..., None] / rng.uniform(8, 30) + yy[..., None] / rng.uniform(8, 30))
+    labels = np.zeros((H, W), np.uint8)
+    top, left = rng.integers(70, 100), rng.integers(30, 60)
+    labels[top:top + rng.integers(80, 120), left:W - rng.integers(30, 60)] = 5
+    labels[top + 10:top + 40, left:left + 15] = 7
+    labels[20:60, 70:120] = 13
+    img[labels == 5] = rng.uniform(0, 255, size=3)
+    img[labels == 13] = (220, 180, 150)
+    return np.clip(img + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8), labels
+
+
+def _cloth(rng: np.random.Generator, stripes: int) -> tuple[np.ndarray, np.ndarray]:
+    img = np.full((H, W, 3), 255, np.uint8)
+    mask = np.zeros((H, W), np.uint8)
+    mask[40:220, 30:162] = 255
+    colour = rng.integers(0, 255, size=3)
+    band = (np.arange(H)[:, None] // max(1, 40 // max(stripes, 1))) % 2 if stripes else np.zeros((H, 1), int)
+    shirt = np.where(band[..., None] == 1, 255 - colour, colour) * np.ones((1, W, 1))
+    img[mask > 0] = shirt[mask > 0]
+    return img, mask
+
+
+def make_dataset(root: Path, n: int = 6, seed: int = 0) -> list[str]:
+    """A CP-VTON-layout test split with n persons; test_pairs.txt pairs person i with cloth i+1 (cyclic)."""
+    rng = np.random.default_rng(seed)
+    ids = [f"{i:06d}" for i in range(n)]
+    for sub in fm.SOURCE_DIRS:
+        (root / "test" / sub).mkdir(parents=True, exist_ok=True)
+    for i, pid in enumerate(ids):
+        img, labels = _person(rng)
+        Image.fromarray(img).save(root / "test" / fm.IMAGE_DIR / fm.person_name(pid))
+        Image.fromarray(labels, mode="L").save(root / "test" / fm.PARSE_DIR / fm.parse_name(fm.person_name(pid)))
+        cloth, mask = _cloth(rng, stripes=i)
+        Image.fromarray(cloth).save(root / "test" / fm.CLOTH_DIR / fm.cloth_name(pid))
+        Image.fromarray(mask).save(root / "test" / fm.CLOTH_MASK_DIR / fm.cloth_name(pid))
+        keypoints = {"people": [{"pose_keypoints": [0.0] * 3 * fm.NUM_JOINTS}]}
+        (root / "test" / fm.POSE_DIR / fm.pose_name(fm.person_name(pid))).write_text(json.dumps(keypoints))
+    same = [f"{fm.person_name(p)} {fm.cloth_name(p)}" for p in ids]
+    other = [f"{fm.person_name(p)} {fm.cloth_name(ids[(i + 1) % n])}" for i, p in enumerate(ids)]
+    (root / fm.TEST_PAIRS_SAME).write_text("\n".join(same) + "\n")
+    (root / fm.TEST_PAIRS).write_text("\n".join(other) + "\n")
+    return [fm.person_name(p) for p in ids]
+
+
+def make_results(root: Path, data: Path, persons: list[str], seed: int = 1, warp: bool = True) -> Path:
+    """Try-ons = the real person with noise (paired) or blur (unpaired); warp-mask = the cloth region dilated."""
+    rng = np.random.default_rng(seed)
+    for i, person in enumerate(persons):
+        stem = Path(person).stem
+        real = Image.open(data / "test" / fm.IMAGE_DIR / person).convert("RGB")
+        noisy = np.asarray(real, np.float64) + rng.normal(0, 5 + 5 * i, (H, W, 3))
+        for setting, img in (("paired", Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))),
+                             ("unpaired", real.filter(ImageFilter.GaussianBlur(1 + i)))):
+            (root / setting / fm.TRYON_DIR).mkdir(parents=True, exist_ok=True)
+            img.save(root / setting / fm.TRYON_DIR / f"{stem}.png")
+        if warp:
+            labels = np.asarray(Image.open(data / "test" / fm.PARSE_DIR / fm.parse_name(person)))
+            region = Image.fromarray(np.isin(labels, fm.CLOTH_LABELS).astype(np.uint8) * 255)
+            (root / "paired" / fm.WARP_MASK_DIR).mkdir(parents=True, exist_ok=True)
+            region.filter(ImageFilter.MaxFilter(2 * i + 1)).save(root / "paired" / fm.WARP_MASK_DIR / f"{stem}.png")
+    return root

@@ -1,0 +1,208 @@
+"""Each metric against an independent implementation (skimage, lpips, torchmetrics, hand-worked values)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from skimage.metrics import structural_similarity
+
+from eval_fixtures import save_random_alexnet, save_random_inception
+from vton.eval import metrics as M
+from vton.eval import stats, weights
+from vton.eval.protocol import tv_subsets
+
+
+def _images(seed: int, b: int = 3, h: int = 40, w: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(b, 3, h, w, generator=g)
+    y = (x + 0.2 * torch.randn(b, 3, h, w, generator=g)).clamp(0, 1)
+    return x, y
+
+
+def _skimage_ssim(x: torch.Tensor, y: torch.Tensor, full: bool = False):
+    return structural_similarity(x.permute(1, 2, 0).double().numpy(), y.permute(1, 2, 0).double().numpy(),
+                                 gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0,
+                                 channel_axis=-1, full=full)
+
+
+def test_ssim_equals_skimage_wang_settings() -> None:
+    x, y = _images(0)
+    ours = M.ssim_map(x, y, 1.0).mean(dim=(1, 2))
+    for i in range(x.shape[0]):
+        assert ours[i].item() == pytest.approx(_skimage_ssim(x[i], y[i]), abs=1e-4)
+    # data_range matters and is explicit: on [0, 255] data the same images give the same score
+    assert M.ssim_map(x * 255, y * 255, 255.0).mean(dim=(1, 2)) == pytest.approx(ours.tolist(), abs=1e-4)
+    with pytest.raises(ValueError):
+        M.ssim_map(x, y, 0)
+
+
+def test_ssim_border_handling_of_torchmetrics_190_differs_only_by_the_crop() -> None:
+    from torchmetrics.functional.image import structural_similarity_index_measure as tm_ssim
+
+    x, y = _images(1, b=2)
+    ours = M.ssim_map(x, y, 1.0).mean(dim=(1, 2))
+    _, full = tm_ssim(x, y, data_range=1.0, reduction="none", return_full_image=True)
+    r = M.ssim_radius()
+    cropped = full[..., r:-r, r:-r].mean(dim=(1, 2, 3))
+    assert cropped.tolist() == pytest.approx(ours.tolist(), abs=1e-5)
+    uncropped = tm_ssim(x, y, data_range=1.0, reduction="none")
+    assert (uncropped - ours).abs().max() > 1e-3  # torchmetrics 1.9.0 averages the reflect-padded border too
+
+
+def test_ssim_in_cloth_region_is_the_masked_mean_of_skimage_map() -> None:
+    x, y = _images(2, b=2)
+    mask = torch.zeros(2, 40, 32, dtype=torch.bool)
+    mask[0, 8:30, 4:20] = True
+    mask[1, 0:3, :] = True  # lies entirely in the cropped border: undefined
+    ours = M.masked_mean(M.ssim_map(x, y, 1.0), mask)
+    _, smap = _skimage_ssim(x[0], y[0], full=True)
+    r = M.ssim_radius()
+    inner = smap.mean(axis=-1)[r:-r, r:-r]
+    expect = inner[mask[0, r:-r, r:-r].numpy()].mean()
+    assert ours[0].item() == pytest.approx(expect, abs=1e-4)
+    assert torch.isnan(ours[1])
+
+
+def test_total_variation_hand_worked_and_torchmetrics() -> None:
+    from torchmetrics.functional.image import total_variation as tm_tv
+
+    x = torch.tensor([[[[0.0, 1.0], [1.0, 1.0]]]])  # |1-0| + |1-1| vertical, |1-0| + |1-1| horizontal = 2 over 4 px
+    assert M.total_variation(x).item() == pytest.approx(0.5)
+    imgs, _ = _images(3)
+    expect = tm_tv(imgs, reduction="none") / imgs[0].numel()
+    assert M.total_variation(imgs).tolist() == pytest.approx(expect.tolist(), rel=1e-5)
+
+
+def test_iou_hand_worked() -> None:
+    a = torch.zeros(3, 4, 4, dtype=torch.bool)
+    b = torch.zeros(3, 4, 4, dtype=torch.bool)
+    a[0, :2, :] = True  # 8 px
+    b[0, 1:3, :] = True  # 8 px, 4 shared -> 4 / 12
+    a[1, 0, 0] = True  # disjoint
+    b[1, 3, 3] = True
+    assert M.iou(a, b).tolist() == pytest.approx([1 / 3, 0.0, 1.0])  # both empty: they agree
+
+
+def test_tv_subsets_take_top_and_bottom_k_without_overlap() -> None:
+    tv = {"a": 0.3, "b": 0.1, "c": 0.3, "d": 0.05, "e": 0.2}
+    large, small, k = tv_subsets(tv, 50)
+    assert k == 2 and large == {"a", "c"} and small == {"d", "b"}
+    large, small, k = tv_subsets(tv, 1)
+    assert (large, small, k) == ({"a"}, {"d"}, 1)  # tie between a and c broken by name
+
+
+def test_lpips_equals_lpips_package_with_same_backbone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import lpips
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    backbone = save_random_alexnet(weights.hub_checkpoints_dir())
+    reference = lpips.LPIPS(net="alex", version="0.1", verbose=False)  # finds the file where torchvision caches it
+    ours = M.LPIPS.from_files(weights.require(weights.ALEXNET_FILE), weights.lpips_lin_path())
+    assert weights.locate(weights.ALEXNET_FILE) == backbone
+    g = torch.Generator().manual_seed(4)
+    x, y = torch.rand(4, 3, 64, 48, generator=g) * 2 - 1, torch.rand(4, 3, 64, 48, generator=g) * 2 - 1
+    with torch.no_grad():
+        expect = reference(x, y).flatten()
+        got = ours(x, y)
+        one_by_one = torch.cat([ours(x[i:i + 1], y[i:i + 1]) for i in range(4)])
+    assert got.tolist() == pytest.approx(expect.tolist(), rel=1e-5, abs=1e-7)
+    assert one_by_one.tolist() == pytest.approx(got.tolist(), rel=1e-5, abs=1e-7)
+    assert not weights.hash_matches_name(backbone)  # random weights are told apart from the official file
+
+
+@pytest.fixture(scope="module")
+def inception_features(tmp_path_factory: pytest.TempPathFactory):
+    """Features of a few random images from our extractor and from torchmetrics' (same random weights)."""
+    from torchmetrics.image.fid import NoTrainInceptionV3
+
+    home = tmp_path_factory.mktemp("torch_home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TORCH_HOME", str(home))
+        path = save_random_inception(weights.hub_checkpoints_dir())
+        ours = M.inception_extractor(path)
+        tm = NoTrainInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"], antialias=False)
+    g = torch.Generator().manual_seed(5)
+    real = (torch.rand(6, 3, 64, 48, generator=g) * 255).byte()
+    fake = (torch.rand(10, 3, 64, 48, generator=g) ** 2 * 255).byte()
+    with torch.no_grad():
+        pool_r, _ = ours(real)
+        pool_f, logits_f = ours(fake)
+        tm_pool, tm_logits = tm._torch_fidelity_forward(fake)
+    return {"real": pool_r, "fake": pool_f, "logits": logits_f, "tm_pool": tm_pool, "tm_logits": tm_logits}
+
+
+class _Features(torch.nn.Module):
+    """Hands torchmetrics precomputed features, so its IS / FID / KID formulas are compared on identical inputs."""
+
+    num_features = 2048
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def test_extractor_matches_torchmetrics_inception(inception_features) -> None:
+    f = inception_features
+    assert torch.allclose(f["fake"], f["tm_pool"], rtol=1e-4, atol=1e-5)
+    assert torch.allclose(f["logits"], f["tm_logits"], rtol=1e-4, atol=1e-4)
+
+
+def test_inception_score_equals_torchmetrics(inception_features) -> None:
+    from torchmetrics.image.inception import InceptionScore
+
+    logits = inception_features["logits"]
+    for splits in (1, 5):
+        tm = InceptionScore(feature=_Features(), splits=splits)
+        tm.update(logits)
+        torch.manual_seed(7)  # torchmetrics shuffles with the global generator; ours uses a private seeded one
+        mean, std = tm.compute()
+        ours = M.inception_score(logits, splits, seed=7)
+        assert ours[0] == pytest.approx(mean.item(), rel=1e-6)
+        if splits > 1:  # torchmetrics reports ddof=1; the protocol (as torch-fidelity) ddof=0
+            # torchmetrics works in float32, we in float64 (as torch-fidelity): agree to float32 precision
+            assert ours[1] == pytest.approx(std.item() * np.sqrt((splits - 1) / splits), abs=1e-6)
+    assert ours[0] > 1.0 + 1e-3  # the random extractor still separates the images
+
+
+def test_fid_and_kid_equal_torchmetrics(inception_features) -> None:
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    real, fake = inception_features["real"], inception_features["fake"]
+    fid = FrechetInceptionDistance(feature=_Features())
+    fid.update(real, real=True)
+    fid.update(fake, real=False)
+    assert M.frechet_distance(real, fake) == pytest.approx(fid.compute().item(), rel=1e-4)
+    kid = KernelInceptionDistance(feature=_Features(), subsets=6, subset_size=5)
+    kid.update(real, real=True)
+    kid.update(fake, real=False)
+    torch.manual_seed(3)
+    mean, std = kid.compute()
+    ours = M.kernel_inception_distance(real, fake, subsets=6, subset_size=5, seed=3)
+    assert ours[0] == pytest.approx(mean.item(), rel=1e-5)
+    assert ours[1] == pytest.approx(std.item(), rel=1e-4)  # torchmetrics: float32 features
+
+
+def test_set_metrics_ignore_feature_order(inception_features) -> None:
+    bank_a, bank_b = M.FeatureBank(), M.FeatureBank()
+    logits = inception_features["logits"]
+    names = [f"{i:02d}" for i in range(logits.shape[0])]
+    bank_a.update(names, logits)
+    order = torch.randperm(len(names), generator=torch.Generator().manual_seed(0)).tolist()
+    bank_b.update([names[i] for i in order[:4]], logits[order[:4]])
+    bank_b.update([names[i] for i in order[4:]], logits[order[4:]])
+    assert M.inception_score(bank_a.stack(), 2, 0) == M.inception_score(bank_b.stack(), 2, 0)
+
+
+def test_bootstrap_is_seeded_and_brackets_the_mean() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(0.7, 0.1, size=400)
+    lo, hi = stats.bootstrap_ci(x, 2000, seed=1)
+    assert stats.bootstrap_ci(x, 2000, seed=1) == (lo, hi)
+    se = x.std(ddof=1) / np.sqrt(x.size)  # the normal-theory interval the bootstrap should approach
+    assert lo == pytest.approx(x.mean() - 1.96 * se, abs=0.25 * se)
+    assert hi == pytest.approx(x.mean() + 1.96 * se, abs=0.25 * se)
+    assert stats.bootstrap_ci([0.5, 0.5, 0.5]) == (0.5, 0.5)
+    d = stats.describe([1.0, 2.0, float("nan"), 3.0])
+    assert (d["mean"], d["std"], d["n"]) == (2.0, 1.0, 3)

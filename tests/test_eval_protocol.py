@@ -1,0 +1,247 @@
+"""`vton evaluate` end to end on a tiny CP-VTON-layout dataset with results folders made by the test."""
+from __future__ import annotations
+
+import json
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+from skimage.metrics import structural_similarity
+
+from eval_fixtures import make_dataset, make_results, save_random_alexnet, save_random_inception
+from vton.cli import main
+from vton.eval import weights
+from vton.eval.protocol import Settings, evaluate
+from vton.eval.registry import HIGHER_IS_BETTER
+from vton.pipelines import formats as fm
+
+pytestmark = pytest.mark.xdist_group("eval_protocol")
+N = 4
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("eval")
+    persons = make_dataset(root / "data", n=N)
+    make_results(root / "results", root / "data", persons)
+    wdir = root / "weights"
+    save_random_alexnet(wdir)
+    save_random_inception(wdir)
+    return {"root": root, "data": root / "data", "results": root / "results", "weights": wdir}
+
+
+@pytest.fixture(scope="module")
+def run(world: dict[str, Path]) -> dict:
+    """One full CLI run; the TORCH_HOME it sees is empty, so the weights can only come from --weights-dir."""
+    out = world["root"] / "run"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TORCH_HOME", str(world["root"] / "empty_home"))
+        result = CliRunner().invoke(main, [
+            "evaluate", str(world["data"]), "--results", str(world["results"]), "--out", str(out),
+            "--weights-dir", str(world["weights"]), "--device", "cpu", "--workers", "0", "--batch-size", "4",
+            "--is-splits", "2", "--kid-subset-size", "4", "--subset-size", "2", "--bootstrap", "200"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return {"out": out, "output": result.output, "frame": pd.read_parquet(out / "metrics.parquet"),
+            "summary": json.loads((out / "summary.json").read_text())}
+
+
+def _rgb(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"), dtype=np.float64) / 255
+
+
+def test_metrics_parquet_rows_match_independent_computations(world: dict[str, Path], run: dict) -> None:
+    frame = run["frame"]
+    assert list(frame.columns) == ["setting", "person", "cloth", "metric", "value", "large", "small"]
+    assert frame["value"].dtype == np.float64
+    test = world["data"] / "test"
+    paired = frame[frame.setting == "paired"]
+    assert sorted(paired.metric.unique()) == ["iou", "lpips", "ssim", "ssim_cloth"]
+    for person in sorted(paired.person.unique()):
+        stem = Path(person).stem
+        real, fake = _rgb(test / fm.IMAGE_DIR / person), _rgb(world["results"] / "paired/try-on" / f"{stem}.png")
+        row = paired[paired.person == person].set_index("metric")["value"]
+        expect = structural_similarity(fake, real, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                       data_range=1.0, channel_axis=-1)
+        assert row["ssim"] == pytest.approx(expect, abs=1e-4)
+        labels = np.asarray(Image.open(test / fm.PARSE_DIR / fm.parse_name(person)))
+        region = np.isin(labels, (5, 6, 7))
+        warp = np.asarray(Image.open(world["results"] / "paired/warp-mask" / f"{stem}.png")) >= 128
+        assert row["iou"] == pytest.approx((region & warp).sum() / (region | warp).sum())
+        assert paired[paired.person == person].cloth.iloc[0] == fm.cloth_name(stem[:-2])
+    cloth_rows = frame[frame.setting == "cloth"]
+    assert len(cloth_rows) == N and set(cloth_rows.metric) == {"tv"} and set(cloth_rows.person) == {""}
+    for _, r in cloth_rows.iterrows():
+        img = _rgb(test / fm.CLOTH_DIR / r.cloth)
+        tv = (np.abs(np.diff(img, axis=0)).sum() + np.abs(np.diff(img, axis=1)).sum()) / img.size
+        assert r.value == pytest.approx(tv, rel=1e-5)
+    ranked = cloth_rows.sort_values("value").cloth.tolist()
+    assert set(cloth_rows[cloth_rows.large].cloth) == set(ranked[-2:])
+    assert set(cloth_rows[cloth_rows.small].cloth) == set(ranked[:2])
+    # a paired row is flagged by its own cloth's subset
+    flags = cloth_rows.set_index("cloth")["large"]
+    assert (paired.large.to_numpy() == flags.loc[paired.cloth].to_numpy()).all()
+
+
+def test_summary_follows_the_contract(world: dict[str, Path], run: dict) -> None:
+    s, frame = run["summary"], run["frame"]
+    assert s["run"] == "run" and s["data"] == str(world["data"].resolve())
+    assert s["results"] == {k: str((world["results"] / k).resolve()) for k in ("paired", "unpaired")}
+    assert s["skipped"] == {}
+    expected = {f"paired/{m}" for m in ("ssim", "lpips", "iou", "ssim_cloth")} | {
+        f"unpaired/{m}" for m in ("is", "fid", "kid")} | {"cloth/tv"}
+    assert set(s["metrics"]) == expected
+    for name in ("paired/ssim", "paired/lpips", "cloth/tv"):
+        setting, metric = name.split("/")
+        values = frame[(frame.setting == setting) & (frame.metric == metric)]
+        for subset in ("all", "large", "small"):
+            v = values.value if subset == "all" else values[values[subset]].value
+            entry = s["metrics"][name][subset]
+            assert entry["n"] == len(v)
+            assert entry["mean"] == pytest.approx(v.mean()) and entry["std"] == pytest.approx(v.std(ddof=1))
+            lo, hi = entry["ci95"]
+            assert v.min() <= lo <= entry["mean"] <= hi <= v.max()
+    for metric in ("is", "fid", "kid"):
+        assert s["metrics"][f"unpaired/{metric}"]["all"]["ci95"] is None
+        assert s["metrics"][f"unpaired/{metric}"]["all"]["n"] == N
+        assert s["metrics"][f"unpaired/{metric}"]["large"]["n"] == 2
+    # noise grows with the person index in the fixture: SSIM falls, LPIPS rises
+    ssim = frame[(frame.metric == "ssim")].sort_values("person").value.to_numpy()
+    assert (np.diff(ssim) < 0).all()
+    p = s["protocol"]
+    assert p["ssim"]["data_range"] == 1.0 and p["inception_score"]["splits"] == 2
+    assert p["lpips"]["weights"]["backbone"]["official_hash"] is False
+    assert p["tv"]["subset_size_used"] == 2 and "torch" in p["versions"]
+    assert set(HIGHER_IS_BETTER) == {"ssim", "lpips", "iou", "ssim_cloth", "is", "fid", "kid"}
+    assert "paired/ssim" in run["output"] and "unpaired/is" in run["output"]
+
+
+def test_scores_ignore_batch_size_and_pair_order(world: dict[str, Path], run: dict, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.symlink_to(world["data"])
+    shuffled = tmp_path / "shuffled"
+    shuffled.mkdir()
+    for sub in ("test",):
+        (shuffled / sub).symlink_to(world["data"] / sub)
+    for name in (fm.TEST_PAIRS, fm.TEST_PAIRS_SAME):
+        lines = (world["data"] / name).read_text().splitlines()
+        (shuffled / name).write_text("\n".join(reversed(lines)) + "\n")
+    settings = Settings(device="cpu", workers=1, batch_size=3, is_splits=2, kid_subset_size=4, subset_size=2,
+                        n_boot=200, weights_dir=world["weights"], progress=False)
+    summary = evaluate(shuffled, {k: world["results"] / k for k in ("paired", "unpaired")}, tmp_path / "again",
+                       settings)
+    again = pd.read_parquet(tmp_path / "again" / "metrics.parquet")
+    pd.testing.assert_frame_equal(again.drop(columns="value"), run["frame"].drop(columns="value"))
+    assert np.allclose(again.value, run["frame"].value, rtol=1e-5, atol=1e-6)
+    for name, entry in run["summary"]["metrics"].items():
+        for subset, e in entry.items():
+            assert summary["metrics"][name][subset]["mean"] == pytest.approx(e["mean"], rel=1e-5), (name, subset)
+
+
+def test_missing_weights_skip_only_their_metrics(world: dict[str, Path], tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "home"))
+    (tmp_path / "results" / "paired").mkdir(parents=True)
+    (tmp_path / "results" / "paired" / "try-on").symlink_to(world["results"] / "paired" / "try-on")
+    result = CliRunner().invoke(main, [
+        "evaluate", str(world["data"]), "--results", str(tmp_path / "results"), "--out", str(tmp_path / "run"),
+        "--metrics", "ssim,lpips,iou,is", "--device", "cpu", "--workers", "0"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    skipped = summary["skipped"]
+    assert weights.ALEXNET_FILE in skipped["lpips"]
+    assert str(tmp_path / "home" / "hub" / "checkpoints") in skipped["lpips"]
+    assert "warp-mask missing" in skipped["iou"]
+    assert "no unpaired try-on results" in skipped["is"]
+    assert set(summary["metrics"]) == {"paired/ssim", "cloth/tv"}
+    assert weights.ALEXNET_FILE in result.output
+    assert not (tmp_path / "home" / "hub" / "checkpoints" / weights.ALEXNET_FILE).exists()  # nothing downloaded
+
+
+def test_missing_inception_weights_are_named(world: dict[str, Path], tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "home"))
+    summary = evaluate(world["data"], {"paired": None, "unpaired": world["results"] / "unpaired"}, tmp_path / "run",
+                       Settings(metrics=("fid",), device="cpu", workers=0, progress=False))
+    assert weights.INCEPTION_FILE in summary["skipped"]["fid"]
+    assert set(summary["metrics"]) == {"cloth/tv"}
+
+
+def test_checkpoints_run_inference_once_per_setting(world: dict[str, Path], tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+
+    def run_inference(data: Path, checkpoints: list[Path], out: Path, opts: Any) -> Path:
+        split, pairs = opts.split, opts.pairs
+        calls.append((data, checkpoints, split, pairs, out))
+        (out / "try-on").mkdir(parents=True)
+        for f in (world["results"] / pairs / "try-on").iterdir():
+            (out / "try-on" / f.name).symlink_to(f)
+        (out / "manifest.csv").write_text("pair,person,cloth,files\n")
+        return out
+
+    monkeypatch.setitem(sys.modules, "vton.pipelines.infer", types.SimpleNamespace(
+        run_inference=run_inference, InferOptions=types.SimpleNamespace))
+    ckpt = tmp_path / "bundle.pth"
+    ckpt.write_bytes(b"")
+    args = ["evaluate", str(world["data"]), "--checkpoint", str(ckpt), "--out", str(tmp_path / "run"),
+            "--metrics", "ssim", "--device", "cpu", "--workers", "0"]
+    for _ in range(2):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output + repr(result.exception)
+    assert [c[2:4] for c in calls] == [("test", "paired"), ("test", "unpaired")]  # the second run reuses them
+    assert calls[0][4] == tmp_path / "run" / "results" / "paired" and calls[0][1] == [ckpt]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["results"]["paired"] == str((tmp_path / "run" / "results" / "paired").resolve())
+    both = CliRunner().invoke(main, args + ["--results", str(world["results"])])
+    assert both.exit_code != 0 and "exactly one" in both.output
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_scores_equal_cpu_scores(world: dict[str, Path], run: dict, tmp_path: Path) -> None:
+    settings = Settings(device="cuda", workers=2, batch_size=4, is_splits=2, kid_subset_size=4, subset_size=2,
+                        n_boot=200, weights_dir=world["weights"], progress=False)
+    summary = evaluate(world["data"], {k: world["results"] / k for k in ("paired", "unpaired")}, tmp_path, settings)
+    again = pd.read_parquet(tmp_path / "metrics.parquet")
+    assert np.allclose(again.value, run["frame"].value, rtol=1e-4, atol=1e-5)
+    for name, entry in run["summary"]["metrics"].items():
+        assert summary["metrics"][name]["all"]["mean"] == pytest.approx(entry["all"]["mean"], rel=1e-3), name
+
+
+def test_evaluate_reads_a_synth_dataset(synth_cpvton: Path, tmp_path: Path) -> None:
+    """The layout `vton synth` writes (palette parse maps, its own pairs files) evaluates as is."""
+    same = [line.split()[0] for line in (synth_cpvton / fm.TEST_PAIRS_SAME).read_text().splitlines()]
+    make_results(tmp_path / "results", synth_cpvton, same)
+    summary = evaluate(synth_cpvton, {"paired": tmp_path / "results" / "paired", "unpaired": None}, tmp_path / "run",
+                       Settings(metrics=("ssim", "iou", "ssim_cloth"), device="cpu", workers=0, progress=False))
+    assert summary["skipped"] == {}
+    assert summary["metrics"]["paired/ssim"]["all"]["n"] == len(same)
+    assert 0 < summary["metrics"]["paired/iou"]["all"]["mean"] <= 1
+    n_cloths = len(list((synth_cpvton / "test" / fm.CLOTH_DIR).iterdir()))
+    assert summary["metrics"]["cloth/tv"]["all"]["n"] == n_cloths
+
+
+def test_bad_pairs_files_are_refused_with_the_line(world: dict[str, Path], tmp_path: Path) -> None:
+    from vton.eval.protocol import read_pairs
+
+    bad = tmp_path / "pairs.txt"
+    bad.write_text("000000_0.jpg 000000_1.jpg\n000001_0.jpg\n")
+    with pytest.raises(ValueError, match=r"pairs.txt:2"):
+        read_pairs(bad)
+    bad.write_text("000000_0.jpg 000000_1.jpg\n000000_0.jpg 000001_1.jpg\n")
+    with pytest.raises(ValueError, match="listed twice"):
+        read_pairs(bad)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "test").symlink_to(world["data"] / "test")
+    (data / fm.TEST_PAIRS_SAME).write_text("999999_0.jpg 000000_1.jpg\n")
+    result = CliRunner().invoke(main, ["evaluate", str(data), "--results", str(world["results"]), "--out",
+                                       str(tmp_path / "run"), "--metrics", "ssim", "--device", "cpu", "--workers", "0"])
+    assert result.exit_code == 1 and "999999_0.jpg" in result.output and "missing" in result.output
+    assert not (tmp_path / "run" / "summary.json").exists()

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Build openpifpaf from PyPI's sdist against the torch that is already installed.
+#
+# Why: openpifpaf 0.13.11 (the last release) pins torch==1.13.1 and compiles its C++ extension with -std=c++17, which
+# current torch headers refuse. So we take the sdist from the package registry, raise the flag to C++20, drop the
+# torch/torchvision pins from its metadata (it is built against the installed torch, so the pins would be wrong), and
+# build it without build isolation so pip never replaces torch. Its pure-Python runtime deps are installed by name.
+# Nothing else is downloaded. Skipped when openpifpaf already imports.
+#
+# Usage: scripts/install_openpifpaf.sh [PYTHON]   (default: python3; the Makefile passes .venv/bin/python)
+set -euo pipefail
+
+PY=${1:-python3}
+VERSION=0.13.11
+
+if "$PY" -c "import openpifpaf" >/dev/null 2>&1; then
+    echo "openpifpaf already importable: $("$PY" -c 'import openpifpaf; print(openpifpaf.__version__)')"
+    exit 0
+fi
+"$PY" -c "import torch" || { echo "install torch first: openpifpaf is built against it" >&2; exit 1; }
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# --no-build-isolation: pip prepares the sdist's metadata with the installed torch instead of fetching torch==1.13.1.
+"$PY" -m pip download --no-deps --no-binary :all: --no-build-isolation "openpifpaf==$VERSION" -d "$tmp"
+tar -xzf "$tmp/openpifpaf-$VERSION.tar.gz" -C "$tmp"
+src="$tmp/openpifpaf-$VERSION"
+
+sed -i -e 's/-std=c++17/-std=c++20/' -e 's#/std:c++17#/std:c++20#' \
+       -e "s/'torch==1.13.1'/'torch'/" -e "s/'torchvision==0.14.1'/'torchvision'/" "$src/setup.py"
+for expect in "-std=c++20" "'torch'," "'torchvision',"; do
+    grep -qF -- "$expect" "$src/setup.py" || { echo "patching openpifpaf's setup.py failed ($expect)" >&2; exit 1; }
+done
+
+echo "building openpifpaf $VERSION against torch $("$PY" -c 'import torch; print(torch.__version__)') (a few minutes)"
+MAX_JOBS=${MAX_JOBS:-$(nproc)} "$PY" -m pip install --no-build-isolation --no-deps "$src"
+# Runtime deps of openpifpaf other than torch/torchvision/numpy/pillow (already there); pip leaves torch alone since
+# none of these depend on it.
+"$PY" -m pip install "importlib_metadata!=3.8.0" python-json-logger pysparkling
+"$PY" -c "import openpifpaf; print('openpifpaf', openpifpaf.__version__, 'installed')"

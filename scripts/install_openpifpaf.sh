@@ -18,6 +18,8 @@ if "$PY" -c "import openpifpaf" >/dev/null 2>&1; then
     exit 0
 fi
 "$PY" -c "import torch" || { echo "install torch first: openpifpaf is built against it" >&2; exit 1; }
+# Building without isolation needs setuptools in the environment itself (venvs of Python 3.12+ come without it).
+"$PY" -c "import setuptools" 2>/dev/null || "$PY" -m pip install setuptools
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -108,6 +108,9 @@ def _load_trusted(path: str, device: str) -> tuple[Any, Any]:
     import torch
 
     openpifpaf = import_openpifpaf()
+    # As openpifpaf's own CLI does at log level WARNING: its C++ decoder then stops printing "UserInfo" lines to stdout
+    # (which also crashed with a segfault in one environment, torch 2.11 on Python 3.12).
+    torch.ops.openpifpaf.set_quiet(True)
     # weights_only=False for this one file only, which the user has declared trusted (see module docstring).
     checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     net = checkpoint["model"]

@@ -33,7 +33,7 @@ from PIL import Image
 
 from vton.pipelines import formats as F
 from vton.pipelines.cleaning import Rejection, duplicate_of
-from vton.pipelines.io import atomic_save_image, atomic_write_bytes, atomic_write_json, atomic_write_text
+from vton.pipelines.io import atomic_save_image, atomic_write_json, atomic_write_text
 from vton.pipelines.pose import parse_pose_json
 from vton.pipelines.representation import visualise
 from vton.pipelines.runner import RunnerConfig, map_partitions
@@ -103,39 +103,49 @@ def _item_key(item: Item) -> tuple[str, str, str]:
     return item.kind, item.name, item.src_split
 
 
-def _record_path(out: Path, item: Item) -> Path:
-    return _state(out, "items", item.src_split or "_", item.kind, item.name + ".json")
+def _record_path(out: Path, items: list[Item]) -> Path:
+    """One record per partition, named by its items (partitions are the same on a rerun with the same options)."""
+    digest = hashlib.sha256("\n".join("\t".join(_item_key(i)) for i in items).encode()).hexdigest()[:32]
+    return _state(out, "records", digest + ".json")
 
 
 def _staged_path(out: Path, item: Item, folder: str, name: str) -> Path:
     return _state(out, "stage", item.src_split or "_", folder, name)
 
 
+def _ingest(src: Path, layout: str, out: Path, keypoints: str, item: Item) -> ItemResult:
+    kps = np.zeros(0)
+    try:
+        if item.kind == PERSON:
+            data, kps = ingest_person(src, layout, item, keypoints)
+        else:
+            data = ingest_cloth(src, layout, item)
+    except Rejection as rej:
+        return ItemResult(item.kind, item.name, item.src_split, rej.stage, rej.reason, (), b"")
+    for (folder, name), blob in zip(item.files(), data):
+        # Plain writes suffice: staged files are private until the partition record exists, and are rewritten
+        # whole when a killed partition reruns; they reach OUT/<split>/ by an atomic rename.
+        _staged_path(out, item, folder, name).write_bytes(blob)
+    return ItemResult(item.kind, item.name, item.src_split, "", "",
+                      tuple(hashlib.sha256(b).digest() for b in data), kps.tobytes())
+
+
 def ingest_items(items: list[Item], src: str, layout: str, out: str, keypoints: str) -> list[ItemResult]:
-    """Dask task: ingest a partition of items, staging their files; recorded items are skipped (resume)."""
-    results = []
-    for item in items:
-        record = _record_path(Path(out), item)
-        if record.exists():
-            doc = json.loads(record.read_text())
-            results.append(ItemResult(item.kind, item.name, item.src_split, doc["stage"], doc["reason"],
-                                      tuple(bytes.fromhex(d) for d in doc["digests"]),
-                                      np.asarray(doc["keypoints"], np.float64).tobytes()))
-            continue
-        kps = np.zeros(0)
-        try:
-            if item.kind == PERSON:
-                data, kps = ingest_person(Path(src), layout, item, keypoints)
-            else:
-                data = ingest_cloth(Path(src), layout, item)
-            for (folder, name), blob in zip(item.files(), data):
-                atomic_write_bytes(_staged_path(Path(out), item, folder, name), blob)
-            stage, reason, digests = "", "", tuple(hashlib.sha256(b).digest() for b in data)
-        except Rejection as rej:
-            stage, reason, digests = rej.stage, rej.reason, ()
-        atomic_write_json(record, {"stage": stage, "reason": reason, "digests": [d.hex() for d in digests],
-                                   "keypoints": kps.reshape(-1).tolist()})
-        results.append(ItemResult(item.kind, item.name, item.src_split, stage, reason, digests, kps.tobytes()))
+    """Dask task: ingest a partition of items, staging their files, then record the partition's metadata.
+
+    A recorded partition is not redone (resume); the returned metadata is small (no image data).
+    """
+    out_path = Path(out)
+    record = _record_path(out_path, items)
+    if record.exists():
+        return [ItemResult(i.kind, i.name, i.src_split, r["stage"], r["reason"],
+                           tuple(bytes.fromhex(d) for d in r["digests"]), bytes.fromhex(r["keypoints"]))
+                for i, r in zip(items, json.loads(record.read_text()))]
+    for folder in {_staged_path(out_path, i, f, "x").parent for i in items for f, _ in i.files()}:
+        folder.mkdir(parents=True, exist_ok=True)
+    results = [_ingest(Path(src), layout, out_path, keypoints, item) for item in items]
+    atomic_write_json(record, [{"stage": r.stage, "reason": r.reason, "digests": [d.hex() for d in r.digests],
+                                "keypoints": r.keypoints.hex()} for r in results])
     return results
 
 
@@ -194,7 +204,6 @@ def _place(out: Path, item: Item, split: str) -> None:
     for folder, name in item.files():
         staged, final = _staged_path(out, item, folder, name), out / split / folder / name
         if staged.exists():
-            final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staged, final)
         elif not final.exists():
             raise RuntimeError(f"{final} is neither staged nor in place; remove {out / STATE_DIR} and rerun")
@@ -317,6 +326,8 @@ def prepare(src: str | os.PathLike, out: str | os.PathLike, options: PrepareOpti
     for line, cloth in same:
         if cloth is not None:
             placed.setdefault((_item_key(cloth), "test"), cloth)
+    for folder in sorted({out_path / split / f for (_, split), i in placed.items() for f, _ in i.files()}):
+        folder.mkdir(parents=True, exist_ok=True)
     for (_, split), item in sorted(placed.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         _place(out_path, item, split)
 

@@ -13,8 +13,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from scipy import io as sio
-from scipy import ndimage
 
 from vton.pipelines import formats as F
 from vton.pipelines.cleaning import Rejection, check_labels, check_mask, check_person, decode_image
@@ -141,8 +139,10 @@ def _cpvton_path(item: Item, folder: str, name: str) -> str:
 
 
 def _load_mat(data: bytes, what: str) -> dict:
+    from scipy.io import loadmat  # raw layout only: keeps worker start-up light
+
     try:
-        return sio.loadmat(io.BytesIO(data))
+        return loadmat(io.BytesIO(data))
     except Exception as exc:  # scipy raises several types for broken files
         raise Rejection("decode", f"{what} .mat does not load ({type(exc).__name__})") from None
 
@@ -174,6 +174,8 @@ def convert_segment(segment: np.ndarray, raw_height: int, raw_width: int) -> np.
 
 def cloth_mask_from_rgb(cloth: np.ndarray) -> np.ndarray:
     """convert_data.m: all channels <= 250, holes filled, 3x3 median filter (zero padding); uint8 0/255."""
+    from scipy import ndimage
+
     mask = (cloth <= MASK_WHITE).all(axis=2)
     mask = ndimage.binary_fill_holes(mask)
     mask = ndimage.median_filter(mask.astype(np.uint8), size=3, mode="constant", cval=0)
@@ -183,6 +185,11 @@ def cloth_mask_from_rgb(cloth: np.ndarray) -> np.ndarray:
 def _resize_rgb(data: bytes, what: str) -> tuple[np.ndarray, tuple[int, int]]:
     img = decode_image(data, what, ("RGB",), None)
     return np.asarray(img.resize(SIZE, Image.Resampling.BILINEAR)), img.size
+
+
+def shape_png(parse: np.ndarray) -> bytes:
+    """The precomputed body shape as a PNG; zlib level 1 (2x faster than the default, ~35% larger files)."""
+    return encode_image(Image.fromarray(shape_image(parse), "L"), "PNG", compress_level=1)
 
 
 def ingest_person(src: Path, layout: str, item: Item, keypoints: str = "dataset"
@@ -223,8 +230,7 @@ def ingest_person(src: Path, layout: str, item: Item, keypoints: str = "dataset"
     if keypoints != "dataset":
         pose_bytes = pose_json(kps)
     check_person(parse)
-    shape_bytes = encode_image(Image.fromarray(shape_image(parse), "L"), "PNG")
-    return (image_bytes, parse_bytes, pose_bytes, shape_bytes), kps
+    return (image_bytes, parse_bytes, pose_bytes, shape_png(parse)), kps
 
 
 def ingest_cloth(src: Path, layout: str, item: Item) -> tuple[bytes, ...]:

@@ -245,8 +245,8 @@ def test_out_with_other_options_is_refused(synth_cpvton: Path, tmp_path: Path) -
 # --- resume and lost workers -------------------------------------------------------------------------------------
 
 
-def _records(out: Path) -> int:
-    return sum(1 for _ in (out / ".prepare" / "items").rglob("*.json")) if (out / ".prepare").exists() else 0
+def _staged(out: Path) -> int:
+    return sum(1 for _ in (out / ".prepare" / "stage").rglob("*.jpg")) if (out / ".prepare").exists() else 0
 
 
 def test_sigkilled_prepare_resumes_to_identical_outputs(synth_cpvton: Path, tmp_path: Path) -> None:
@@ -257,9 +257,9 @@ def test_sigkilled_prepare_resumes_to_identical_outputs(synth_cpvton: Path, tmp_
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(Path(vton.__file__).resolve().parents[1])}
     command = [sys.executable, "-m", "vton.cli", "prepare", str(synth_cpvton), str(out)]
-    for kill_at in (3, 25):  # early, then later in the resumed run
+    for kill_at in (3, 60):  # early, then later in the resumed run (staged JPEGs: 3 per pair)
         proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        while proc.poll() is None and _records(out) < kill_at:
+        while proc.poll() is None and _staged(out) < kill_at:
             time.sleep(0.002)
         proc.send_signal(signal.SIGKILL)
         proc.wait()

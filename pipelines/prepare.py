@@ -109,8 +109,8 @@ def _record_path(out: Path, items: list[Item]) -> Path:
     return _state(out, "records", digest + ".json")
 
 
-def _staged_path(out: Path, item: Item, folder: str, name: str) -> Path:
-    return _state(out, "stage", item.src_split or "_", folder, name)
+def _staged_path(out: Path, item: Item, folder: str, name: str) -> str:
+    return os.path.join(out, STATE_DIR, "stage", item.src_split or "_", folder, name)
 
 
 def _ingest(src: Path, layout: str, out: Path, keypoints: str, item: Item) -> ItemResult:
@@ -125,7 +125,8 @@ def _ingest(src: Path, layout: str, out: Path, keypoints: str, item: Item) -> It
     for (folder, name), blob in zip(item.files(), data):
         # Plain writes suffice: staged files are private until the partition record exists, and are rewritten
         # whole when a killed partition reruns; they reach OUT/<split>/ by an atomic rename.
-        _staged_path(out, item, folder, name).write_bytes(blob)
+        with open(_staged_path(out, item, folder, name), "wb") as fh:
+            fh.write(blob)
     return ItemResult(item.kind, item.name, item.src_split, "", "",
                       tuple(hashlib.sha256(b).digest() for b in data), kps.tobytes())
 
@@ -141,8 +142,8 @@ def ingest_items(items: list[Item], src: str, layout: str, out: str, keypoints: 
         return [ItemResult(i.kind, i.name, i.src_split, r["stage"], r["reason"],
                            tuple(bytes.fromhex(d) for d in r["digests"]), bytes.fromhex(r["keypoints"]))
                 for i, r in zip(items, json.loads(record.read_text()))]
-    for folder in {_staged_path(out_path, i, f, "x").parent for i in items for f, _ in i.files()}:
-        folder.mkdir(parents=True, exist_ok=True)
+    for folder in {os.path.dirname(_staged_path(out_path, i, f, "x")) for i in items for f, _ in i.files()}:
+        os.makedirs(folder, exist_ok=True)
     results = [_ingest(Path(src), layout, out_path, keypoints, item) for item in items]
     atomic_write_json(record, [{"stage": r.stage, "reason": r.reason, "digests": [d.hex() for d in r.digests],
                                 "keypoints": r.keypoints.hex()} for r in results])
@@ -199,14 +200,16 @@ def decide(pairs: list[Pair], results: dict[tuple[str, str, str], ItemResult], o
     return decisions
 
 
-def _place(out: Path, item: Item, split: str) -> None:
-    """Move the item's staged files into ``OUT/<split>/``; already moved files are left alone (resume)."""
-    for folder, name in item.files():
-        staged, final = _staged_path(out, item, folder, name), out / split / folder / name
-        if staged.exists():
-            os.replace(staged, final)
-        elif not final.exists():
-            raise RuntimeError(f"{final} is neither staged nor in place; remove {out / STATE_DIR} and rerun")
+def place_items(placements: list[tuple[Item, str]], out: str) -> list[int]:
+    """Dask task: move staged files into ``OUT/<split>/``; files already moved are left alone (resume)."""
+    for item, split in placements:
+        for folder, name in item.files():
+            staged, final = _staged_path(Path(out), item, folder, name), os.path.join(out, split, folder, name)
+            if os.path.exists(staged):
+                os.replace(staged, final)
+            elif not os.path.exists(final):
+                raise RuntimeError(f"{final} is neither staged nor in place; remove {out}/{STATE_DIR} and rerun")
+    return [len(placements)]
 
 
 def _column(folder: str) -> str:
@@ -328,8 +331,8 @@ def prepare(src: str | os.PathLike, out: str | os.PathLike, options: PrepareOpti
             placed.setdefault((_item_key(cloth), "test"), cloth)
     for folder in sorted({out_path / split / f for (_, split), i in placed.items() for f, _ in i.files()}):
         folder.mkdir(parents=True, exist_ok=True)
-    for (_, split), item in sorted(placed.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        _place(out_path, item, split)
+    placements = [(item, split) for (_, split), item in sorted(placed.items(), key=lambda kv: (kv[0][1], kv[0][0]))]
+    map_partitions(place_items, placements, runner, str(out_path))
 
     lines = {s: [d.pair.line for d in by_split[s]] for s in F.SPLITS}
     if not official:

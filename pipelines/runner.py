@@ -6,6 +6,7 @@ idempotent (skip finished work), which is what makes retries and resubmission af
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,21 @@ class RunnerConfig:
     progress: bool = True
 
 
+class _Batch:
+    """A partition, opaque to dask's argument traversal (which would walk a list of dataclasses field by field)."""
+    __slots__ = ("items",)
+
+    def __init__(self, items: list) -> None:
+        self.items = items
+
+    def __repr__(self) -> str:
+        return f"_Batch({self.items!r})"
+
+
+def _call(fn: Callable[..., list[R]], batch: _Batch, *args: Any) -> list[R]:
+    return fn(batch.items, *args)
+
+
 def _partitions(items: Sequence[T], size: int) -> list[list[T]]:
     return [list(items[i:i + size]) for i in range(0, len(items), size)]
 
@@ -37,8 +53,12 @@ def map_partitions(fn: Callable[..., list[R]], items: Sequence[T], config: Runne
     if not items:
         return []
     parts = _partitions(items, max(1, config.partition_size))
-    fn_delayed = dask.delayed(fn, pure=True)
-    tasks = [fn_delayed(part, *args) for part in parts]  # keys tokenized from the arguments: no clash between runs
+    call = dask.delayed(_call, pure=True)
+    # Keys from a hash of the arguments' repr (dask's own tokenizing is slow on thousands of small objects):
+    # the same work gets the same key, different runs on one cluster do not clash.
+    salt = repr(args).encode()
+    keys = [f"{fn.__name__}-{hashlib.sha1(salt + repr(part).encode()).hexdigest()}" for part in parts]
+    tasks = [call(fn, _Batch(part), *args, dask_key_name=key) for part, key in zip(parts, keys)]
     if config.scheduler:
         results = _run_distributed(tasks, config)
     else:

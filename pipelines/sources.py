@@ -6,6 +6,7 @@ bytes: CP-VTON layout inputs are copied byte for byte; raw VITON inputs are conv
 """
 from __future__ import annotations
 
+import functools
 import io
 import os
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from vton.pipelines import formats as F
-from vton.pipelines.cleaning import Rejection, check_labels, check_mask, check_person, decode_image
+from vton.pipelines.cleaning import Rejection, check_mask, check_parse, decode_image
 from vton.pipelines.io import UnsafePathError, encode_image, safe_join
 from vton.pipelines.pose import KeypointError, keypoint_loader, keypoints_from_mat, pose_json
 from vton.pipelines.representation import shape_image
@@ -121,13 +122,26 @@ def discover(src: str | os.PathLike, layout: str, resplit: bool) -> tuple[list[P
 # --- ingest ----------------------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=256)
+def _folder(src: Path, folder: str) -> str:
+    """A source folder, checked once to lie inside SRC (names in it are plain file names, see `_pair`)."""
+    return str(safe_join(src, folder))
+
+
 def _read(src: Path, relative: str) -> bytes:
+    """Bytes of ``SRC/relative``; a name with a separator, or a symbolic link leaving SRC, is a ``path`` rejection."""
+    folder, _, name = relative.rpartition("/")
     try:
-        path = safe_join(src, relative)
+        if os.path.basename(name) != name or name in ("", ".", ".."):
+            raise UnsafePathError(f"{relative!r} is not a plain file name")
+        path = os.path.join(_folder(src, folder), name)
+        if os.path.islink(path):
+            path = str(safe_join(src, relative))
     except UnsafePathError as exc:
         raise Rejection("path", str(exc)) from None
     try:
-        return path.read_bytes()
+        with open(path, "rb") as fh:
+            return fh.read()
     except FileNotFoundError:
         raise Rejection("missing", f"{relative} does not exist") from None
     except OSError as exc:
@@ -222,14 +236,13 @@ def ingest_person(src: Path, layout: str, item: Item, keypoints: str = "dataset"
         except KeypointError as exc:
             raise Rejection("keypoints", str(exc)) from None
         pose_bytes = pose_json(kps)
-    check_labels(parse)
+    check_parse(parse)
     try:
         kps = keypoint_loader(keypoints)(pose_bytes, image)
     except KeypointError as exc:
         raise Rejection("keypoints", str(exc)) from None
     if keypoints != "dataset":
         pose_bytes = pose_json(kps)
-    check_person(parse)
     return (image_bytes, parse_bytes, pose_bytes, shape_png(parse)), kps
 
 

@@ -59,6 +59,7 @@ TEST_PAIRS_SAME: Final = "test_pairs_same.txt"
 PAIRS_FILES: Final = {"train": TRAIN_PAIRS, "test": TEST_PAIRS}
 
 # --- original VITON raw layout ------------------------------------------------------------------
+LAYOUTS: Final = ("cpvton", "viton")  # source layouts: CP-VTON's converted folders, VITON's raw files
 RAW_IMAGE_DIR: Final = "women_top"
 RAW_SEGMENT_DIR: Final = "segment"
 RAW_POSE_DIR: Final = "pose"
@@ -92,3 +93,15 @@ def parse_name(image_name: str) -> str:
 def pose_name(image_name: str) -> str:
     """``000001_0.jpg`` -> ``000001_0_keypoints.json`` as the reference loader derives it."""
     return image_name.replace(".jpg", "_keypoints.json")
+
+# --- prepared dataset (what `vton prepare` writes on top of the CP-VTON layout) -------------------
+SHAPE_DIR: Final = "shape"  # uint8 'L' PNG of the blurred body shape, one per person (<ID>_0.png)
+MANIFEST_FILE: Final = "manifest.parquet"
+REJECTED_FILE: Final = "rejected.csv"
+PREPARE_FILE: Final = "prepare.json"
+SAMPLES_DIR: Final = "samples"
+
+
+def shape_name(image_name: str) -> str:
+    """``000001_0.jpg`` -> ``000001_0.png`` (the precomputed body shape)."""
+    return parse_name(image_name)

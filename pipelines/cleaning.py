@@ -1,0 +1,72 @@
+"""Cleaning rules: each check either passes or raises `Rejection(stage, reason)`; nothing is dropped silently.
+
+Stages, in the order a pair meets them (stable names, they appear in rejected.csv and prepare.json):
+``discover`` malformed pairs line; ``path`` a name that would leave SRC; ``missing`` a file that does not exist;
+``decode`` a file that does not decode, has the wrong mode or size; ``labels`` a parse that is not a label image or
+holds labels outside 0..19; ``content`` a person without a cloth region or without a head; ``keypoints`` a pose file
+without 18 finite joints; ``mask`` an empty cloth mask; ``leak`` a train pair using an ID of the test split;
+``duplicate`` an image identical to one an earlier pair keeps; ``split`` a clean pair left over by the requested
+split sizes.
+"""
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Iterator
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from vton.pipelines.formats import CLOTH_LABELS, HEAD_LABELS, NUM_LABELS
+
+STAGES = ("discover", "path", "missing", "decode", "labels", "content", "keypoints", "mask", "leak", "duplicate",
+          "split")
+
+
+class Rejection(Exception):
+    """Why a pair cannot be used; ``stage`` is one of `STAGES`."""
+
+    def __init__(self, stage: str, reason: str) -> None:
+        assert stage in STAGES, stage
+        super().__init__(f"{stage}: {reason}")
+        self.stage = stage
+        self.reason = reason
+
+
+def decode_image(data: bytes, what: str, modes: Sequence[str], size: tuple[int, int] | None) -> Image.Image:
+    """Fully decode ``data``; its mode must be one of ``modes`` and its (width, height) ``size`` unless None."""
+    try:
+        img = Image.open(io.BytesIO(data))
+        img.load()
+    except Exception as exc:  # Pillow raises many types for broken files
+        raise Rejection("decode", f"{what} does not decode ({type(exc).__name__})") from None
+    if img.mode not in modes:
+        stage = "labels" if what == "parse" else "decode"
+        raise Rejection(stage, f"{what} has mode {img.mode}, expected {'/'.join(modes)}")
+    if size is not None and img.size != size:
+        raise Rejection("decode", f"{what} is {img.size[0]}x{img.size[1]}, expected {size[0]}x{size[1]}")
+    return img
+
+
+def check_parse(parse: np.ndarray) -> None:
+    """Labels in 0..19, a cloth region (5, 6, 7) and a head (1, 2, 4, 13): one histogram answers all three."""
+    counts = np.bincount(parse.ravel(), minlength=256)
+    if counts[NUM_LABELS:].any():
+        raise Rejection("labels", f"parse holds labels outside 0..{NUM_LABELS - 1}")
+    if not counts[list(CLOTH_LABELS)].any():
+        raise Rejection("content", "no cloth region (labels 5, 6, 7) in the parse")
+    if not counts[list(HEAD_LABELS)].any():
+        raise Rejection("content", "no head (labels 1, 2, 4, 13) in the parse")
+
+
+def check_mask(mask: np.ndarray) -> None:
+    if not (mask >= 128).any():
+        raise Rejection("mask", "cloth mask is empty")
+
+
+def duplicate_of(names: Iterable[str], keys: Iterable[bytes | None]) -> Iterator[str | None]:
+    """For each (name, content key) in order: the earlier name with the same content, or None (first or no key)."""
+    first: dict[bytes, str] = {}
+    for name, key in zip(names, keys):
+        earlier = None if key is None else first.setdefault(key, name)
+        yield earlier if earlier not in (None, name) else None

@@ -1,0 +1,82 @@
+"""Keypoints: the CP-VTON pose JSON (read, validate, write) and the raw VITON pose .mat conversion.
+
+`prepare` gets a person's keypoints through ONE function chosen by name from `KEYPOINT_LOADERS`, so another source
+(e.g. an OpenPifPaf estimator run on the image) can be added by registering a loader with the same signature.
+"""
+from __future__ import annotations
+
+import json
+import math
+from typing import Callable, Mapping
+
+import numpy as np
+
+from vton.pipelines.formats import NUM_JOINTS
+
+
+class KeypointError(ValueError):
+    """The keypoints of a person are missing or malformed."""
+
+
+def parse_pose_json(data: bytes) -> np.ndarray:
+    """``people[0].pose_keypoints`` of a CP-VTON pose file as an (18, 3) float64 array of (x, y, confidence)."""
+    try:
+        doc = json.loads(data)
+        values = doc["people"][0]["pose_keypoints"]
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise KeypointError(f"no people[0].pose_keypoints ({type(exc).__name__})") from None
+    if not isinstance(values, list) or len(values) != 3 * NUM_JOINTS:
+        n = len(values) if isinstance(values, list) else type(values).__name__
+        raise KeypointError(f"pose_keypoints holds {n} values, expected {3 * NUM_JOINTS}")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+        raise KeypointError("pose_keypoints holds a non-finite or non-numeric value")
+    return np.asarray(values, np.float64).reshape(NUM_JOINTS, 3)
+
+
+def pose_json(keypoints: np.ndarray) -> bytes:
+    """The OpenPose-1.0-style file convert_data.m writes (same keys; numbers with 15 significant digits)."""
+    numbers = ", ".join(format(float(v), ".15g") for v in np.asarray(keypoints, np.float64).reshape(-1))
+    return ('{"version": 1.0, "people": [{"face_keypoints": [], "pose_keypoints": [' + numbers
+            + '], "hand_right_keypoints": [], "hand_left_keypoints": []}]}\n').encode()
+
+
+def keypoints_from_mat(subset: np.ndarray, candidate: np.ndarray, raw_width: int, raw_height: int,
+                       width: int, height: int) -> np.ndarray:
+    """convert_data.m: joint j takes ``candidate[subset[j]]`` (x, y, score) unless subset[j] is -1, then x and y are
+    scaled from the raw image size to (width, height)."""
+    subset = np.asarray(subset, np.float64).reshape(-1)
+    candidate = np.atleast_2d(np.asarray(candidate, np.float64))
+    if subset.size < NUM_JOINTS:
+        raise KeypointError(f"pose subset holds {subset.size} joints, expected {NUM_JOINTS}")
+    keypoints = np.zeros((NUM_JOINTS, 3))
+    for j in range(NUM_JOINTS):
+        index = int(np.floor(subset[j] + 0.5))  # MATLAB int32() rounds half away from zero (-1 stays -1)
+        if index >= 0:
+            if index >= len(candidate) or candidate.shape[1] < 3:
+                raise KeypointError(f"joint {j} points at candidate {index} of {len(candidate)}")
+            keypoints[j] = candidate[index, :3]
+    keypoints[:, 0] *= width / raw_width
+    keypoints[:, 1] *= height / raw_height
+    if not np.isfinite(keypoints).all():
+        raise KeypointError("pose .mat holds a non-finite keypoint")
+    return keypoints
+
+
+# A loader gets the person's pose file bytes as the dataset holds them (JSON, already converted for raw VITON)
+# and the person image (uint8 RGB, 256 x 192), and returns (18, 3) keypoints at 192 x 256.
+KeypointLoader = Callable[[bytes, np.ndarray], np.ndarray]
+
+
+def dataset_keypoints(pose_file: bytes, image: np.ndarray) -> np.ndarray:
+    """Use the keypoints the dataset ships with."""
+    return parse_pose_json(pose_file)
+
+
+KEYPOINT_LOADERS: Mapping[str, KeypointLoader] = {"dataset": dataset_keypoints}
+
+
+def keypoint_loader(name: str) -> KeypointLoader:
+    try:
+        return KEYPOINT_LOADERS[name]
+    except KeyError:
+        raise ValueError(f"unknown keypoint source {name!r}; known: {', '.join(KEYPOINT_LOADERS)}") from None

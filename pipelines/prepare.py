@@ -1,0 +1,396 @@
+"""`vton prepare SRC OUT`: clean, split and precompute a VITON dataset (either layout) for training and evaluation.
+
+Graph: discover pairs -> ingest every item (person, cloth) on Dask (validate, convert raw VITON, compute the body
+shape, stage the files, return metadata) -> decide per pair (item faults, leaks, duplicates, split) -> move staged
+files into ``OUT/{train,test}/`` -> pairs files, manifest, rejected.csv, prepare.json, samples.
+
+Prepared layout (CONTRACTS.md §2): the CP-VTON layout, so the original code reads it, plus one precomputed folder,
+``{train,test}/shape/<ID>_0.png``: the blurred body shape as uint8 'L' (48 kB of float32 per person shrinks to a few
+hundred bytes, and it is the only piece that depends on Pillow's resampler, so it is fixed once here). Head, cloth
+target and the 18 pose squares are recomputed on load: they are exact masks of the stored image/parse and pure integer
+geometry from the stored keypoints (pose/<ID>_0_keypoints.json, also in the manifest), cheaper to draw than to read.
+
+Resumable: each item's metadata is recorded in ``OUT/.prepare/items`` after its files are staged in
+``OUT/.prepare/stage``; a rerun skips recorded items and staged files already moved. ``.prepare`` is removed at the
+end, so an interrupted run followed by a rerun ends byte-identical to an uninterrupted one.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import shutil
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+from PIL import Image
+
+from vton.pipelines import formats as F
+from vton.pipelines.cleaning import Rejection, duplicate_of
+from vton.pipelines.io import atomic_save_image, atomic_write_json, atomic_write_text
+from vton.pipelines.pose import parse_pose_json
+from vton.pipelines.representation import visualise
+from vton.pipelines.runner import RunnerConfig, map_partitions
+from vton.pipelines.sources import (
+    CLOTH, PERSON, Item, Pair, detect_layout, discover, ingest_cloth, ingest_person, own_cloth,
+)
+from vton.pipelines.split import seeded_split, split_sizes, unpaired_cloths
+
+STATE_DIR = ".prepare"
+EXIT_REJECTED = 3  # CLI exit status when data faults rejected pairs (without --allow-rejects)
+
+
+@dataclass(frozen=True)
+class PrepareOptions:
+    seed: int = 0
+    resplit: bool = False
+    train_size: int | None = None
+    test_size: int | None = None
+    keypoints: str = "dataset"  # a name in vton.pipelines.pose.KEYPOINT_LOADERS
+    samples: int = 4
+
+
+@dataclass
+class PrepareSummary:
+    out: Path
+    total: int
+    kept: int
+    splits: dict[str, int]
+    rejections: list[dict] = field(default_factory=list)  # {"stage", "reason", "count"}, most frequent first
+
+    @property
+    def rejected(self) -> int:
+        return self.total - self.kept
+
+    @property
+    def faults(self) -> int:
+        """Rejections caused by bad data (all but the pairs left over by the requested split sizes)."""
+        return sum(r["count"] for r in self.rejections if r["stage"] != "split")
+
+    def text(self) -> str:
+        lines = [f"prepared {self.kept} of {self.total} pairs into {self.out}: "
+                 f"train {self.splits.get('train', 0)}, test {self.splits.get('test', 0)}; rejected {self.rejected}"]
+        lines += [f"  {r['count']:>6}  {r['stage']}: {r['reason']}" for r in self.rejections]
+        return "\n".join(lines)
+
+
+class ItemResult(NamedTuple):
+    """What an ingest task returns: small metadata only (the files are staged on disk)."""
+    kind: str
+    name: str
+    src_split: str
+    stage: str  # "" when the item is clean
+    reason: str
+    digests: tuple[bytes, ...]  # sha256 of each file in Item.files() order
+    keypoints: bytes  # float64 (18, 3), persons only
+
+    @property
+    def ok(self) -> bool:
+        return not self.stage
+
+
+def _state(out: Path, *parts: str) -> Path:
+    return out.joinpath(STATE_DIR, *parts)
+
+
+def _item_key(item: Item) -> tuple[str, str, str]:
+    return item.kind, item.name, item.src_split
+
+
+def _record_path(out: Path, items: list[Item]) -> Path:
+    """One record per partition, named by its items (partitions are the same on a rerun with the same options)."""
+    digest = hashlib.sha256("\n".join("\t".join(_item_key(i)) for i in items).encode()).hexdigest()[:32]
+    return _state(out, "records", digest + ".json")
+
+
+def _staged_path(out: Path, item: Item, folder: str, name: str) -> str:
+    return os.path.join(out, STATE_DIR, "stage", item.src_split or "_", folder, name)
+
+
+def _ingest(src: Path, layout: str, out: Path, keypoints: str, item: Item) -> ItemResult:
+    kps = np.zeros(0)
+    try:
+        if item.kind == PERSON:
+            data, kps = ingest_person(src, layout, item, keypoints)
+        else:
+            data = ingest_cloth(src, layout, item)
+    except Rejection as rej:
+        return ItemResult(item.kind, item.name, item.src_split, rej.stage, rej.reason, (), b"")
+    for (folder, name), blob in zip(item.files(), data):
+        # Plain writes suffice: staged files are private until the partition record exists, and are rewritten
+        # whole when a killed partition reruns; they reach OUT/<split>/ by an atomic rename.
+        with open(_staged_path(out, item, folder, name), "wb") as fh:
+            fh.write(blob)
+    return ItemResult(item.kind, item.name, item.src_split, "", "",
+                      tuple(hashlib.sha256(b).digest() for b in data), kps.tobytes())
+
+
+def ingest_items(items: list[Item], src: str, layout: str, out: str, keypoints: str) -> list[ItemResult]:
+    """Dask task: ingest a partition of items, staging their files, then record the partition's metadata.
+
+    A recorded partition is not redone (resume); the returned metadata is small (no image data).
+    """
+    out_path = Path(out)
+    record = _record_path(out_path, items)
+    if record.exists():
+        return [ItemResult(i.kind, i.name, i.src_split, r["stage"], r["reason"],
+                           tuple(bytes.fromhex(d) for d in r["digests"]), bytes.fromhex(r["keypoints"]))
+                for i, r in zip(items, json.loads(record.read_text()))]
+    for folder in {os.path.dirname(_staged_path(out_path, i, f, "x")) for i in items for f, _ in i.files()}:
+        os.makedirs(folder, exist_ok=True)
+    results = [_ingest(Path(src), layout, out_path, keypoints, item) for item in items]
+    atomic_write_json(record, [{"stage": r.stage, "reason": r.reason, "digests": [d.hex() for d in r.digests],
+                                "keypoints": r.keypoints.hex()} for r in results])
+    return results
+
+
+@dataclass
+class Decision:
+    """The fate of one pair."""
+    pair: Pair
+    split: str
+    stage: str = ""
+    reason: str = ""
+
+
+def _id(name: str) -> str:
+    return name.split("_")[0]
+
+
+def decide(pairs: list[Pair], results: dict[tuple[str, str, str], ItemResult], official: bool,
+           options: PrepareOptions) -> list[Decision]:
+    """Apply, in order: item faults, IDs in both splits (the train pair goes), exact duplicates (the first pair in
+    order keeps the image), then the drawn split when there is no official one."""
+    decisions = [Decision(p, p.split) for p in pairs]
+    for d in decisions:
+        if d.pair.problem:
+            d.stage, d.reason = d.pair.problem
+            continue
+        for item in (d.pair.person, d.pair.cloth):
+            res = results[_item_key(item)]
+            if not res.ok:
+                d.stage, d.reason = res.stage, res.reason
+                break
+    test_ids = {_id(i.name) for d in decisions if d.split == "test" and not d.pair.problem
+                for i in (d.pair.person, d.pair.cloth)}
+    for d in decisions:  # the test set stays whole: a train pair using a test ID is the one rejected
+        if not d.stage and d.split == "train" and {_id(d.pair.person.name), _id(d.pair.cloth.name)} & test_ids:
+            d.stage, d.reason = "leak", "ID also used in test"
+    for kind in (PERSON, CLOTH):
+        live = [d for d in decisions if not d.stage]
+        items = [d.pair.person if kind == PERSON else d.pair.cloth for d in live]
+        dups = duplicate_of((i.name for i in items), (results[_item_key(i)].digests[0] for i in items))
+        for d, earlier in zip(live, dups):
+            if earlier is not None:
+                d.stage, d.reason = "duplicate", f"{kind} image identical to an earlier kept one"
+    if not official:
+        live = [d for d in decisions if not d.stage]
+        train, test = split_sizes(len(live), options.train_size, options.test_size)
+        links = [(_id(d.pair.person.name), _id(d.pair.cloth.name)) for d in live]
+        for d, split in zip(live, seeded_split(links, options.seed, train, test)):
+            d.split = split
+            if not split:
+                d.stage, d.reason = "split", "clean but beyond the requested split sizes"
+    return decisions
+
+
+def place_items(placements: list[tuple[Item, str]], out: str) -> list[int]:
+    """Dask task: move staged files into ``OUT/<split>/``; files already moved are left alone (resume)."""
+    for item, split in placements:
+        for folder, name in item.files():
+            staged, final = _staged_path(Path(out), item, folder, name), os.path.join(out, split, folder, name)
+            if os.path.exists(staged):
+                os.replace(staged, final)
+            elif not os.path.exists(final):
+                raise RuntimeError(f"{final} is neither staged nor in place; remove {out}/{STATE_DIR} and rerun")
+    return [len(placements)]
+
+
+def _column(folder: str) -> str:
+    return folder.replace("-", "_")
+
+
+FILE_COLUMNS = tuple(_column(folder) for kind, name in ((PERSON, "x_0.jpg"), (CLOTH, "x_1.jpg"))
+                     for folder, _ in Item(kind, name, "").files())
+
+
+def _manifest_rows(decisions: list[Decision], results: dict) -> Iterator[dict]:
+    for d in decisions:
+        kept = not d.stage
+        person, cloth = d.pair.person, d.pair.cloth
+        row: dict = {"pair": d.pair.line, "split": d.split, "person": person and person.name,
+                     "cloth": cloth and cloth.name, "person_id": person and _id(person.name),
+                     "cloth_id": cloth and _id(cloth.name), "status": "kept" if kept else "rejected",
+                     "stage": d.stage, "reason": d.reason, "keypoints": None}
+        row.update({f"{c}_{suffix}": None for c in FILE_COLUMNS for suffix in ("path", "sha256")})
+        for item in (person, cloth):
+            res = results.get(_item_key(item)) if item else None
+            if res is None or not res.ok:
+                continue
+            for (folder, name), digest in zip(item.files(), res.digests):
+                row[f"{_column(folder)}_sha256"] = digest.hex()
+                row[f"{_column(folder)}_path"] = f"{d.split}/{folder}/{name}" if kept else None
+            if item.kind == PERSON:
+                row["keypoints"] = np.frombuffer(res.keypoints).tolist()
+        yield row
+
+
+def _manifest_schema():
+    import pyarrow as pa
+
+    columns = ["pair", "split", "person", "cloth", "person_id", "cloth_id", "status", "stage", "reason"]
+    columns += [f"{c}_{suffix}" for c in FILE_COLUMNS for suffix in ("path", "sha256")]
+    return pa.schema([(c, pa.string()) for c in columns] + [("keypoints", pa.list_(pa.float64()))])
+
+
+def write_manifest(path: Path, rows: Iterator[dict], chunk: int = 2048) -> None:
+    """Stream rows into Parquet, ``chunk`` rows per row group, and rename into place."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = _manifest_schema()
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with pq.ParquetWriter(tmp, schema) as writer:
+            while block := [r for _, r in zip(range(chunk), rows)]:
+                writer.write_table(pa.Table.from_pylist(block, schema=schema))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    import vton
+
+    libs = ("numpy", "pillow", "scipy", "dask", "pyarrow")
+    return {"vton": vton.__version__, **{lib: version(lib) for lib in libs}}
+
+
+def _check_out(out: Path, config: dict) -> None:
+    """Refuse an OUT that holds another preparation (files could sit in the wrong split)."""
+    state = _state(out, "config.json")
+    previous = None
+    if state.exists():
+        previous = json.loads(state.read_text())
+    elif (out / F.PREPARE_FILE).exists():
+        previous = json.loads((out / F.PREPARE_FILE).read_text()).get("options")
+    elif out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} is not empty and holds no preparation; choose a new folder")
+    if previous is not None and previous != config:
+        raise FileExistsError(f"{out} holds a preparation with other options ({previous}); choose a new folder")
+    atomic_write_json(state, config)
+
+
+def _pairs_text(lines: list[str]) -> str:
+    return "".join(f"{line}\n" for line in lines)
+
+
+def _remove_temporaries(out: Path) -> None:
+    """Temp files of atomic writes interrupted by a kill (``.<name>.<random>.tmp``)."""
+    for folder, _, files in os.walk(out):
+        for name in files:
+            if name.startswith(".") and name.endswith(".tmp"):
+                Path(folder, name).unlink()
+
+
+def prepare(src: str | os.PathLike, out: str | os.PathLike, options: PrepareOptions = PrepareOptions(),
+            runner: RunnerConfig = RunnerConfig()) -> PrepareSummary:
+    """Clean, split and precompute ``src`` (CP-VTON or raw VITON layout, detected) into ``out``."""
+    src_path, out_path = Path(src).resolve(), Path(out).resolve()
+    layout = detect_layout(src_path)
+    config = {"source": str(src_path), "layout": layout, **asdict(options)}
+    del config["samples"]
+    _check_out(out_path, config)
+
+    pairs, official = discover(src_path, layout, options.resplit)
+    items = {_item_key(i): i for p in pairs for i in (p.person, p.cloth) if i is not None}
+    if official:  # the paired test list needs each test person's own cloth
+        for p in pairs:
+            if p.split == "test" and p.person is not None:
+                own = Item(CLOTH, own_cloth(p.person.name), p.person.src_split)
+                items.setdefault(_item_key(own), own)
+    work = sorted(items.values(), key=_item_key)
+    results = {_item_key(r): r for r in map_partitions(
+        ingest_items, work, runner, str(src_path), layout, str(out_path), options.keypoints)}
+    decisions = decide(pairs, results, official, options)
+
+    kept = [d for d in decisions if not d.stage]
+    by_split = {s: [d for d in kept if d.split == s] for s in F.SPLITS}
+    placed = {(_item_key(i), d.split): i for d in kept for i in (d.pair.person, d.pair.cloth)}
+    same, extra_rejections = _paired_test(by_split["test"], results, official)
+    for line, cloth in same:
+        if cloth is not None:
+            placed.setdefault((_item_key(cloth), "test"), cloth)
+    for folder in sorted({out_path / split / f for (_, split), i in placed.items() for f, _ in i.files()}):
+        folder.mkdir(parents=True, exist_ok=True)
+    placements = [(item, split) for (_, split), item in sorted(placed.items(), key=lambda kv: (kv[0][1], kv[0][0]))]
+    map_partitions(place_items, placements, runner, str(out_path))
+
+    lines = {s: [d.pair.line for d in by_split[s]] for s in F.SPLITS}
+    if not official:
+        persons = [d.pair.person.name for d in by_split["test"]]
+        cloths = unpaired_cloths([d.pair.cloth.name for d in by_split["test"]], options.seed)
+        lines["test"] = [f"{p} {c}" for p, c in zip(persons, cloths)]
+    for split, name in F.PAIRS_FILES.items():
+        atomic_write_text(out_path / name, _pairs_text(lines[split]))
+    atomic_write_text(out_path / F.TEST_PAIRS_SAME, _pairs_text([line for line, _ in same]))
+
+    rejected_rows = [(d.pair.line, d.split, d.stage, d.reason) for d in decisions if d.stage] + extra_rejections
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows([("pair", "split", "stage", "reason"), *rejected_rows])
+    atomic_write_text(out_path / F.REJECTED_FILE, buf.getvalue())
+    write_manifest(out_path / F.MANIFEST_FILE, _manifest_rows(decisions, results))
+
+    counts = Counter((d.stage, d.reason) for d in decisions if d.stage)
+    summary = PrepareSummary(out_path, len(decisions), len(kept), {s: len(by_split[s]) for s in F.SPLITS},
+                             [{"stage": s, "reason": r, "count": n}
+                              for (s, r), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))])
+    atomic_write_json(out_path / F.PREPARE_FILE, {
+        "source": str(src_path), "layout": layout, "seed": options.seed,
+        "pairs": {"total": summary.total, "kept": summary.kept, "rejected": summary.rejected},
+        "splits": summary.splits, "rejections": summary.rejections, "versions": _versions(), "options": config})
+    _write_samples(out_path, (by_split["test"] or by_split["train"])[: options.samples])
+    shutil.rmtree(_state(out_path), ignore_errors=True)
+    _remove_temporaries(out_path)
+    return summary
+
+
+def _paired_test(test: list[Decision], results: dict, official: bool
+                 ) -> tuple[list[tuple[str, Item | None]], list[tuple[str, str, str, str]]]:
+    """test_pairs_same.txt lines (with the own-cloth item to place) and rejections of persons left out of it."""
+    if not official:
+        return [(d.pair.line, None) for d in test], []
+    same, rejected, seen = [], [], set()
+    for d in test:
+        person = d.pair.person
+        if person.name in seen:
+            continue
+        seen.add(person.name)
+        own = Item(CLOTH, own_cloth(person.name), person.src_split)
+        line = f"{person.name} {own.name}"
+        res = results[_item_key(own)]
+        if res.ok:
+            same.append((line, own))
+        else:
+            rejected.append((line, "test_same", res.stage, res.reason))
+    return same, rejected
+
+
+def _write_samples(out: Path, decisions: list[Decision]) -> None:
+    """Representation strips (person | shape | head | pose | cloth target | cloth | mask) for the report."""
+    for d in decisions:
+        root, person, cloth = out / d.split, d.pair.person.name, d.pair.cloth.name
+        image = np.asarray(Image.open(root / F.IMAGE_DIR / person).convert("RGB"))
+        parse = np.asarray(Image.open(root / F.PARSE_DIR / F.parse_name(person)))
+        kps = parse_pose_json((root / F.POSE_DIR / F.pose_name(person)).read_bytes())
+        strip = visualise(image, parse, kps, np.asarray(Image.open(root / F.CLOTH_DIR / cloth).convert("RGB")),
+                          np.asarray(Image.open(root / F.CLOTH_MASK_DIR / cloth).convert("L")))
+        atomic_save_image(Image.fromarray(strip), out / F.SAMPLES_DIR / F.shape_name(person))

@@ -1,0 +1,175 @@
+"""Realistic faults injected into a synthetic CP-VTON-layout dataset, with their ground truth in ``defects.json``.
+
+Each fault hits its own train pair (same-ID pairs, so a pair names its files without ambiguity), except
+``id_in_both_splits``, which re-labels a train pair with the id of a test person. ``defects.json`` is a list of
+``{"pair": "<person> <cloth>" as in the pairs file, "split", "file": path relative to the root, "fault", "detail"}``.
+The prepare stage's tests compare its rejections with it, so the fault names below are stable.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+from PIL import Image
+
+from vton.pipelines import formats as F
+from vton.pipelines.io import atomic_save_image, atomic_write_bytes, atomic_write_json, atomic_write_text
+
+FAULTS: Final = (
+    "truncated_jpeg",  # person JPEG cut short (an interrupted download)
+    "wrong_size",  # person image not resized to 192x256
+    "duplicate_image",  # person image byte-identical to another id's
+    "missing_parse",  # image-parse/<ID>_0.png absent
+    "label_out_of_range",  # parse holds label 20 (CP-VTON+'s neck label) outside LIP's 0..19
+    "missing_keypoints",  # pose/<ID>_0_keypoints.json absent
+    "malformed_keypoints",  # keypoint JSON cut in the middle
+    "nan_keypoints",  # keypoint JSON with NaN coordinates (the JSON token NaN)
+    "empty_cloth_mask",  # cloth-mask all black
+    "id_in_both_splits",  # a train pair carries the id of a test person
+    "path_outside_root",  # pairs line whose person path leaves the dataset root
+)
+DEFECTS_FILE: Final = "defects.json"
+DEFECT_TRAIN_PAIRS: Final = len(FAULTS) + 1  # one victim per fault plus the clean source of the duplicate
+ESCAPING_PATH: Final = "../../../../../etc/passwd"  # leaves the root from ROOT, ROOT/train or ROOT/train/image
+
+
+class _Target:
+    """The files of one train pair and the edits the injectors share."""
+
+    def __init__(self, root: Path, pid: str) -> None:
+        self.root, self.pid = root, pid
+        self.person = F.person_name(pid)
+        self.line = f"{self.person} {F.cloth_name(pid)}"
+
+    def rel(self, folder: str, name: str) -> str:
+        return f"train/{folder}/{name}"
+
+    def path(self, folder: str, name: str) -> Path:
+        return self.root / self.rel(folder, name)
+
+    @property
+    def image(self) -> str:
+        return self.rel(F.IMAGE_DIR, self.person)
+
+    @property
+    def parse(self) -> str:
+        return self.rel(F.PARSE_DIR, F.parse_name(self.person))
+
+    @property
+    def pose(self) -> str:
+        return self.rel(F.POSE_DIR, F.pose_name(self.person))
+
+    def replace_pairs_line(self, new_line: str) -> None:
+        pairs = self.root / F.TRAIN_PAIRS
+        lines = pairs.read_text().splitlines()
+        lines[lines.index(self.line)] = new_line
+        atomic_write_text(pairs, "".join(f"{line}\n" for line in lines))
+
+
+Injected = tuple[str, str, str]  # pairs line, file, detail
+
+
+def _truncated_jpeg(t: _Target, _: dict) -> Injected:
+    data = (t.root / t.image).read_bytes()
+    atomic_write_bytes(t.root / t.image, data[: len(data) * 6 // 10])
+    return t.line, t.image, f"kept the first {len(data) * 6 // 10} of {len(data)} bytes"
+
+
+def _wrong_size(t: _Target, _: dict) -> Injected:
+    small = Image.open(t.root / t.image).convert("RGB").resize((F.FINE_WIDTH // 2, F.FINE_HEIGHT // 2))
+    atomic_save_image(small, t.root / t.image)
+    return t.line, t.image, f"{small.width}x{small.height} instead of {F.FINE_WIDTH}x{F.FINE_HEIGHT}"
+
+
+def _duplicate_image(t: _Target, ctx: dict) -> Injected:
+    source = _Target(t.root, ctx["source"])
+    atomic_write_bytes(t.root / t.image, (t.root / source.image).read_bytes())
+    return t.line, t.image, f"byte copy of {source.image}"
+
+
+def _missing_parse(t: _Target, _: dict) -> Injected:
+    (t.root / t.parse).unlink()
+    return t.line, t.parse, "file removed"
+
+
+def _label_out_of_range(t: _Target, _: dict) -> Injected:
+    parse = Image.open(t.root / t.parse)
+    labels = np.array(parse)
+    rows = np.nonzero((labels == F.LABEL["Face"]).any(axis=1))[0]
+    neck = (labels == F.LABEL["Face"]) & (np.arange(labels.shape[0])[:, None] >= rows.max() - 8)
+    labels[neck] = F.NUM_LABELS  # 20: the neck label of CP-VTON+'s image-parse-new
+    fixed = Image.fromarray(labels)
+    fixed.putpalette(parse.getpalette())
+    atomic_save_image(fixed, t.root / t.parse)
+    return t.line, t.parse, f"{int(neck.sum())} neck pixels labelled {F.NUM_LABELS}"
+
+
+def _missing_keypoints(t: _Target, _: dict) -> Injected:
+    (t.root / t.pose).unlink()
+    return t.line, t.pose, "file removed"
+
+
+def _malformed_keypoints(t: _Target, _: dict) -> Injected:
+    text = (t.root / t.pose).read_text()
+    atomic_write_text(t.root / t.pose, text[: len(text) // 2])
+    return t.line, t.pose, "JSON cut at half its length"
+
+
+def _nan_keypoints(t: _Target, _: dict) -> Injected:
+    doc = json.loads((t.root / t.pose).read_text())
+    flat = doc["people"][0]["pose_keypoints"]
+    joints = [j for j in range(F.NUM_JOINTS) if flat[3 * j + 2] > 0][:3]
+    for j in joints:
+        flat[3 * j] = flat[3 * j + 1] = float("nan")
+    atomic_write_text(t.root / t.pose, json.dumps(doc))
+    return t.line, t.pose, f"x, y of joints {joints} are NaN"
+
+
+def _empty_cloth_mask(t: _Target, _: dict) -> Injected:
+    rel = t.rel(F.CLOTH_MASK_DIR, F.cloth_name(t.pid))
+    atomic_save_image(Image.new("L", (F.FINE_WIDTH, F.FINE_HEIGHT), 0), t.root / rel)
+    return t.line, rel, "mask all zero"
+
+
+def _id_in_both_splits(t: _Target, ctx: dict) -> Injected:
+    twin = _Target(t.root, ctx["twin"])
+    for folder, old, new in ((F.IMAGE_DIR, t.person, twin.person),
+                             (F.PARSE_DIR, F.parse_name(t.person), F.parse_name(twin.person)),
+                             (F.POSE_DIR, F.pose_name(t.person), F.pose_name(twin.person)),
+                             (F.CLOTH_DIR, F.cloth_name(t.pid), F.cloth_name(twin.pid)),
+                             (F.CLOTH_MASK_DIR, F.cloth_name(t.pid), F.cloth_name(twin.pid))):
+        t.path(folder, old).rename(twin.path(folder, new))
+    t.replace_pairs_line(twin.line)
+    return twin.line, twin.image, f"train pair {t.pid} renamed to test id {twin.pid}"
+
+
+def _path_outside_root(t: _Target, _: dict) -> Injected:
+    line = f"{ESCAPING_PATH} {F.cloth_name(t.pid)}"
+    t.replace_pairs_line(line)
+    return line, F.TRAIN_PAIRS, f"person path of {t.line!r} replaced"
+
+
+_INJECTORS: dict[str, Callable[[_Target, dict], Injected]] = {
+    "truncated_jpeg": _truncated_jpeg, "wrong_size": _wrong_size, "duplicate_image": _duplicate_image,
+    "missing_parse": _missing_parse, "label_out_of_range": _label_out_of_range,
+    "missing_keypoints": _missing_keypoints, "malformed_keypoints": _malformed_keypoints,
+    "nan_keypoints": _nan_keypoints, "empty_cloth_mask": _empty_cloth_mask,
+    "id_in_both_splits": _id_in_both_splits, "path_outside_root": _path_outside_root,
+}
+
+
+def inject_defects(root: Path, train_ids: list[str], test_ids: list[str], rng: np.random.Generator) -> list[dict]:
+    """Apply every fault in FAULTS to its own seeded train pair; write and return the ground truth."""
+    if len(train_ids) < DEFECT_TRAIN_PAIRS or not test_ids:
+        raise ValueError(f"defects need {DEFECT_TRAIN_PAIRS} train pairs and a test pair")
+    chosen = [str(pid) for pid in rng.permutation(train_ids)[:DEFECT_TRAIN_PAIRS]]
+    ctx = {"source": chosen[-1], "twin": str(rng.choice(test_ids))}
+    records = []
+    for fault, pid in zip(FAULTS, chosen):
+        pair, file, detail = _INJECTORS[fault](_Target(root, pid), ctx)
+        records.append({"pair": pair, "split": "train", "file": file, "fault": fault, "detail": detail})
+    atomic_write_json(root / DEFECTS_FILE, records)
+    return records

@@ -19,27 +19,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vton.pipelines.pifpaf import PifpafOptions, estimate_poses, load_model
+from vton.pipelines.pifpaf import PifpafOptions, load_model, save_random_checkpoint, write_poses
 
 
-def save_random_checkpoint(path: Path) -> None:
-    import openpifpaf
-    from openpifpaf.plugins.coco import CocoKp
-
-    torch.manual_seed(0)
-    net, _ = openpifpaf.network.Factory(base_name="shufflenetv2k16").factory(head_metas=CocoKp().head_metas)
-    torch.save({"model": net, "epoch": 0, "meta": None}, path)
-
-
-def images_per_second(paths: list[Path], options: PifpafOptions) -> float:
+def images_per_second(paths: list[Path], out: Path, options: PifpafOptions) -> float:
+    """Decode, detect, convert and write, as `vton keypoints` does in one process."""
     load_model(options)
-    estimate_poses(paths[: options.batch_size], options)  # warm-up (allocations, cuDNN autotuning)
-    if options.device.startswith("cuda"):
-        torch.cuda.synchronize()
+    write_poses(paths[: options.batch_size], out, options)  # warm-up (allocations, cuDNN autotuning)
     start = time.perf_counter()
-    estimate_poses(paths, options)
-    if options.device.startswith("cuda"):
-        torch.cuda.synchronize()
+    write_poses(paths, out, options)  # ends with host-side decoding, so the GPU work is finished
     return len(paths) / (time.perf_counter() - start)
 
 
@@ -61,9 +49,9 @@ def main() -> None:
         for device in devices:
             rates = {}
             for batch in (1, args.batch_size):
-                options = PifpafOptions(checkpoint=root / "random.pkl", trust_checkpoint=True, device=device,
+                options = PifpafOptions(checkpoint=str(root / "random.pkl"), trust_checkpoint=True, device=device,
                                         batch_size=batch)
-                rates[batch] = images_per_second(paths, options)
+                rates[batch] = images_per_second(paths, root / "out", options)
                 print(f"{device} batch {batch}: {rates[batch]:.2f} images/s")
             print(f"{device}: batch {args.batch_size} vs batch 1: x{rates[args.batch_size] / rates[1]:.2f}")
             headline = rates[args.batch_size]

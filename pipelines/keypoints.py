@@ -1,9 +1,9 @@
-"""COCO-17 person keypoints (openpifpaf's output) to CP-VTON's OpenPose-18 pose JSON. Pure numpy, no model here.
+"""COCO-17 person keypoints (openpifpaf's output) to CP-VTON's OpenPose-18 keypoints. Pure numpy, no model here.
 
 CP-VTON reads ``people[0]['pose_keypoints']`` as 18 x (x, y, confidence) in pixels of the 192x256 image, in the order
 of ``formats.OPENPOSE18``; a missing joint is exactly ``0, 0, 0``. COCO has no neck, so the neck is the midpoint of
 the two shoulders when both are found (its confidence the smaller of theirs, as it is only as sure as its weaker
-shoulder).
+shoulder). The pose JSON itself is written by ``vton.pipelines.pose.pose_json``.
 """
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ NECK: Final = OPENPOSE18.index("neck")
 # For each OpenPose-18 joint, the COCO-17 index it comes from (-1 for the neck, which COCO lacks).
 OPENPOSE_FROM_COCO: Final = tuple(COCO17.index(name) if name in COCO17 else -1 for name in OPENPOSE18)
 DEFAULT_THRESHOLD: Final = 0.15  # openpifpaf's own keypoint threshold: its decoder already zeroes weaker joints
-COORD_DIGITS: Final = 3  # rounding of written coordinates and confidences, for stable, readable files
 
 
 def confident(keypoints: np.ndarray, threshold: float) -> np.ndarray:
@@ -71,24 +70,12 @@ def coco_to_openpose(keypoints: np.ndarray, image_size: tuple[int, int], thresho
     return out
 
 
-def pose_document(openpose18: np.ndarray | None) -> dict:
-    """CP-VTON's pose JSON (OpenPose 1.0 style) for one person; ``None`` (no one found) gives all 18 joints 0, 0, 0."""
-    joints = np.zeros((NUM_JOINTS, 3)) if openpose18 is None else np.asarray(openpose18, dtype=np.float64)
-    if joints.shape != (NUM_JOINTS, 3):
-        raise ValueError(f"expected OpenPose-18 keypoints of shape (18, 3), got {joints.shape}")
-    flat = [round(float(v), COORD_DIGITS) + 0.0 for v in joints.reshape(-1)]  # + 0.0 turns -0.0 into 0.0
-    return {
-        "version": 1.0,
-        "people": [{"face_keypoints": [], "pose_keypoints": flat, "hand_right_keypoints": [],
-                    "hand_left_keypoints": []}],
-    }
-
-
-def pose_from_people(people: Sequence[np.ndarray], scores: Sequence[float], image_size: tuple[int, int],
-                     threshold: float = DEFAULT_THRESHOLD) -> dict:
-    """The pose JSON of an image from all its detected people (COCO-17 each, image pixels): the main person only."""
+def main_pose(people: Sequence[np.ndarray], scores: Sequence[float], image_size: tuple[int, int],
+              threshold: float = DEFAULT_THRESHOLD) -> np.ndarray | None:
+    """OpenPose-18 keypoints (192x256 pixels) of the main person among all detected people (COCO-17 each, in pixels of
+    an image of ``image_size``), or None when nobody has a confident joint."""
     i = main_person(people, scores, threshold)
-    return pose_document(None if i is None else coco_to_openpose(people[i], image_size, threshold))
+    return None if i is None else coco_to_openpose(people[i], image_size, threshold)
 
 
 def pose_file_name(image_name: str) -> str:

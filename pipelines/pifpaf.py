@@ -9,7 +9,7 @@ and which can run arbitrary code when unpickled. They are loaded with ``weights_
 only when the caller says it trusts the file (``trust_checkpoint``); the global guard is never touched.
 
 Scale: the model is loaded once per process (cached), images of one shape are batched, the GPU is used when there is
-one, and ``run_keypoints(workers=N)`` spreads chunks of images over N Dask worker processes.
+one, and ``run_keypoints`` spreads partitions of images over Dask workers (``vton.pipelines.runner``).
 """
 from __future__ import annotations
 
@@ -18,13 +18,16 @@ import os
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Final, Sequence
+from typing import Any, ClassVar, Final, Sequence
 
 import numpy as np
 from PIL import Image
 
-from vton.pipelines.io import atomic_write_json
-from vton.pipelines.keypoints import DEFAULT_THRESHOLD, pose_file_name, pose_from_people
+from vton.pipelines.formats import NUM_JOINTS
+from vton.pipelines.io import atomic_write_bytes
+from vton.pipelines.keypoints import DEFAULT_THRESHOLD, main_pose, pose_file_name
+from vton.pipelines.pose import KeypointError, parse_pose_json, pose_json
+from vton.pipelines.runner import RunnerConfig, map_partitions
 
 CHECKPOINT_NAME: Final = "shufflenetv2k16"
 IMAGE_SUFFIXES: Final = (".jpg", ".jpeg", ".png")
@@ -41,7 +44,7 @@ class PifpafOptions:
     """How to run openpifpaf. ``checkpoint`` None means the default shufflenetv2k16 file where openpifpaf caches it;
     ``device`` "auto" means CUDA when available; ``long_edge`` rescales images (None: their own size)."""
 
-    checkpoint: Path | None = None
+    checkpoint: str | None = None  # a str, so the options stay JSON-able in prepare's recorded configuration
     trust_checkpoint: bool = False
     threshold: float = DEFAULT_THRESHOLD
     device: str = "auto"
@@ -65,7 +68,7 @@ def default_checkpoint_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
 
 
-def resolve_checkpoint(checkpoint: Path | None) -> Path:
+def resolve_checkpoint(checkpoint: str | os.PathLike | None) -> Path:
     """The checkpoint file to load; a clear error when it is not there (weights cannot be downloaded here)."""
     path = Path(checkpoint) if checkpoint is not None else default_checkpoint_path()
     if not path.is_file():
@@ -108,8 +111,7 @@ def _load_trusted(path: str, device: str) -> tuple[Any, Any]:
     import torch
 
     openpifpaf = import_openpifpaf()
-    # As openpifpaf's own CLI does at log level WARNING: its C++ decoder then stops printing "UserInfo" lines to stdout
-    # (which also crashed with a segfault in one environment, torch 2.11 on Python 3.12).
+    # As openpifpaf's own CLI does at log level WARNING: its C++ decoder stops printing "UserInfo" lines to stdout.
     torch.ops.openpifpaf.set_quiet(True)
     # weights_only=False for this one file only, which the user has declared trusted (see module docstring).
     checkpoint = torch.load(path, map_location="cpu", weights_only=False)
@@ -117,6 +119,21 @@ def _load_trusted(path: str, device: str) -> tuple[Any, Any]:
     openpifpaf.network.model_migration.model_migration(net)
     net = net.eval().to(device)
     return net, openpifpaf.decoder.factory(net.head_metas)
+
+
+def save_random_checkpoint(path: str | os.PathLike, seed: int = 0) -> None:
+    """A shufflenetv2k16 with random weights, built by openpifpaf's factory for the COCO keypoint heads as for
+    training from scratch, and saved as its trainer saves checkpoints: for tests and benchmarks, since pretrained
+    weights cannot be downloaded here."""
+    import torch
+
+    openpifpaf = import_openpifpaf()
+    from openpifpaf.plugins.coco import CocoKp
+
+    torch.manual_seed(seed)
+    net, _ = openpifpaf.network.Factory(base_name=CHECKPOINT_NAME).factory(head_metas=CocoKp().head_metas)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": net, "epoch": 0, "meta": None}, path)
 
 
 def _preprocess(long_edge: int | None) -> Any:
@@ -150,46 +167,63 @@ def detect_people(images: Sequence[Image.Image], options: PifpafOptions) -> list
     return people
 
 
-def estimate_poses(image_paths: Sequence[Path], options: PifpafOptions) -> list[dict | str]:
-    """CP-VTON pose JSON (main person, 192x256 pixels) for each image, or an error message for an unreadable one."""
-    images: list[Image.Image | None] = []
-    errors: list[str] = []
-    for path in image_paths:
-        try:
-            with Image.open(path) as im:
-                images.append(im.convert("RGB"))
-            errors.append("")
-        except (OSError, ValueError) as exc:
-            images.append(None)
-            errors.append(f"unreadable image: {exc}")
-    readable = [im for im in images if im is not None]
-    found = iter(detect_people(readable, options) if readable else [])
-    results: list[dict | str] = []
-    for im, error in zip(images, errors):
-        if im is None:
-            results.append(error)
-            continue
-        people = next(found)
-        results.append(pose_from_people([p for p, _ in people], [s for _, s in people], im.size, options.threshold))
-    return results
+def estimate_keypoints(images: Sequence[Image.Image], options: PifpafOptions) -> list[np.ndarray | None]:
+    """OpenPose-18 keypoints (192x256 pixels) of each image's main person; None where openpifpaf finds nobody."""
+    return [main_pose([p for p, _ in people], [s for _, s in people], im.size, options.threshold)
+            for im, people in zip(images, detect_people(images, options))]
 
 
 def write_poses(image_paths: Sequence[Path], out_dir: Path, options: PifpafOptions,
                 torch_threads: int | None = None) -> list[tuple[str, str]]:
-    """Write ``<stem>_keypoints.json`` for each image into ``out_dir``; (image name, "person" | "none" | error)."""
+    """Write ``<stem>_keypoints.json`` for each image into ``out_dir`` (all joints 0, 0, 0 when nobody is found);
+    returns (image name, "person" | "none" | why the image was skipped)."""
     if torch_threads:
         import torch
 
         torch.set_num_threads(torch_threads)
-    statuses = []
-    for path, result in zip(image_paths, estimate_poses(image_paths, options)):
-        if isinstance(result, str):
-            statuses.append((path.name, result))
-            continue
-        atomic_write_json(Path(out_dir) / pose_file_name(path.name), result)
-        found = any(v != 0 for v in result["people"][0]["pose_keypoints"])
-        statuses.append((path.name, "person" if found else "none"))
+    statuses, readable = [], []
+    for path in image_paths:
+        try:
+            with Image.open(path) as im:
+                readable.append((path, im.convert("RGB")))
+        except (OSError, ValueError) as exc:
+            statuses.append((path.name, f"unreadable image: {exc}"))
+    found = estimate_keypoints([im for _, im in readable], options) if readable else []
+    for (path, _), kps in zip(readable, found):
+        joints = np.zeros((NUM_JOINTS, 3)) if kps is None else kps
+        atomic_write_bytes(Path(out_dir) / pose_file_name(path.name), pose_json(joints))
+        statuses.append((path.name, "none" if kps is None else "person"))
     return statuses
+
+
+@dataclass(frozen=True)
+class PifpafKeypoints:
+    """``vton prepare --keypoints openpifpaf``: a keypoint loader for ``vton.pipelines.pose`` that keeps the dataset's
+    keypoints where its pose file exists and runs openpifpaf on the person image where it does not (or on every
+    person with ``overwrite``). A person in whom openpifpaf finds nobody is rejected (stage ``keypoints``)."""
+
+    options: PifpafOptions
+    overwrite: bool = False
+    needs_pose_file: ClassVar[bool] = False  # prepare calls it with None when the pose file is missing
+
+    def __call__(self, pose_file: bytes | None, image: np.ndarray) -> np.ndarray:
+        if pose_file is not None and not self.overwrite:
+            return parse_pose_json(pose_file)
+        kps = estimate_keypoints([Image.fromarray(image)], self.options)[0]
+        if kps is None:
+            raise KeypointError("openpifpaf found no person in the image")
+        return kps
+
+
+def keypoint_source(name: str, options: PifpafOptions, overwrite: bool = False) -> str | PifpafKeypoints:
+    """``PrepareOptions.keypoints`` for ``vton prepare --keypoints NAME``: a registered name as it is, or for
+    "openpifpaf" the loader, checked up front (weights there and trusted, so prepare fails before any work instead of
+    rejecting every person) and with the checkpoint path resolved for the workers."""
+    if name == "openpifpaf":
+        return PifpafKeypoints(replace(options, checkpoint=str(trusted_checkpoint(options))), overwrite)
+    if overwrite:
+        raise KeypointsError("--overwrite-keypoints needs --keypoints openpifpaf")
+    return name
 
 
 def list_images(images_dir: Path) -> list[Path]:
@@ -199,37 +233,16 @@ def list_images(images_dir: Path) -> list[Path]:
     return sorted(p for p in images_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def run_keypoints(image_paths: Sequence[Path], out_dir: Path, options: PifpafOptions, workers: int = 1,
-                  chunk_size: int | None = None) -> dict:
-    """Pose JSON files for ``image_paths`` into ``out_dir``, in chunks of images; with ``workers`` > 1 the chunks run
-    on a local Dask cluster of that many processes, each loading the model once. Returns a summary."""
-    from tqdm import tqdm
-
-    # Fail fast (missing, untrusted) before any worker starts; workers get the resolved path.
-    options = replace(options, checkpoint=trusted_checkpoint(options))
+def run_keypoints(image_paths: Sequence[Path], out_dir: Path, options: PifpafOptions,
+                  runner: RunnerConfig = RunnerConfig()) -> dict:
+    """Pose JSON files for ``image_paths`` into ``out_dir``. Partitions of ``runner.partition_size`` images run as
+    Dask tasks (``runner.workers`` processes, or a cluster), each process loading the model once. Returns a summary."""
+    # Fail fast (missing, untrusted) before any worker starts; the workers get the resolved path.
+    options = replace(options, checkpoint=str(trusted_checkpoint(options)))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    size = chunk_size or max(1, options.batch_size) * 4
-    chunks = [list(image_paths[i:i + size]) for i in range(0, len(image_paths), size)]
-    statuses: list[tuple[str, str]] = []
-    progress = tqdm(total=len(image_paths), desc="keypoints", unit="img")
-    if workers <= 1:
-        for chunk in chunks:
-            statuses += write_poses(chunk, out_dir, options)
-            progress.update(len(chunk))
-    else:
-        from distributed import Client, LocalCluster, as_completed
-
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-                Client(cluster) as client:
-            futures = client.map(write_poses, chunks, out_dir=out_dir, options=options, torch_threads=threads,
-                                 pure=False)
-            for future in as_completed(futures):
-                done = future.result()
-                statuses += done
-                progress.update(len(done))
-    progress.close()
+    threads = max(1, (os.cpu_count() or 1) // runner.workers) if runner.workers > 1 else None
+    statuses = map_partitions(write_poses, list(image_paths), runner, out_dir, options, threads)
     counts = {"person": 0, "none": 0}
     failed = {}
     for name, status in sorted(statuses):
@@ -238,4 +251,5 @@ def run_keypoints(image_paths: Sequence[Path], out_dir: Path, options: PifpafOpt
         else:
             failed[name] = status
     return {"images": len(image_paths), "with_person": counts["person"], "no_person": counts["none"],
-            "failed": failed, "out": str(out_dir), "checkpoint": str(options.checkpoint), "device": resolve_device(options.device)}
+            "failed": failed, "out": str(out_dir), "checkpoint": options.checkpoint,
+            "device": resolve_device(options.device)}

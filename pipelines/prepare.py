@@ -34,7 +34,7 @@ from PIL import Image
 from vton.pipelines import formats as F
 from vton.pipelines.cleaning import Rejection, duplicate_of
 from vton.pipelines.io import atomic_save_image, atomic_write_json, atomic_write_text
-from vton.pipelines.pose import parse_pose_json
+from vton.pipelines.pose import KeypointLoader, parse_pose_json
 from vton.pipelines.representation import visualise
 from vton.pipelines.runner import RunnerConfig, map_partitions
 from vton.pipelines.sources import (
@@ -52,7 +52,9 @@ class PrepareOptions:
     resplit: bool = False
     train_size: int | None = None
     test_size: int | None = None
-    keypoints: str = "dataset"  # a name in vton.pipelines.pose.KEYPOINT_LOADERS
+    # a name in vton.pipelines.pose.KEYPOINT_LOADERS, or a loader dataclass carrying its options
+    # (vton.pipelines.pifpaf.PifpafKeypoints: JSON-able fields, so the recorded configuration holds them)
+    keypoints: str | KeypointLoader = "dataset"
     samples: int = 4
 
 
@@ -113,7 +115,7 @@ def _staged_path(out: Path, item: Item, folder: str, name: str) -> str:
     return os.path.join(out, STATE_DIR, "stage", item.src_split or "_", folder, name)
 
 
-def _ingest(src: Path, layout: str, out: Path, keypoints: str, item: Item) -> ItemResult:
+def _ingest(src: Path, layout: str, out: Path, keypoints: str | KeypointLoader, item: Item) -> ItemResult:
     kps = np.zeros(0)
     try:
         if item.kind == PERSON:
@@ -131,7 +133,8 @@ def _ingest(src: Path, layout: str, out: Path, keypoints: str, item: Item) -> It
                       tuple(hashlib.sha256(b).digest() for b in data), kps.tobytes())
 
 
-def ingest_items(items: list[Item], src: str, layout: str, out: str, keypoints: str) -> list[ItemResult]:
+def ingest_items(items: list[Item], src: str, layout: str, out: str, keypoints: str | KeypointLoader
+                 ) -> list[ItemResult]:
     """Dask task: ingest a partition of items, staging their files, then record the partition's metadata.
 
     A recorded partition is not redone (resume); the returned metadata is small (no image data).

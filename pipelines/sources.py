@@ -18,7 +18,7 @@ from PIL import Image
 from vton.pipelines import formats as F
 from vton.pipelines.cleaning import Rejection, check_mask, check_parse, decode_image
 from vton.pipelines.io import UnsafePathError, encode_image, safe_join
-from vton.pipelines.pose import KeypointError, keypoint_loader, keypoints_from_mat, pose_json
+from vton.pipelines.pose import KeypointError, KeypointLoader, keypoint_loader, keypoints_from_mat, pose_json
 from vton.pipelines.representation import shape_image
 
 SIZE = (F.FINE_WIDTH, F.FINE_HEIGHT)  # PIL order
@@ -206,13 +206,24 @@ def shape_png(parse: np.ndarray) -> bytes:
     return encode_image(Image.fromarray(shape_image(parse), "L"), "PNG", compress_level=1)
 
 
-def ingest_person(src: Path, layout: str, item: Item, keypoints: str = "dataset"
+def _read_pose(src: Path, relative: str, loader: KeypointLoader) -> bytes | None:
+    """The pose file; a missing one is a rejection only when the keypoint source needs it (see `pose.KeypointLoader`)."""
+    try:
+        return _read(src, relative)
+    except Rejection as rej:
+        if rej.stage == "missing" and not getattr(loader, "needs_pose_file", True):
+            return None
+        raise
+
+
+def ingest_person(src: Path, layout: str, item: Item, keypoints: str | KeypointLoader = "dataset"
                   ) -> tuple[tuple[bytes, ...], np.ndarray]:
     """Validate one person and return (the bytes of `Item.files`, keypoints (18, 3)); raise `Rejection`."""
+    loader = keypoint_loader(keypoints)
     if layout == "cpvton":
         image_bytes = _read(src, _cpvton_path(item, F.IMAGE_DIR, item.name))
         parse_bytes = _read(src, _cpvton_path(item, F.PARSE_DIR, F.parse_name(item.name)))
-        pose_bytes = _read(src, _cpvton_path(item, F.POSE_DIR, F.pose_name(item.name)))
+        pose_bytes = _read_pose(src, _cpvton_path(item, F.POSE_DIR, F.pose_name(item.name)), loader)
         image = np.asarray(decode_image(image_bytes, "person image", ("RGB",), SIZE))
         parse = np.asarray(decode_image(parse_bytes, "parse", ("P", "L"), SIZE))
     else:
@@ -238,7 +249,7 @@ def ingest_person(src: Path, layout: str, item: Item, keypoints: str = "dataset"
         pose_bytes = pose_json(kps)
     check_parse(parse)
     try:
-        kps = keypoint_loader(keypoints)(pose_bytes, image)
+        kps = loader(pose_bytes, image)
     except KeypointError as exc:
         raise Rejection("keypoints", str(exc)) from None
     if keypoints != "dataset":

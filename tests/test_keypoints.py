@@ -6,13 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from vton.pipelines.keypoints import (
-    coco_to_openpose,
-    main_person,
-    pose_document,
-    pose_file_name,
-    pose_from_people,
-)
+from vton.pipelines.keypoints import coco_to_openpose, main_person, main_pose, pose_file_name
+from vton.pipelines.pose import pose_json
 
 # cpvton.md §1.2, written out by hand: OpenPose-18 index -> COCO-17 index (None: the neck, COCO has none).
 # COCO-17: 0 nose, 1 l-eye, 2 r-eye, 3 l-ear, 4 r-ear, 5 l-sho, 6 r-sho, 7 l-elb, 8 r-elb, 9 l-wri, 10 r-wri,
@@ -49,8 +44,7 @@ def test_coordinates_scale_from_the_image_size() -> None:
     coco = person({0: (441.0, 131.0, 0.8)})
     out = coco_to_openpose(coco, (762, 1100), threshold=0.15)
     assert out[0].tolist() == pytest.approx([441 * 192 / 762, 131 * 256 / 1100, 0.8])
-    doc = pose_document(out)
-    assert doc["people"][0]["pose_keypoints"][:3] == [111.118, 30.487, 0.8]
+    assert [round(v, 3) for v in out[0, :2]] == [111.118, 30.487]
     # a 2x image: everything halves, the neck too
     big = coco_to_openpose(full_person(), (384, 512), threshold=0.15)
     assert big[1].tolist() == pytest.approx([37.5 / 2, 58.5 / 2, 0.9])
@@ -90,18 +84,17 @@ def test_main_person_is_the_largest_confident_box_then_the_best_score() -> None:
     assert main_person([], [], threshold=0.15) is None
 
 
-def test_pose_from_people_writes_the_main_person_in_cpvton_json() -> None:
+def test_main_pose_in_cpvton_json() -> None:
     small = person({0: (10, 10, 0.99), 5: (20, 30, 0.99)})
     large = person({5: (40, 100, 0.7), 6: (100, 104, 0.5)})  # shoulders only, at 2x size
-    doc = pose_from_people([small, large], [0.9, 0.2], (384, 512), threshold=0.15)
+    doc = json.loads(pose_json(main_pose([small, large], [0.9, 0.2], (384, 512), threshold=0.15)))
     assert set(doc) == {"version", "people"} and doc["version"] == 1.0
     assert len(doc["people"]) == 1
     p = doc["people"][0]
     assert set(p) == {"face_keypoints", "pose_keypoints", "hand_right_keypoints", "hand_left_keypoints"}
     assert p["face_keypoints"] == p["hand_right_keypoints"] == p["hand_left_keypoints"] == []
-    flat = json.loads(json.dumps(doc))["people"][0]["pose_keypoints"]
-    assert len(flat) == 54 and all(isinstance(v, float) for v in flat)
-    joints = np.array(flat).reshape(18, 3)  # as CP-VTON's loader reads it
+    assert len(p["pose_keypoints"]) == 54
+    joints = np.array(p["pose_keypoints"]).reshape(18, 3)  # as CP-VTON's loader reads it
     expected = np.zeros((18, 3))
     expected[5] = [20, 50, 0.7]  # L-shoulder
     expected[2] = [50, 52, 0.5]  # R-shoulder
@@ -109,10 +102,9 @@ def test_pose_from_people_writes_the_main_person_in_cpvton_json() -> None:
     np.testing.assert_allclose(joints, expected)
 
 
-def test_no_person_is_all_zeros() -> None:
-    doc = pose_from_people([], [], (192, 256))
-    assert doc["people"][0]["pose_keypoints"] == [0.0] * 54
-    assert pose_document(None) == doc
+def test_nobody_found() -> None:
+    assert main_pose([], [], (192, 256)) is None
+    assert main_pose([person({3: (5, 5, 0.1)})], [0.9], (192, 256), threshold=0.15) is None
 
 
 def test_bad_shapes_and_sizes_are_refused() -> None:
@@ -120,8 +112,6 @@ def test_bad_shapes_and_sizes_are_refused() -> None:
         coco_to_openpose(np.zeros((18, 3)), (192, 256), 0.15)
     with pytest.raises(ValueError, match="positive"):
         coco_to_openpose(np.zeros((17, 3)), (0, 256), 0.15)
-    with pytest.raises(ValueError, match="18, 3"):
-        pose_document(np.zeros((17, 3)))
 
 
 def test_pose_file_name() -> None:

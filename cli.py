@@ -21,8 +21,9 @@ def pose_model_options(command):
     command = click.option("--trust-checkpoint", is_flag=True,
                            help="Allow unpickling the openpifpaf checkpoint (it holds a whole pickled network, which "
                                 "can run code when loaded): only for a file you trust.")(command)
-    return click.option("--pose-checkpoint", type=click.Path(dir_okay=False), default=None,
-                        help="openpifpaf checkpoint [default: shufflenetv2k16 in $TORCH_HOME/hub/checkpoints].")(command)
+    return click.option(
+        "--pose-checkpoint", type=click.Path(dir_okay=False), default=None,
+        help="openpifpaf checkpoint [default: shufflenetv2k16 in $TORCH_HOME/hub/checkpoints].")(command)
 
 
 def pifpaf_options(**given):

@@ -1,8 +1,8 @@
 """Run openpifpaf on person images and write CP-VTON pose JSON files (the conversion lives in ``keypoints.py``).
 
 Weights: openpifpaf's default COCO keypoint model, shufflenetv2k16, is looked up where openpifpaf itself caches it,
-``$TORCH_HOME/hub/checkpoints/<file name of its download URL>`` (``torch.hub.get_dir()``), or given as a path. Nothing is
-ever downloaded: a missing file is a clear error naming it.
+``$TORCH_HOME/hub/checkpoints/<file name of its download URL>`` (``torch.hub.get_dir()``), or given as a path.
+Nothing is ever downloaded: a missing file is a clear error naming it.
 
 Trust: openpifpaf checkpoints are whole pickled ``nn.Module`` objects, which ``torch.load(weights_only=True)`` refuses
 and which can run arbitrary code when unpickled. They are loaded with ``weights_only=False`` in that one call only, and

@@ -207,7 +207,7 @@ def shape_png(parse: np.ndarray) -> bytes:
 
 
 def _read_pose(src: Path, relative: str, loader: KeypointLoader) -> bytes | None:
-    """The pose file; a missing one is a rejection only when the keypoint source needs it (see `pose.KeypointLoader`)."""
+    """The pose file; a missing one is a rejection only if the keypoint source needs it (see `pose.KeypointLoader`)."""
     try:
         return _read(src, relative)
     except Rejection as rej:

@@ -43,7 +43,8 @@ for expect in "-std=c++20" "'torch'," "'torchvision',"; do
 done
 # openpifpaf calls matplotlib.cm.get_cmap, which matplotlib 3.9 removed: `import openpifpaf` then fails wherever
 # matplotlib is installed. matplotlib.colormaps.get_cmap (matplotlib 3.6+) is the same lookup.
-grep -rlF 'matplotlib.cm.get_cmap(' "$src/src" | xargs -r sed -i 's/matplotlib\.cm\.get_cmap(/matplotlib.colormaps.get_cmap(/g'
+grep -rlF 'matplotlib.cm.get_cmap(' "$src/src" \
+    | xargs -r sed -i 's/matplotlib\.cm\.get_cmap(/matplotlib.colormaps.get_cmap(/g'
 
 echo "building openpifpaf $VERSION against torch $("$PY" -c 'import torch; print(torch.__version__)') (a few minutes)"
 MAX_JOBS=${MAX_JOBS:-$(nproc)} "$PY" -m pip install --no-build-isolation --no-deps "$src"

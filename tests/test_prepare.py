@@ -148,7 +148,8 @@ def test_hand_made_faults_content_mode_and_keypoint_count(tmp_path: Path) -> Non
 
 def test_cpvton_layout_keeps_the_official_split_and_copies_files(synth_cpvton: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    summary = prepare(synth_cpvton, out, PrepareOptions(), RunnerConfig(workers=2, progress=False, partition_size=4))
+    config = RunnerConfig(workers=2, local="processes", progress=False, partition_size=4)
+    summary = prepare(synth_cpvton, out, PrepareOptions(), config)
     for name in ("train_pairs.txt", "test_pairs.txt", "test_pairs_same.txt"):
         assert (out / name).read_bytes() == (synth_cpvton / name).read_bytes()
     assert summary.rejected == 0 and (out / "rejected.csv").read_text() == "pair,split,stage,reason\n"

@@ -97,7 +97,7 @@ def palette_png(labels: np.ndarray) -> Image.Image:
 def savemat_bytes(variables: dict[str, np.ndarray]) -> bytes:
     """``scipy.io.savemat`` output with a fixed header text (scipy stamps the time there), so files are reproducible."""
     buf = io.BytesIO()
-    scipy.io.savemat(buf, variables)
+    scipy.io.savemat(buf, variables, do_compression=True)
     return _MAT_HEADER + buf.getvalue()[len(_MAT_HEADER):]
 
 

@@ -33,7 +33,7 @@ FAULTS: Final = (
 )
 DEFECTS_FILE: Final = "defects.json"
 DEFECT_TRAIN_PAIRS: Final = len(FAULTS) + 1  # one victim per fault plus the clean source of the duplicate
-ESCAPING_PATH: Final = "../../etc/passwd"
+ESCAPING_PATH: Final = "../../../../../etc/passwd"  # leaves the root from ROOT, ROOT/train or ROOT/train/image
 
 
 class _Target:

@@ -1,0 +1,36 @@
+"""Session-wide synthetic datasets (``vton synth``) for every stage's tests; small so the suite stays fast."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vton.pipelines.synth import synthesize
+
+CPVTON_PAIRS, CPVTON_SEED = 24, 0
+DEFECT_PAIRS, DEFECT_SEED = 24, 1
+VITON_PAIRS, VITON_SEED = 8, 0
+
+
+@pytest.fixture(scope="session")
+def synth_cpvton(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A clean CP-VTON-layout dataset: 24 pairs (21 train, 3 test), seed 0."""
+    root = tmp_path_factory.mktemp("synth_cpvton") / "data"
+    synthesize(root, CPVTON_PAIRS, CPVTON_SEED)
+    return root
+
+
+@pytest.fixture(scope="session")
+def synth_defects(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CP-VTON-layout dataset with every fault of ``synth_defects.FAULTS`` once; ground truth in defects.json."""
+    root = tmp_path_factory.mktemp("synth_defects") / "data"
+    synthesize(root, DEFECT_PAIRS, DEFECT_SEED, defects=True)
+    return root
+
+
+@pytest.fixture(scope="session")
+def synth_viton_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The raw VITON layout (women_top 762x1100, segment/pose .mat): 8 pairs, seed 0."""
+    root = tmp_path_factory.mktemp("synth_viton_raw") / "data"
+    synthesize(root, VITON_PAIRS, VITON_SEED, layout="viton")
+    return root

@@ -34,7 +34,7 @@ from PIL import Image
 from vton.pipelines import formats as F
 from vton.pipelines.cleaning import Rejection, duplicate_of
 from vton.pipelines.io import atomic_save_image, atomic_write_json, atomic_write_text
-from vton.pipelines.pose import parse_pose_json
+from vton.pipelines.pose import keypoint_loader, parse_pose_json
 from vton.pipelines.representation import visualise
 from vton.pipelines.runner import RunnerConfig, map_partitions
 from vton.pipelines.sources import (
@@ -307,6 +307,7 @@ def prepare(src: str | os.PathLike, out: str | os.PathLike, options: PrepareOpti
     """Clean, split and precompute ``src`` (CP-VTON or raw VITON layout, detected) into ``out``."""
     src_path, out_path = Path(src).resolve(), Path(out).resolve()
     layout = detect_layout(src_path)
+    keypoint_loader(options.keypoints)  # an unknown source fails here, not in every task
     config = {"source": str(src_path), "layout": layout, **asdict(options)}
     del config["samples"]
     _check_out(out_path, config)

@@ -64,7 +64,9 @@ def synth(out: Path, n_pairs: int, seed: int, layout: str, defects: bool) -> Non
 @click.argument("src", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Local worker processes (1 runs in this process).")
+              help="Local workers (1 runs in this process).")
+@click.option("--local", "local", type=click.Choice(["threads", "processes"]), default="threads", show_default=True,
+              help="Kind of local workers.")
 @click.option("--scheduler", metavar="ADDR", default=None, help="Run on an existing Dask cluster (tcp://host:port).")
 @click.option("--resplit", is_flag=True, help="Ignore the pairs files' split and draw a seeded, leak-free one.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split and the unpaired test list.")
@@ -78,7 +80,7 @@ def synth(out: Path, n_pairs: int, seed: int, layout: str, defects: bool) -> Non
 @click.option("--pose-threshold", type=click.FloatRange(0, 1), default=None, help=THRESHOLD_HELP)
 @click.option("--pose-device", default=None, help=DEVICE_HELP)
 @click.option("--allow-rejects", is_flag=True, help="Exit 0 even when pairs were rejected (otherwise exit 3).")
-def prepare_cmd(src: Path, out: Path, workers: int, scheduler: str | None, resplit: bool, seed: int,
+def prepare_cmd(src: Path, out: Path, workers: int, local: str, scheduler: str | None, resplit: bool, seed: int,
                 train_size: int | None, test_size: int | None, keypoints: str, overwrite_keypoints: bool,
                 pose_checkpoint: str | None, trust_checkpoint: bool, pose_threshold: float | None,
                 pose_device: str | None, allow_rejects: bool) -> None:
@@ -99,7 +101,7 @@ def prepare_cmd(src: Path, out: Path, workers: int, scheduler: str | None, respl
         raise click.ClickException(str(exc)) from exc
     summary = prepare(src, out, PrepareOptions(seed=seed, resplit=resplit, train_size=train_size,
                                                test_size=test_size, keypoints=source),
-                      RunnerConfig(workers=workers, scheduler=scheduler))
+                      RunnerConfig(workers=workers, scheduler=scheduler, local=local))
     click.echo(summary.text())
     if summary.faults and not allow_rejects:
         sys.exit(EXIT_REJECTED)

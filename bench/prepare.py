@@ -43,11 +43,11 @@ def codec_floor(src: Path) -> tuple[int, float]:
     return len(pairs), time.perf_counter() - start
 
 
-def run_prepare(src: Path, out: Path, workers: int) -> tuple[float, float]:
+def run_prepare(src: Path, out: Path, workers: int, local: str) -> tuple[float, float]:
     """(seconds, peak RSS in MB of the prepare process tree)."""
     package_parent = str(Path(__file__).resolve().parents[2])
     cmd = [sys.executable, "-m", "vton.cli", "prepare", str(src), str(out), "--workers", str(workers),
-           "--allow-rejects"]
+           "--local", local, "--allow-rejects"]
     env = {"PYTHONPATH": package_parent, "PATH": "/usr/bin:/bin"}
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
@@ -80,6 +80,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--local", choices=("threads", "processes"), default="threads")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=None, help="folder for the data (default: a temp folder)")
     args = parser.parse_args()
@@ -92,10 +93,10 @@ def main() -> None:
     codec_floor(src)  # warm the page cache so both runs read from memory
     n, floor_s = codec_floor(src)
     out = work / f"prepared-{args.pairs}-{time.time_ns()}"
-    prep_s, rss = run_prepare(src, out, args.workers)
+    prep_s, rss = run_prepare(src, out, args.workers, args.local)
     floor_rate, prep_rate = n / floor_s, n / prep_s
     print(f"codec floor (1 process): {floor_rate:.1f} pairs/s ({floor_s:.2f} s for {n} pairs)")
-    print(f"prepare --workers {args.workers}: {prep_rate:.1f} pairs/s ({prep_s:.2f} s), peak RSS {rss:.0f} MB")
+    print(f"prepare --workers {args.workers} --local {args.local}: {prep_rate:.1f} pairs/s ({prep_s:.2f} s), peak RSS {rss:.0f} MB")
     print(f"bench prepare: {prep_rate / floor_rate:.2f}x floor, rss {rss:.0f} MB")
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,6 +34,11 @@ CHECKPOINT_NAME: Final = "shufflenetv2k16"
 IMAGE_SUFFIXES: Final = (".jpg", ".jpeg", ".png")
 INSTALL_HINT: Final = ("openpifpaf is not installed: run `scripts/install_openpifpaf.sh .venv/bin/python` "
                        "(see the README section 'Keypoints with openpifpaf')")
+
+
+# openpifpaf's decoder keeps working buffers in its instance, so one process's model serves one thread at a time
+# (prepare's default local workers are threads); processes run in parallel, each with its own model.
+_MODEL_LOCK = threading.Lock()
 
 
 class KeypointsError(RuntimeError):
@@ -150,20 +156,21 @@ def detect_people(images: Sequence[Image.Image], options: PifpafOptions) -> list
     """
     import torch
 
-    net, decoder, device = load_model(options)
     preprocess = _preprocess(options.long_edge)
     processed = [preprocess(im.convert("RGB"), [], {"dataset_index": i}) for i, im in enumerate(images)]
     by_shape: dict[tuple[int, ...], list[int]] = defaultdict(list)
     for i, (tensor, _, _) in enumerate(processed):
         by_shape[tuple(tensor.shape)].append(i)
     people: list[list[tuple[np.ndarray, float]]] = [[] for _ in images]
-    for indices in by_shape.values():
-        for start in range(0, len(indices), options.batch_size):
-            chunk = indices[start:start + options.batch_size]
-            batch = torch.stack([processed[i][0] for i in chunk])
-            for i, annotations in zip(chunk, decoder.batch(net, batch, device=device)):
-                meta = processed[i][2]
-                people[i] = [(ann.inverse_transform(meta).data.copy(), float(ann.score)) for ann in annotations]
+    with _MODEL_LOCK:
+        net, decoder, device = load_model(options)
+        for indices in by_shape.values():
+            for start in range(0, len(indices), options.batch_size):
+                chunk = indices[start:start + options.batch_size]
+                batch = torch.stack([processed[i][0] for i in chunk])
+                for i, annotations in zip(chunk, decoder.batch(net, batch, device=device)):
+                    meta = processed[i][2]
+                    people[i] = [(ann.inverse_transform(meta).data.copy(), float(ann.score)) for ann in annotations]
     return people
 
 
@@ -236,9 +243,11 @@ def list_images(images_dir: Path) -> list[Path]:
 def run_keypoints(image_paths: Sequence[Path], out_dir: Path, options: PifpafOptions,
                   runner: RunnerConfig = RunnerConfig()) -> dict:
     """Pose JSON files for ``image_paths`` into ``out_dir``. Partitions of ``runner.partition_size`` images run as
-    Dask tasks (``runner.workers`` processes, or a cluster), each process loading the model once. Returns a summary."""
+    Dask tasks on ``runner.workers`` local processes (never threads: the model runs one thread at a time per process)
+    or a cluster, each process loading the model once. Returns a summary."""
     # Fail fast (missing, untrusted) before any worker starts; the workers get the resolved path.
     options = replace(options, checkpoint=str(trusted_checkpoint(options)))
+    runner = replace(runner, local="processes")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     threads = max(1, (os.cpu_count() or 1) // runner.workers) if runner.workers > 1 else None

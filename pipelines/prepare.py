@@ -34,7 +34,7 @@ from PIL import Image
 from vton.pipelines import formats as F
 from vton.pipelines.cleaning import Rejection, duplicate_of
 from vton.pipelines.io import atomic_save_image, atomic_write_json, atomic_write_text
-from vton.pipelines.pose import KeypointLoader, parse_pose_json
+from vton.pipelines.pose import KeypointLoader, keypoint_loader, parse_pose_json
 from vton.pipelines.representation import visualise
 from vton.pipelines.runner import RunnerConfig, map_partitions
 from vton.pipelines.sources import (
@@ -84,17 +84,18 @@ class PrepareSummary:
 
 class ItemResult(NamedTuple):
     """What an ingest task returns: small metadata only (the files are staged on disk)."""
-    kind: str
-    name: str
-    src_split: str
+    item: Item
     stage: str  # "" when the item is clean
     reason: str
-    digests: tuple[bytes, ...]  # sha256 of each file in Item.files() order
+    digests: bytes  # the 32-byte sha256 of each file in Item.files() order, concatenated (compact for large N)
     keypoints: bytes  # float64 (18, 3), persons only
 
     @property
     def ok(self) -> bool:
         return not self.stage
+
+    def digest(self, index: int) -> bytes:
+        return self.digests[32 * index: 32 * index + 32]
 
 
 def _state(out: Path, *parts: str) -> Path:
@@ -123,14 +124,13 @@ def _ingest(src: Path, layout: str, out: Path, keypoints: str | KeypointLoader, 
         else:
             data = ingest_cloth(src, layout, item)
     except Rejection as rej:
-        return ItemResult(item.kind, item.name, item.src_split, rej.stage, rej.reason, (), b"")
+        return ItemResult(item, rej.stage, rej.reason, b"", b"")
     for (folder, name), blob in zip(item.files(), data):
         # Plain writes suffice: staged files are private until the partition record exists, and are rewritten
         # whole when a killed partition reruns; they reach OUT/<split>/ by an atomic rename.
         with open(_staged_path(out, item, folder, name), "wb") as fh:
             fh.write(blob)
-    return ItemResult(item.kind, item.name, item.src_split, "", "",
-                      tuple(hashlib.sha256(b).digest() for b in data), kps.tobytes())
+    return ItemResult(item, "", "", b"".join(hashlib.sha256(b).digest() for b in data), kps.tobytes())
 
 
 def ingest_items(items: list[Item], src: str, layout: str, out: str, keypoints: str | KeypointLoader
@@ -142,18 +142,17 @@ def ingest_items(items: list[Item], src: str, layout: str, out: str, keypoints: 
     out_path = Path(out)
     record = _record_path(out_path, items)
     if record.exists():
-        return [ItemResult(i.kind, i.name, i.src_split, r["stage"], r["reason"],
-                           tuple(bytes.fromhex(d) for d in r["digests"]), bytes.fromhex(r["keypoints"]))
+        return [ItemResult(i, r["stage"], r["reason"], bytes.fromhex(r["digests"]), bytes.fromhex(r["keypoints"]))
                 for i, r in zip(items, json.loads(record.read_text()))]
     for folder in {os.path.dirname(_staged_path(out_path, i, f, "x")) for i in items for f, _ in i.files()}:
         os.makedirs(folder, exist_ok=True)
     results = [_ingest(Path(src), layout, out_path, keypoints, item) for item in items]
-    atomic_write_json(record, [{"stage": r.stage, "reason": r.reason, "digests": [d.hex() for d in r.digests],
+    atomic_write_json(record, [{"stage": r.stage, "reason": r.reason, "digests": r.digests.hex(),
                                 "keypoints": r.keypoints.hex()} for r in results])
     return results
 
 
-@dataclass
+@dataclass(slots=True)
 class Decision:
     """The fate of one pair."""
     pair: Pair
@@ -166,7 +165,7 @@ def _id(name: str) -> str:
     return name.split("_")[0]
 
 
-def decide(pairs: list[Pair], results: dict[tuple[str, str, str], ItemResult], official: bool,
+def decide(pairs: list[Pair], results: dict[Item, ItemResult], official: bool,
            options: PrepareOptions) -> list[Decision]:
     """Apply, in order: item faults, IDs in both splits (the train pair goes), exact duplicates (the first pair in
     order keeps the image), then the drawn split when there is no official one."""
@@ -176,7 +175,7 @@ def decide(pairs: list[Pair], results: dict[tuple[str, str, str], ItemResult], o
             d.stage, d.reason = d.pair.problem
             continue
         for item in (d.pair.person, d.pair.cloth):
-            res = results[_item_key(item)]
+            res = results[item]
             if not res.ok:
                 d.stage, d.reason = res.stage, res.reason
                 break
@@ -188,7 +187,7 @@ def decide(pairs: list[Pair], results: dict[tuple[str, str, str], ItemResult], o
     for kind in (PERSON, CLOTH):
         live = [d for d in decisions if not d.stage]
         items = [d.pair.person if kind == PERSON else d.pair.cloth for d in live]
-        dups = duplicate_of((i.name for i in items), (results[_item_key(i)].digests[0] for i in items))
+        dups = duplicate_of((i.name for i in items), (results[i].digest(0) for i in items))
         for d, earlier in zip(live, dups):
             if earlier is not None:
                 d.stage, d.reason = "duplicate", f"{kind} image identical to an earlier kept one"
@@ -233,10 +232,11 @@ def _manifest_rows(decisions: list[Decision], results: dict) -> Iterator[dict]:
                      "stage": d.stage, "reason": d.reason, "keypoints": None}
         row.update({f"{c}_{suffix}": None for c in FILE_COLUMNS for suffix in ("path", "sha256")})
         for item in (person, cloth):
-            res = results.get(_item_key(item)) if item else None
+            res = results.get(item) if item else None
             if res is None or not res.ok:
                 continue
-            for (folder, name), digest in zip(item.files(), res.digests):
+            for index, (folder, name) in enumerate(item.files()):
+                digest = res.digest(index)
                 row[f"{_column(folder)}_sha256"] = digest.hex()
                 row[f"{_column(folder)}_path"] = f"{d.split}/{folder}/{name}" if kept else None
             if item.kind == PERSON:
@@ -252,8 +252,9 @@ def _manifest_schema():
     return pa.schema([(c, pa.string()) for c in columns] + [("keypoints", pa.list_(pa.float64()))])
 
 
-def write_manifest(path: Path, rows: Iterator[dict], chunk: int = 2048) -> None:
-    """Stream rows into Parquet, ``chunk`` rows per row group, and rename into place."""
+def write_manifest(path: Path, rows: Iterator[dict], chunk: int = 256) -> None:
+    """Stream rows into Parquet, ``chunk`` rows per row group (small groups keep the peak memory flat in the number
+    of pairs), and rename into place."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -309,6 +310,7 @@ def prepare(src: str | os.PathLike, out: str | os.PathLike, options: PrepareOpti
     """Clean, split and precompute ``src`` (CP-VTON or raw VITON layout, detected) into ``out``."""
     src_path, out_path = Path(src).resolve(), Path(out).resolve()
     layout = detect_layout(src_path)
+    keypoint_loader(options.keypoints)  # an unknown source fails here, not in every task
     config = {"source": str(src_path), "layout": layout, **asdict(options)}
     del config["samples"]
     _check_out(out_path, config)
@@ -321,7 +323,7 @@ def prepare(src: str | os.PathLike, out: str | os.PathLike, options: PrepareOpti
                 own = Item(CLOTH, own_cloth(p.person.name), p.person.src_split)
                 items.setdefault(_item_key(own), own)
     work = sorted(items.values(), key=_item_key)
-    results = {_item_key(r): r for r in map_partitions(
+    results = {r.item: r for r in map_partitions(
         ingest_items, work, runner, str(src_path), layout, str(out_path), options.keypoints)}
     decisions = decide(pairs, results, official, options)
 
@@ -379,7 +381,7 @@ def _paired_test(test: list[Decision], results: dict, official: bool
         seen.add(person.name)
         own = Item(CLOTH, own_cloth(person.name), person.src_split)
         line = f"{person.name} {own.name}"
-        res = results[_item_key(own)]
+        res = results[own]
         if res.ok:
             same.append((line, own))
         else:

@@ -18,10 +18,15 @@ R = TypeVar("R")
 
 @dataclass(frozen=True)
 class RunnerConfig:
-    """``scheduler``: None for the local scheduler (``workers`` processes; 1 runs in this process) or the address
-    of a running Dask scheduler (``tcp://host:port``)."""
+    """``scheduler``: None for the local scheduler or the address of a running Dask scheduler (``tcp://host:port``).
+
+    Locally, ``workers`` threads (``local="threads"``: the default, as decoding, encoding, hashing and file I/O
+    release the GIL and no process start-up is paid) or processes (``local="processes"``: for GIL-bound work);
+    ``workers=1`` runs everything in this thread.
+    """
     workers: int = 1
     scheduler: str | None = None
+    local: str = "threads"
     partition_size: int = 64
     retries: int = 3
     progress: bool = True
@@ -70,9 +75,11 @@ def _run_local(tasks: list, config: RunnerConfig) -> list:
     import dask
     from dask.diagnostics import ProgressBar
 
-    scheduler = "sync" if config.workers <= 1 else "processes"
+    if config.local not in ("threads", "processes"):
+        raise ValueError(f"local scheduler must be 'threads' or 'processes', got {config.local!r}")
+    scheduler = "sync" if config.workers <= 1 else config.local
     options: dict[str, Any] = {"scheduler": scheduler}
-    if scheduler == "processes":
+    if scheduler != "sync":
         options["num_workers"] = config.workers
     attempts = config.retries + 1 if scheduler == "processes" else 1
     for attempt in range(attempts):

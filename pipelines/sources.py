@@ -27,7 +27,7 @@ PERSON = "person"
 CLOTH = "cloth"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Item:
     """One side of a pair; ``src_split`` is the source folder (``""`` for raw VITON, where all lie in women_top)."""
     kind: str
@@ -42,7 +42,7 @@ class Item:
         return ((F.CLOTH_DIR, self.name), (F.CLOTH_MASK_DIR, self.name))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Pair:
     """A line of a pairs file (or a person with its own cloth); ``problem`` is a rejection found at discovery."""
     line: str

@@ -8,10 +8,11 @@ STAMP := $(VENV)/.vton-installed
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml scripts/install_openpifpaf.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -e '.[test]'
+	bash scripts/install_openpifpaf.sh $(BIN)/python  # built against the installed torch; skipped when importable
 	touch $(STAMP)
 
 demo: venv

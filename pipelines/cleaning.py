@@ -3,8 +3,8 @@
 Stages, in the order a pair meets them (stable names, they appear in rejected.csv and prepare.json):
 ``discover`` malformed pairs line; ``path`` a name that would leave SRC; ``missing`` a file that does not exist;
 ``decode`` a file that does not decode, has the wrong mode or size; ``labels`` a parse that is not a label image or
-holds labels outside 0..19; ``keypoints`` a pose file without 18 finite joints; ``mask`` an empty cloth mask;
-``content`` a person without a cloth region or without a head; ``leak`` a train pair using an ID of the test split;
+holds labels outside 0..19; ``content`` a person without a cloth region or without a head; ``keypoints`` a pose file
+without 18 finite joints; ``mask`` an empty cloth mask; ``leak`` a train pair using an ID of the test split;
 ``duplicate`` an image identical to one an earlier pair keeps; ``split`` a clean pair left over by the requested
 split sizes.
 """
@@ -17,10 +17,9 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from vton.pipelines.formats import NUM_LABELS
-from vton.pipelines.representation import has_cloth, has_head
+from vton.pipelines.formats import CLOTH_LABELS, HEAD_LABELS, NUM_LABELS
 
-STAGES = ("discover", "path", "missing", "decode", "labels", "keypoints", "mask", "content", "leak", "duplicate",
+STAGES = ("discover", "path", "missing", "decode", "labels", "content", "keypoints", "mask", "leak", "duplicate",
           "split")
 
 
@@ -49,16 +48,14 @@ def decode_image(data: bytes, what: str, modes: Sequence[str], size: tuple[int, 
     return img
 
 
-def check_labels(parse: np.ndarray) -> None:
-    top = int(parse.max()) if parse.size else 0
-    if top >= NUM_LABELS:
+def check_parse(parse: np.ndarray) -> None:
+    """Labels in 0..19, a cloth region (5, 6, 7) and a head (1, 2, 4, 13): one histogram answers all three."""
+    counts = np.bincount(parse.ravel(), minlength=256)
+    if counts[NUM_LABELS:].any():
         raise Rejection("labels", f"parse holds labels outside 0..{NUM_LABELS - 1}")
-
-
-def check_person(parse: np.ndarray) -> None:
-    if not has_cloth(parse):
+    if not counts[list(CLOTH_LABELS)].any():
         raise Rejection("content", "no cloth region (labels 5, 6, 7) in the parse")
-    if not has_head(parse):
+    if not counts[list(HEAD_LABELS)].any():
         raise Rejection("content", "no head (labels 1, 2, 4, 13) in the parse")
 
 

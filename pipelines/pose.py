@@ -63,8 +63,10 @@ def keypoints_from_mat(subset: np.ndarray, candidate: np.ndarray, raw_width: int
 
 
 # A loader gets the person's pose file bytes as the dataset holds them (JSON, already converted for raw VITON)
-# and the person image (uint8 RGB, 256 x 192), and returns (18, 3) keypoints at 192 x 256.
-KeypointLoader = Callable[[bytes, np.ndarray], np.ndarray]
+# and the person image (uint8 RGB, 256 x 192), and returns (18, 3) keypoints at 192 x 256. A loader whose attribute
+# ``needs_pose_file`` is False (e.g. `vton.pipelines.pifpaf.PifpafKeypoints`) is also called for a CP-VTON-layout
+# person whose pose file is missing, with None instead of the bytes.
+KeypointLoader = Callable[[bytes | None, np.ndarray], np.ndarray]
 
 
 def dataset_keypoints(pose_file: bytes, image: np.ndarray) -> np.ndarray:
@@ -75,7 +77,10 @@ def dataset_keypoints(pose_file: bytes, image: np.ndarray) -> np.ndarray:
 KEYPOINT_LOADERS: Mapping[str, KeypointLoader] = {"dataset": dataset_keypoints}
 
 
-def keypoint_loader(name: str) -> KeypointLoader:
+def keypoint_loader(name: str | KeypointLoader) -> KeypointLoader:
+    """The loader registered under ``name``, or ``name`` itself when it is a loader (one that carries options)."""
+    if callable(name):
+        return name
     try:
         return KEYPOINT_LOADERS[name]
     except KeyError:

@@ -33,8 +33,8 @@ from PIL import Image
 
 from vton.pipelines import formats as F
 from vton.pipelines.cleaning import Rejection, duplicate_of
-from vton.pipelines.io import atomic_save_image, atomic_write_bytes, atomic_write_json, atomic_write_text
-from vton.pipelines.pose import parse_pose_json
+from vton.pipelines.io import atomic_save_image, atomic_write_json, atomic_write_text
+from vton.pipelines.pose import KeypointLoader, keypoint_loader, parse_pose_json
 from vton.pipelines.representation import visualise
 from vton.pipelines.runner import RunnerConfig, map_partitions
 from vton.pipelines.sources import (
@@ -52,7 +52,9 @@ class PrepareOptions:
     resplit: bool = False
     train_size: int | None = None
     test_size: int | None = None
-    keypoints: str = "dataset"  # a name in vton.pipelines.pose.KEYPOINT_LOADERS
+    # a name in vton.pipelines.pose.KEYPOINT_LOADERS, or a loader dataclass carrying its options
+    # (vton.pipelines.pifpaf.PifpafKeypoints: JSON-able fields, so the recorded configuration holds them)
+    keypoints: str | KeypointLoader = "dataset"
     samples: int = 4
 
 
@@ -82,17 +84,18 @@ class PrepareSummary:
 
 class ItemResult(NamedTuple):
     """What an ingest task returns: small metadata only (the files are staged on disk)."""
-    kind: str
-    name: str
-    src_split: str
+    item: Item
     stage: str  # "" when the item is clean
     reason: str
-    digests: tuple[bytes, ...]  # sha256 of each file in Item.files() order
+    digests: bytes  # the 32-byte sha256 of each file in Item.files() order, concatenated (compact for large N)
     keypoints: bytes  # float64 (18, 3), persons only
 
     @property
     def ok(self) -> bool:
         return not self.stage
+
+    def digest(self, index: int) -> bytes:
+        return self.digests[32 * index: 32 * index + 32]
 
 
 def _state(out: Path, *parts: str) -> Path:
@@ -103,43 +106,53 @@ def _item_key(item: Item) -> tuple[str, str, str]:
     return item.kind, item.name, item.src_split
 
 
-def _record_path(out: Path, item: Item) -> Path:
-    return _state(out, "items", item.src_split or "_", item.kind, item.name + ".json")
+def _record_path(out: Path, items: list[Item]) -> Path:
+    """One record per partition, named by its items (partitions are the same on a rerun with the same options)."""
+    digest = hashlib.sha256("\n".join("\t".join(_item_key(i)) for i in items).encode()).hexdigest()[:32]
+    return _state(out, "records", digest + ".json")
 
 
-def _staged_path(out: Path, item: Item, folder: str, name: str) -> Path:
-    return _state(out, "stage", item.src_split or "_", folder, name)
+def _staged_path(out: Path, item: Item, folder: str, name: str) -> str:
+    return os.path.join(out, STATE_DIR, "stage", item.src_split or "_", folder, name)
 
 
-def ingest_items(items: list[Item], src: str, layout: str, out: str, keypoints: str) -> list[ItemResult]:
-    """Dask task: ingest a partition of items, staging their files; recorded items are skipped (resume)."""
-    results = []
-    for item in items:
-        record = _record_path(Path(out), item)
-        if record.exists():
-            doc = json.loads(record.read_text())
-            results.append(ItemResult(item.kind, item.name, item.src_split, doc["stage"], doc["reason"],
-                                      tuple(bytes.fromhex(d) for d in doc["digests"]),
-                                      np.asarray(doc["keypoints"], np.float64).tobytes()))
-            continue
-        kps = np.zeros(0)
-        try:
-            if item.kind == PERSON:
-                data, kps = ingest_person(Path(src), layout, item, keypoints)
-            else:
-                data = ingest_cloth(Path(src), layout, item)
-            for (folder, name), blob in zip(item.files(), data):
-                atomic_write_bytes(_staged_path(Path(out), item, folder, name), blob)
-            stage, reason, digests = "", "", tuple(hashlib.sha256(b).digest() for b in data)
-        except Rejection as rej:
-            stage, reason, digests = rej.stage, rej.reason, ()
-        atomic_write_json(record, {"stage": stage, "reason": reason, "digests": [d.hex() for d in digests],
-                                   "keypoints": kps.reshape(-1).tolist()})
-        results.append(ItemResult(item.kind, item.name, item.src_split, stage, reason, digests, kps.tobytes()))
+def _ingest(src: Path, layout: str, out: Path, keypoints: str | KeypointLoader, item: Item) -> ItemResult:
+    kps = np.zeros(0)
+    try:
+        if item.kind == PERSON:
+            data, kps = ingest_person(src, layout, item, keypoints)
+        else:
+            data = ingest_cloth(src, layout, item)
+    except Rejection as rej:
+        return ItemResult(item, rej.stage, rej.reason, b"", b"")
+    for (folder, name), blob in zip(item.files(), data):
+        # Plain writes suffice: staged files are private until the partition record exists, and are rewritten
+        # whole when a killed partition reruns; they reach OUT/<split>/ by an atomic rename.
+        with open(_staged_path(out, item, folder, name), "wb") as fh:
+            fh.write(blob)
+    return ItemResult(item, "", "", b"".join(hashlib.sha256(b).digest() for b in data), kps.tobytes())
+
+
+def ingest_items(items: list[Item], src: str, layout: str, out: str, keypoints: str | KeypointLoader
+                 ) -> list[ItemResult]:
+    """Dask task: ingest a partition of items, staging their files, then record the partition's metadata.
+
+    A recorded partition is not redone (resume); the returned metadata is small (no image data).
+    """
+    out_path = Path(out)
+    record = _record_path(out_path, items)
+    if record.exists():
+        return [ItemResult(i, r["stage"], r["reason"], bytes.fromhex(r["digests"]), bytes.fromhex(r["keypoints"]))
+                for i, r in zip(items, json.loads(record.read_text()))]
+    for folder in {os.path.dirname(_staged_path(out_path, i, f, "x")) for i in items for f, _ in i.files()}:
+        os.makedirs(folder, exist_ok=True)
+    results = [_ingest(Path(src), layout, out_path, keypoints, item) for item in items]
+    atomic_write_json(record, [{"stage": r.stage, "reason": r.reason, "digests": r.digests.hex(),
+                                "keypoints": r.keypoints.hex()} for r in results])
     return results
 
 
-@dataclass
+@dataclass(slots=True)
 class Decision:
     """The fate of one pair."""
     pair: Pair
@@ -152,7 +165,7 @@ def _id(name: str) -> str:
     return name.split("_")[0]
 
 
-def decide(pairs: list[Pair], results: dict[tuple[str, str, str], ItemResult], official: bool,
+def decide(pairs: list[Pair], results: dict[Item, ItemResult], official: bool,
            options: PrepareOptions) -> list[Decision]:
     """Apply, in order: item faults, IDs in both splits (the train pair goes), exact duplicates (the first pair in
     order keeps the image), then the drawn split when there is no official one."""
@@ -162,7 +175,7 @@ def decide(pairs: list[Pair], results: dict[tuple[str, str, str], ItemResult], o
             d.stage, d.reason = d.pair.problem
             continue
         for item in (d.pair.person, d.pair.cloth):
-            res = results[_item_key(item)]
+            res = results[item]
             if not res.ok:
                 d.stage, d.reason = res.stage, res.reason
                 break
@@ -174,7 +187,7 @@ def decide(pairs: list[Pair], results: dict[tuple[str, str, str], ItemResult], o
     for kind in (PERSON, CLOTH):
         live = [d for d in decisions if not d.stage]
         items = [d.pair.person if kind == PERSON else d.pair.cloth for d in live]
-        dups = duplicate_of((i.name for i in items), (results[_item_key(i)].digests[0] for i in items))
+        dups = duplicate_of((i.name for i in items), (results[i].digest(0) for i in items))
         for d, earlier in zip(live, dups):
             if earlier is not None:
                 d.stage, d.reason = "duplicate", f"{kind} image identical to an earlier kept one"
@@ -189,15 +202,16 @@ def decide(pairs: list[Pair], results: dict[tuple[str, str, str], ItemResult], o
     return decisions
 
 
-def _place(out: Path, item: Item, split: str) -> None:
-    """Move the item's staged files into ``OUT/<split>/``; already moved files are left alone (resume)."""
-    for folder, name in item.files():
-        staged, final = _staged_path(out, item, folder, name), out / split / folder / name
-        if staged.exists():
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staged, final)
-        elif not final.exists():
-            raise RuntimeError(f"{final} is neither staged nor in place; remove {out / STATE_DIR} and rerun")
+def place_items(placements: list[tuple[Item, str]], out: str) -> list[int]:
+    """Dask task: move staged files into ``OUT/<split>/``; files already moved are left alone (resume)."""
+    for item, split in placements:
+        for folder, name in item.files():
+            staged, final = _staged_path(Path(out), item, folder, name), os.path.join(out, split, folder, name)
+            if os.path.exists(staged):
+                os.replace(staged, final)
+            elif not os.path.exists(final):
+                raise RuntimeError(f"{final} is neither staged nor in place; remove {out}/{STATE_DIR} and rerun")
+    return [len(placements)]
 
 
 def _column(folder: str) -> str:
@@ -218,10 +232,11 @@ def _manifest_rows(decisions: list[Decision], results: dict) -> Iterator[dict]:
                      "stage": d.stage, "reason": d.reason, "keypoints": None}
         row.update({f"{c}_{suffix}": None for c in FILE_COLUMNS for suffix in ("path", "sha256")})
         for item in (person, cloth):
-            res = results.get(_item_key(item)) if item else None
+            res = results.get(item) if item else None
             if res is None or not res.ok:
                 continue
-            for (folder, name), digest in zip(item.files(), res.digests):
+            for index, (folder, name) in enumerate(item.files()):
+                digest = res.digest(index)
                 row[f"{_column(folder)}_sha256"] = digest.hex()
                 row[f"{_column(folder)}_path"] = f"{d.split}/{folder}/{name}" if kept else None
             if item.kind == PERSON:
@@ -237,8 +252,9 @@ def _manifest_schema():
     return pa.schema([(c, pa.string()) for c in columns] + [("keypoints", pa.list_(pa.float64()))])
 
 
-def write_manifest(path: Path, rows: Iterator[dict], chunk: int = 2048) -> None:
-    """Stream rows into Parquet, ``chunk`` rows per row group, and rename into place."""
+def write_manifest(path: Path, rows: Iterator[dict], chunk: int = 256) -> None:
+    """Stream rows into Parquet, ``chunk`` rows per row group (small groups keep the peak memory flat in the number
+    of pairs), and rename into place."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -294,6 +310,7 @@ def prepare(src: str | os.PathLike, out: str | os.PathLike, options: PrepareOpti
     """Clean, split and precompute ``src`` (CP-VTON or raw VITON layout, detected) into ``out``."""
     src_path, out_path = Path(src).resolve(), Path(out).resolve()
     layout = detect_layout(src_path)
+    keypoint_loader(options.keypoints)  # an unknown source fails here, not in every task
     config = {"source": str(src_path), "layout": layout, **asdict(options)}
     del config["samples"]
     _check_out(out_path, config)
@@ -306,7 +323,7 @@ def prepare(src: str | os.PathLike, out: str | os.PathLike, options: PrepareOpti
                 own = Item(CLOTH, own_cloth(p.person.name), p.person.src_split)
                 items.setdefault(_item_key(own), own)
     work = sorted(items.values(), key=_item_key)
-    results = {_item_key(r): r for r in map_partitions(
+    results = {r.item: r for r in map_partitions(
         ingest_items, work, runner, str(src_path), layout, str(out_path), options.keypoints)}
     decisions = decide(pairs, results, official, options)
 
@@ -317,8 +334,10 @@ def prepare(src: str | os.PathLike, out: str | os.PathLike, options: PrepareOpti
     for line, cloth in same:
         if cloth is not None:
             placed.setdefault((_item_key(cloth), "test"), cloth)
-    for (_, split), item in sorted(placed.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        _place(out_path, item, split)
+    for folder in sorted({out_path / split / f for (_, split), i in placed.items() for f, _ in i.files()}):
+        folder.mkdir(parents=True, exist_ok=True)
+    placements = [(item, split) for (_, split), item in sorted(placed.items(), key=lambda kv: (kv[0][1], kv[0][0]))]
+    map_partitions(place_items, placements, runner, str(out_path))
 
     lines = {s: [d.pair.line for d in by_split[s]] for s in F.SPLITS}
     if not official:
@@ -362,7 +381,7 @@ def _paired_test(test: list[Decision], results: dict, official: bool
         seen.add(person.name)
         own = Item(CLOTH, own_cloth(person.name), person.src_split)
         line = f"{person.name} {own.name}"
-        res = results[_item_key(own)]
+        res = results[own]
         if res.ok:
             same.append((line, own))
         else:

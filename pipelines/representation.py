@@ -86,14 +86,6 @@ def grid_image(height: int = FINE_HEIGHT, width: int = FINE_WIDTH) -> np.ndarray
     return grid
 
 
-def has_head(parse: np.ndarray) -> bool:
-    return bool(label_mask(parse, HEAD_LABELS).any())
-
-
-def has_cloth(parse: np.ndarray) -> bool:
-    return bool(label_mask(parse, CLOTH_LABELS).any())
-
-
 def visualise(image: np.ndarray, parse: np.ndarray, keypoints: np.ndarray, cloth: np.ndarray,
               cloth_mask: np.ndarray) -> np.ndarray:
     """A strip for reports: person | shape | head | pose | cloth target | cloth | cloth mask (uint8 RGB)."""

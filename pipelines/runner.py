@@ -6,6 +6,7 @@ idempotent (skip finished work), which is what makes retries and resubmission af
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,13 +18,33 @@ R = TypeVar("R")
 
 @dataclass(frozen=True)
 class RunnerConfig:
-    """``scheduler``: None for the local scheduler (``workers`` processes; 1 runs in this process) or the address
-    of a running Dask scheduler (``tcp://host:port``)."""
+    """``scheduler``: None for the local scheduler or the address of a running Dask scheduler (``tcp://host:port``).
+
+    Locally, ``workers`` threads (``local="threads"``: the default, as decoding, encoding, hashing and file I/O
+    release the GIL and no process start-up is paid) or processes (``local="processes"``: for GIL-bound work);
+    ``workers=1`` runs everything in this thread.
+    """
     workers: int = 1
     scheduler: str | None = None
+    local: str = "threads"
     partition_size: int = 64
     retries: int = 3
     progress: bool = True
+
+
+class _Batch:
+    """A partition, opaque to dask's argument traversal (which would walk a list of dataclasses field by field)."""
+    __slots__ = ("items",)
+
+    def __init__(self, items: list) -> None:
+        self.items = items
+
+    def __repr__(self) -> str:
+        return f"_Batch({self.items!r})"
+
+
+def _call(fn: Callable[..., list[R]], batch: _Batch, *args: Any) -> list[R]:
+    return fn(batch.items, *args)
 
 
 def _partitions(items: Sequence[T], size: int) -> list[list[T]]:
@@ -37,8 +58,12 @@ def map_partitions(fn: Callable[..., list[R]], items: Sequence[T], config: Runne
     if not items:
         return []
     parts = _partitions(items, max(1, config.partition_size))
-    fn_delayed = dask.delayed(fn, pure=True)
-    tasks = [fn_delayed(part, *args) for part in parts]  # keys tokenized from the arguments: no clash between runs
+    call = dask.delayed(_call, pure=True)
+    # Keys from a hash of the arguments' repr (dask's own tokenizing is slow on thousands of small objects):
+    # the same work gets the same key, different runs on one cluster do not clash.
+    salt = repr(args).encode()
+    keys = [f"{fn.__name__}-{hashlib.sha1(salt + repr(part).encode()).hexdigest()}" for part in parts]
+    tasks = [call(fn, _Batch(part), *args, dask_key_name=key) for part, key in zip(parts, keys)]
     if config.scheduler:
         results = _run_distributed(tasks, config)
     else:
@@ -50,9 +75,11 @@ def _run_local(tasks: list, config: RunnerConfig) -> list:
     import dask
     from dask.diagnostics import ProgressBar
 
-    scheduler = "sync" if config.workers <= 1 else "processes"
+    if config.local not in ("threads", "processes"):
+        raise ValueError(f"local scheduler must be 'threads' or 'processes', got {config.local!r}")
+    scheduler = "sync" if config.workers <= 1 else config.local
     options: dict[str, Any] = {"scheduler": scheduler}
-    if scheduler == "processes":
+    if scheduler != "sync":
         options["num_workers"] = config.workers
     attempts = config.retries + 1 if scheduler == "processes" else 1
     for attempt in range(attempts):

@@ -1,8 +1,8 @@
 """Seeded, leak-free train/test split of clean pairs, and the unpaired test list.
 
-A *group* is a connected set of IDs (two IDs are connected when one pair uses both, or when their images are
-identical); a group is never split across train and test. Groups are ordered by a hash of (seed, group key), which
-is reproducible across machines and Python versions, and test is filled first, then train, to the exact sizes.
+A *group* is a connected set of IDs (two IDs are connected when one pair uses both); a group is never split across train and
+test. Groups of one size are ordered by a hash of (seed, group key), reproducible across machines and Python
+versions.
 """
 from __future__ import annotations
 
@@ -57,17 +57,20 @@ def seeded_split(links: Sequence[Sequence[str]], seed: int, train_size: int, tes
     members: dict[str, list[int]] = {}
     for i, k in enumerate(keys):
         members.setdefault(k, []).append(i)
-    order = sorted(members, key=lambda k: _rank(seed, k))
+    # Larger groups first (singletons then fill the sizes exactly), each to the split with the larger share of its
+    # room left, so groups spread in proportion; the seeded hash orders groups of one size.
+    order = sorted(members, key=lambda k: (-len(members[k]), _rank(seed, k)))
     out = [""] * len(links)
     room = {"test": test_size, "train": train_size}
+    wanted = {"test": max(test_size, 1), "train": max(train_size, 1)}
     for k in order:
         size = len(members[k])
-        for split in ("test", "train"):
-            if room[split] >= size:
-                room[split] -= size
-                for i in members[k]:
-                    out[i] = split
-                break
+        fits = [s for s in ("test", "train") if room[s] >= size]
+        if fits:
+            split = max(fits, key=lambda s: room[s] / wanted[s])
+            room[split] -= size
+            for i in members[k]:
+                out[i] = split
     if any(room.values()):
         raise ValueError(f"groups of linked IDs do not fill exactly {train_size} train + {test_size} test pairs "
                          f"(short by train {room['train']}, test {room['test']})")

@@ -148,7 +148,8 @@ def test_hand_made_faults_content_mode_and_keypoint_count(tmp_path: Path) -> Non
 
 def test_cpvton_layout_keeps_the_official_split_and_copies_files(synth_cpvton: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    summary = prepare(synth_cpvton, out, PrepareOptions(), RunnerConfig(workers=2, progress=False, partition_size=4))
+    config = RunnerConfig(workers=2, local="processes", progress=False, partition_size=4)
+    summary = prepare(synth_cpvton, out, PrepareOptions(), config)
     for name in ("train_pairs.txt", "test_pairs.txt", "test_pairs_same.txt"):
         assert (out / name).read_bytes() == (synth_cpvton / name).read_bytes()
     assert summary.rejected == 0 and (out / "rejected.csv").read_text() == "pair,split,stage,reason\n"
@@ -235,18 +236,21 @@ def test_no_pairs_files_gives_the_official_proportion(tmp_path: Path) -> None:
     assert summary.splits == {"train": 10, "test": 1} and summary.rejected == 0  # round(11 * 2032 / 16253) = 1
 
 
-def test_out_with_other_options_is_refused(synth_cpvton: Path, tmp_path: Path) -> None:
+def test_out_with_other_content_and_unknown_keypoints_are_refused(synth_cpvton: Path, tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "stray.txt").write_text("x")
     with pytest.raises(FileExistsError):
         prepare(synth_cpvton, tmp_path / "out", PrepareOptions(), QUIET)
+    with pytest.raises(ValueError, match="unknown keypoint source"):
+        prepare(synth_cpvton, tmp_path / "new", PrepareOptions(keypoints="openpifpaf"), QUIET)
+    assert not (tmp_path / "new").exists()
 
 
 # --- resume and lost workers -------------------------------------------------------------------------------------
 
 
-def _records(out: Path) -> int:
-    return sum(1 for _ in (out / ".prepare" / "items").rglob("*.json")) if (out / ".prepare").exists() else 0
+def _staged(out: Path) -> int:
+    return sum(1 for _ in (out / ".prepare" / "stage").rglob("*.jpg")) if (out / ".prepare").exists() else 0
 
 
 def test_sigkilled_prepare_resumes_to_identical_outputs(synth_cpvton: Path, tmp_path: Path) -> None:
@@ -257,9 +261,9 @@ def test_sigkilled_prepare_resumes_to_identical_outputs(synth_cpvton: Path, tmp_
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(Path(vton.__file__).resolve().parents[1])}
     command = [sys.executable, "-m", "vton.cli", "prepare", str(synth_cpvton), str(out)]
-    for kill_at in (3, 25):  # early, then later in the resumed run
+    for kill_at in (3, 60):  # early, then later in the resumed run (staged JPEGs: 3 per pair)
         proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        while proc.poll() is None and _records(out) < kill_at:
+        while proc.poll() is None and _staged(out) < kill_at:
             time.sleep(0.002)
         proc.send_signal(signal.SIGKILL)
         proc.wait()

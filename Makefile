@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.vton-installed
 
-.PHONY: venv demo test bench clean-venv
+.PHONY: venv demo test bench clean-venv browser
 
 venv: $(STAMP)
 
@@ -17,8 +17,19 @@ $(STAMP): pyproject.toml
 demo: venv
 	$(BIN)/vton demo
 
-test: venv
+test: venv browser
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+# Headless Chromium + chromedriver for the study page's browser test: installed with apt-get when missing and we are
+# root; otherwise the test skips and says why.
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then \
+	  echo "browser: $$(command -v chromium) and $$(command -v chromedriver)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver; \
+	else \
+	  echo "browser: no chromium/chromedriver and cannot apt-get install them (not root); the browser test will skip"; \
+	fi
 
 clean-venv:
 	rm -rf $(VENV)

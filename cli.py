@@ -74,7 +74,125 @@ def prepare_cmd(src: Path, out: Path, workers: int, local: str, scheduler: str |
 # --- models: train, checkpoint -----------------------------------------------------------------
 
 
+def _train_options(func):
+    """Options shared by ``vton train gmm`` and ``vton train tom`` (defaults are the paper's)."""
+    options = [
+        click.argument("data", type=click.Path(exists=True, file_okay=False, path_type=Path)),
+        click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Checkpoint folder."),
+        click.option("--variant", type=click.Choice(["cpvton", "cpvton+"]), default=None,
+                     help="Network variant (gmm: default cpvton; tom: that of --gmm)."),
+        click.option("--width", type=int, default=None, help="Base channels ngf (paper: 64); small for a CPU demo."),
+        click.option("--steps", type=int, default=200_000, show_default=True),
+        click.option("--batch-size", type=int, default=4, show_default=True),
+        click.option("--lr", type=float, default=1e-4, show_default=True),
+        click.option("--save-every", type=int, default=5000, show_default=True, help="Write step_XXXXXX.pth every N steps."),
+        click.option("--log-every", type=int, default=10, show_default=True, help="CSV log row every N steps."),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--workers", type=int, default=2, show_default=True),
+        click.option("--device", default="cpu", show_default=True),
+        click.option("--resume", is_flag=True, help="Continue from the latest checkpoint in --out."),
+        click.option("--lambda-l1", type=float, default=1.0, show_default=True),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _run_training(stage: str, data: Path, out: Path, variant: str | None, width: int | None, resume: bool,
+                  gmm: Path | None = None, **opts) -> None:
+    from vton.models.checkpoint import CheckpointError
+    from vton.models.losses import MissingWeightsError
+    from vton.models.train import TrainOptions, train_from_folder
+
+    try:
+        result = train_from_folder(stage, data, out, TrainOptions(**opts), variant=variant, width=width,
+                                   gmm_path=gmm, resume=resume)
+    except (CheckpointError, MissingWeightsError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    losses = ", ".join(f"{k} {v:.4f}" for k, v in result.losses.items())
+    click.echo(f"trained {stage} steps {result.start_step}..{result.steps} in {result.seconds:.1f} s; "
+               f"{losses}; final checkpoint {result.final}")
+
+
+@main.group()
+def train() -> None:
+    """Train the GMM, then the TOM (paper defaults: Adam 1e-4, batch 4, 200k steps)."""
+
+
+@train.command("gmm")
+@_train_options
+@click.option("--lambda-gic", type=float, default=40.0, show_default=True, help="CP-VTON+ grid regulariser weight.")
+def train_gmm(**kwargs) -> None:
+    """Train the geometric matching module on DATA's train split."""
+    _run_training("gmm", **kwargs)
+
+
+@train.command("tom")
+@_train_options
+@click.option("--gmm", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Trained GMM (gmm_final.pth, a bundle, or a folder) that warps the cloth on the fly; required.")
+@click.option("--lambda-vgg", type=float, default=1.0, show_default=True, help="0 trains without the VGG19 loss.")
+@click.option("--lambda-mask", type=float, default=1.0, show_default=True)
+@click.option("--vgg-weights", type=click.Path(dir_okay=False), default=None,
+              help="vgg19-dcbbb8c0.pth (default: TORCH_HOME/hub/checkpoints/).")
+def train_tom(**kwargs) -> None:
+    """Train the try-on module on DATA's train split, warping with a frozen GMM."""
+    _run_training("tom", **kwargs)
+
+
+@main.group()
+def checkpoint() -> None:
+    """Inspect GMM/TOM checkpoints (original state dicts or vton bundles)."""
+
+
+@checkpoint.command("inspect")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per network (a bundle gives one per module).")
+def checkpoint_inspect(paths: tuple[Path, ...], as_json: bool) -> None:
+    """What each file is: gmm or tom, cpvton or cpvton+, width, parameters, whether it loads strictly."""
+    import json
+
+    from vton.models.checkpoint import CheckpointError, format_table, inspect_checkpoint
+
+    try:
+        infos = [info for path in paths for info in inspect_checkpoint(path)]
+    except CheckpointError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps([i.to_dict() for i in infos], indent=2) if as_json else format_table(infos))
+    if not all(i.strict for i in infos):
+        sys.exit(1)
+
+
 # --- infer -------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("data", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--checkpoint", "checkpoints", multiple=True, required=True, type=click.Path(exists=True, path_type=Path),
+              help="Our bundle, a folder holding gmm_final.pth and tom_final.pth, or GMM and TOM files (repeat).")
+@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "test"]))
+@click.option("--pairs", default="unpaired", show_default=True,
+              help="unpaired (test_pairs.txt), paired (test_pairs_same.txt), train, or a pairs file.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Results folder.")
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1))
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--precision", default="fp32", show_default=True, type=click.Choice(["fp32", "bf16", "fp16"]),
+              help="Reduced precision is for CUDA; see the README for its tolerance.")
+@click.option("--jpeg-quality", type=click.IntRange(1, 100), default=None,
+              help="Write JPEG at this quality (75 reproduces the original files) instead of lossless PNG.")
+@click.option("--extras", is_flag=True, help="Also write the rendered person and the composition mask.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1), help="Local Dask processes.")
+@click.option("--scheduler", default=None, help="Address of an existing Dask scheduler (tcp://HOST:PORT).")
+def infer(data: Path, checkpoints: tuple[Path, ...], split: str, pairs: str, out: Path, batch_size: int, device: str,
+          precision: str, jpeg_quality: int | None, extras: bool, workers: int, scheduler: str | None) -> None:
+    """Run GMM and TOM over DATA and write warp-cloth/, warp-mask/ and try-on/ images named by person."""
+    from vton.pipelines.infer import InferOptions, run_inference
+
+    opts = InferOptions(split=split, pairs=pairs, batch_size=batch_size, device=device, precision=precision,
+                        jpeg_quality=jpeg_quality, extras=extras, workers=workers, scheduler=scheduler)
+    summary = run_inference(data, checkpoints, out, opts)
+    click.echo(f"infer: {summary.pairs} pairs ({summary.written} written, {summary.skipped} already there) "
+               f"on {summary.device} -> {summary.out}")
 
 
 # --- evaluate ----------------------------------------------------------------------------------
@@ -84,6 +202,93 @@ def prepare_cmd(src: Path, out: Path, workers: int, local: str, scheduler: str |
 
 
 # --- report, amt, study ------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="HTML file to write (default: FIRST_RUN/report.html).")
+def report(runs: tuple[Path, ...], out: Path | None) -> None:
+    """Self-contained HTML report over evaluation runs and/or prepared datasets."""
+    from vton.reports.html import write_report
+
+    click.echo(f"report: {write_report(list(runs), out)}")
+
+
+@main.group()
+def amt() -> None:
+    """Human A/B studies in MTurk's batch formats: export a study, analyze its results."""
+
+
+@amt.command("export")
+@click.option("--a", "run_a", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--b", "run_b", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--subset", type=click.Choice(["all", "large", "small"]), default="all", show_default=True)
+@click.option("--base-url", required=True, help="Where the images/ folder will be uploaded.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--trials-per-hit", default=10, show_default=True, type=int)
+@click.option("--catch-rate", default=0.1, show_default=True, type=float)
+@click.option("--seed", default=0, show_default=True, type=int)
+def amt_export(run_a: Path, run_b: Path, subset: str, base_url: str, out: Path, trials_per_hit: int,
+               catch_rate: float, seed: int) -> None:
+    """Batch CSV, HIT template, anonymous images and the unblinding key.csv for run A vs run B."""
+    from vton.reports.amt_export import StudyError, export_study
+
+    try:
+        info = export_study(run_a, run_b, out, base_url, subset, trials_per_hit, catch_rate, seed)
+    except StudyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{info['hits']} HITs, {info['ab_trials']} A/B + {info['catch_trials']} catch trials -> {out}")
+
+
+@amt.command("analyze")
+@click.argument("results", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--key", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder (default: RESULTS' folder/analysis).")
+@click.option("--min-catch-accuracy", default=0.75, show_default=True, type=float,
+              help="Drop workers whose share of correct catch trials is below this.")
+@click.option("--bootstrap", "n_boot", default=2000, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int)
+def amt_analyze(results: Path, key: Path, out: Path | None, min_catch_accuracy: float, n_boot: int,
+                seed: int) -> None:
+    """Preference for A over B (overall and per subset): Wilson CI, binomial test, worker x item bootstrap."""
+    from vton.reports.amt_analyze import ResultsError, analyze_results
+
+    try:
+        s = analyze_results(results, key, out, min_catch_accuracy, n_boot, seed)
+    except ResultsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"A={s['a_run']} B={s['b_run']}; dropped {s['workers_dropped']}/{s['workers']} workers")
+    for r in s["preference"]:
+        click.echo(f"  {r['subset']}: {r['prefer_a']}/{r['votes']} prefer A = {r['share_a']:.3f} "
+                   f"[{r['bootstrap_lo']:.3f}, {r['bootstrap_hi']:.3f}] p={r['p_binomial']:.3g}")
+    click.echo(f"-> {s['out']}")
+
+
+@main.group()
+def study() -> None:
+    """Run an exported study locally for in-lab participants."""
+
+
+@study.command("serve")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default).")
+@click.option("--port", default=8000, show_default=True, type=int)
+def study_serve(folder: Path, host: str, port: int) -> None:
+    """Serve the study in FOLDER (from `vton amt export`); answers go to FOLDER/results.csv."""
+    from vton.reports.study import make_server
+
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"warning: serving on {host}, not loopback: anyone who can reach it can take part", err=True)
+    server = make_server(folder, host, port)
+    click.echo(f"study at http://{host}:{server.server_address[1]}/ (Ctrl-C stops); answers -> {folder}/results.csv")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 # --- demo --------------------------------------------------------------------------------------

@@ -37,3 +37,15 @@ def test_wheel_puts_nothing_but_vton_at_top_level(tmp_path: Path) -> None:
     for sub in ("pipelines", "models", "eval", "reports"):
         assert f"vton/{sub}/__init__.py" in names
     assert "vton/cli.py" in names
+
+
+def test_atomic_write_gives_ordinary_permissions(tmp_path: Path) -> None:
+    import os
+
+    from vton.pipelines.io import atomic_write_bytes
+
+    atomic_write_bytes(tmp_path / "a.bin", b"x")
+    with open(tmp_path / "b.bin", "wb") as fh:
+        fh.write(b"x")
+    assert os.stat(tmp_path / "a.bin").st_mode == os.stat(tmp_path / "b.bin").st_mode
+    assert not list(tmp_path.glob(".*.tmp"))

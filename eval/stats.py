@@ -1,0 +1,75 @@
+"""Pure statistics for evaluation reports and human studies (no I/O, no torch)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats as _st
+
+
+# --- human preference studies (A/B votes) -------------------------------------------------------
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion; unlike the normal interval it stays inside [0, 1]."""
+    if n <= 0:
+        return (math.nan, math.nan)
+    z = float(_st.norm.ppf(0.5 + confidence / 2))
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def binomial_test(successes: int, n: int, p: float = 0.5) -> float:
+    """Two-sided exact binomial test p-value of ``successes`` out of ``n`` against rate ``p``."""
+    if n <= 0:
+        return math.nan
+    return float(_st.binomtest(successes, n, p, alternative="two-sided").pvalue)
+
+
+def cluster_bootstrap_preference(
+    workers: np.ndarray, items: np.ndarray, prefer_a: np.ndarray, n_boot: int = 2000, seed: int = 0,
+    confidence: float = 0.95,
+) -> tuple[float, float]:
+    """Percentile interval of the share of votes for A, resampling workers and items (two-way cluster bootstrap).
+
+    Votes from one worker or on one item are correlated, so vote-level intervals are too narrow; each replicate
+    draws workers and items with replacement and weights every vote by (times its worker drawn) x (times its item
+    drawn), as in the AMT_Real_vs_Fake analysis.
+    """
+    y = np.asarray(prefer_a, dtype=np.float64)
+    if y.size == 0:
+        return (math.nan, math.nan)
+    _, w_idx = np.unique(np.asarray(workers), return_inverse=True)
+    _, i_idx = np.unique(np.asarray(items), return_inverse=True)
+    n_w, n_i = int(w_idx.max()) + 1, int(i_idx.max()) + 1
+    rng = np.random.default_rng(seed)
+    shares = np.empty(n_boot)
+    for b in range(n_boot):
+        wc = np.bincount(rng.integers(0, n_w, n_w), minlength=n_w)
+        ic = np.bincount(rng.integers(0, n_i, n_i), minlength=n_i)
+        weight = wc[w_idx] * ic[i_idx]
+        total = weight.sum()
+        shares[b] = (weight * y).sum() / total if total else np.nan
+    alpha = (1 - confidence) / 2
+    lo, hi = np.nanquantile(shares, [alpha, 1 - alpha])
+    return (float(lo), float(hi))
+
+
+# --- comparing two runs on the same images ------------------------------------------------------
+
+
+def paired_wilcoxon(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sided Wilcoxon signed-rank p-value of per-image scores ``a`` vs ``b`` (same images, same order).
+
+    All-zero differences (identical runs) give p = 1; fewer than two pairs cannot be tested (nan).
+    """
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    d = d[np.isfinite(d)]
+    if d.size < 2:
+        return math.nan
+    if not np.any(d):
+        return 1.0
+    return float(_st.wilcoxon(d, zero_method="wilcox", alternative="two-sided").pvalue)

@@ -1,0 +1,277 @@
+"""GMM + TOM over a whole dataset: warped cloth, warped mask and try-on images, resumable and batched.
+
+One pass per batch: the GMM warps the cloth in memory and the TOM consumes it at once (the original test.py ran
+the two stages separately, round-tripping the warped cloth through JPEG files). Images are decoded by a thread pool
+ahead of the compute and encoded by another behind it, so the networks never wait for the disk. Files are named by
+the person, so no two pairs collide, and each is written atomically: an existing file is a finished file, which is
+what makes a re-run skip finished pairs.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from vton.pipelines import formats as F
+from vton.pipelines.io import atomic_save_image, atomic_write_bytes, atomic_write_json, sha256_file
+from vton.pipelines.runner import RunnerConfig, map_partitions
+
+META_FILE = "infer.json"
+MANIFEST_FILE = "manifest.csv"
+MANIFEST_COLUMNS = ("index", "person", "cloth", "warp_cloth", "warp_mask", "try_on")
+
+
+@dataclass(frozen=True)
+class InferOptions:
+    """How to run; everything that changes the pixels is recorded in ``infer.json``."""
+
+    split: str = "test"
+    pairs: str = "unpaired"
+    batch_size: int = 8
+    device: str = "auto"
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (CUDA only: reduced precision is checked against fp32)
+    jpeg_quality: int | None = None  # None: lossless PNG; 75 reproduces the original test.py files
+    extras: bool = False  # also write the rendered person and the composition mask
+    loader_threads: int = 4
+    workers: int = 1  # Dask processes (local scheduler); 1 runs here
+    scheduler: str | None = None  # address of an existing Dask cluster
+    progress: bool = True
+
+
+@dataclass
+class InferSummary:
+    out: str
+    pairs: int
+    written: int
+    skipped: int
+    device: str
+    checkpoints: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def to_uint8(batch: torch.Tensor) -> np.ndarray:
+    """[-1, 1] tensors -> uint8 N x H x W x C, as the original ``save_images``: (x + 1) / 2 * 255, clamped, truncated."""
+    scaled = ((batch.detach().float() + 1) * 0.5 * 255).clamp(0, 255).to(torch.uint8)
+    return scaled.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def output_name(im_name: str, jpeg_quality: int | None) -> str:
+    return Path(im_name).stem + (".jpg" if jpeg_quality is not None else ".png")
+
+
+def output_folders(tom: bool, extras: bool) -> tuple[str, ...]:
+    folders = [F.WARP_CLOTH_DIR, F.WARP_MASK_DIR]
+    if tom:
+        folders.append(F.TRYON_DIR)
+        if extras:
+            folders += [F.RENDERED_DIR, F.COMPOSITE_MASK_DIR]
+    return tuple(folders)
+
+
+def save_array(array: np.ndarray, path: Path, jpeg_quality: int | None) -> None:
+    img = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
+    atomic_save_image(img, path, **({"quality": jpeg_quality} if jpeg_quality is not None else {}))
+
+
+# --- models, loaded once per process --------------------------------------------------------------
+
+_MODEL_CACHE: dict[tuple, tuple] = {}
+
+
+def cached_models(checkpoints: tuple[str, ...], device: torch.device) -> tuple:
+    """(gmm, tom, config) loaded once per worker process and device; tasks of a Dask worker share them."""
+    from vton.models.checkpoint import load_models
+
+    key = (checkpoints, str(device))
+    if key not in _MODEL_CACHE:
+        _MODEL_CACHE[key] = load_models([Path(p) for p in checkpoints], device)
+    return _MODEL_CACHE[key]
+
+
+def checkpoint_digest(paths: Sequence[str | os.PathLike]) -> list[str]:
+    """Content hashes of the checkpoint files, so a results folder is never resumed with other weights."""
+    from vton.models.checkpoint import expand_paths
+
+    return [f"{p.name}:{sha256_file(p)[:16]}" for p in expand_paths(paths)]
+
+
+# --- the batched loop -----------------------------------------------------------------------------
+
+def collate(items: list[dict]) -> dict:
+    batch: dict = {}
+    for key in items[0]:
+        values = [item[key] for item in items]
+        batch[key] = torch.stack(values) if isinstance(values[0], torch.Tensor) else values
+    return batch
+
+
+def prefetch_batches(dataset, batches: Sequence[Sequence[int]], pool: Executor) -> Iterator[dict]:
+    """The batches in order, decoded by ``pool`` up to two batches ahead of the consumer."""
+    pending = [[pool.submit(dataset.__getitem__, i) for i in chunk] for chunk in batches[:2]]
+    for n in range(len(batches)):
+        futures = pending.pop(0)
+        if n + 2 < len(batches):
+            pending.append([pool.submit(dataset.__getitem__, i) for i in batches[n + 2]])
+        yield collate([f.result() for f in futures])
+
+
+@torch.inference_mode()
+def forward_batch(gmm, tom, batch: dict, device: torch.device, precision: str) -> dict[str, torch.Tensor]:
+    """GMM then TOM on one batch; the outputs in [-1, 1] (masks in [0, 1] are returned as 2m - 1, like test.py)."""
+    from vton.models.gmm import run_gmm
+    from vton.models.tom import binarize_warped_mask, run_tom
+
+    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    move = {k: v.to(device, non_blocking=True) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+    with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        warped_cloth, warped_mask, _ = run_gmm(gmm, move["agnostic"], move["cloth"], move["cloth_mask"])
+        out = {F.WARP_CLOTH_DIR: warped_cloth.float(), F.WARP_MASK_DIR: warped_mask.float() * 2 - 1}
+        if tom is not None:
+            tryon, rendered, mask = run_tom(tom, move["agnostic"], warped_cloth, binarize_warped_mask(warped_mask))
+            out.update({F.TRYON_DIR: tryon.float(), F.RENDERED_DIR: rendered.float(),
+                        F.COMPOSITE_MASK_DIR: mask.float() * 2 - 1})
+    return out
+
+
+def infer_partition(indices: list[int], data: str, checkpoints: tuple[str, ...], out: str,
+                    opts: InferOptions, device_index: int | None = None) -> list[int]:
+    """Process ``indices`` of the dataset (skipping finished pairs); returns the indices it wrote."""
+    from tqdm import tqdm
+
+    from vton.pipelines.dataset import TryOnDataset
+
+    device = resolve_device(opts.device)
+    if device.type == "cuda" and device.index is None and device_index is not None:
+        device = torch.device("cuda", device_index % torch.cuda.device_count())
+    gmm, tom, config = cached_models(checkpoints, device)
+    if gmm is None:
+        raise ValueError("inference needs a GMM checkpoint (the TOM consumes the GMM's warped cloth)")
+    dataset = TryOnDataset(data, split=opts.split, pairs=opts.pairs, variant=config.variant)
+    folders = output_folders(tom is not None, opts.extras)
+    root = Path(out)
+    names = {i: output_name(dataset.pairs[i][0], opts.jpeg_quality) for i in indices}
+    missing = {i: [d for d in folders if not (root / d / names[i]).exists()] for i in indices}
+    # Batches are fixed chunks of the pair list, recomputed whole when any file of theirs is missing: a resumed run
+    # then sees exactly the batches of an uninterrupted one, so its files are the same bytes.
+    batches = [chunk for chunk in chunked(indices, opts.batch_size) if any(missing[i] for i in chunk)]
+    todo = [i for chunk in batches for i in chunk]
+    bar = tqdm(total=len(todo), unit="pair", desc="infer", disable=not opts.progress or not todo)
+    with ThreadPoolExecutor(opts.loader_threads) as loader, ThreadPoolExecutor(opts.loader_threads) as writer:
+        writes: list[Future] = []
+        for chunk, batch in zip(batches, prefetch_batches(dataset, batches, loader)):
+            outputs = forward_batch(gmm, tom, batch, device, opts.precision)
+            for folder in folders:
+                arrays = to_uint8(outputs[folder])
+                for i, array in zip(chunk, arrays):
+                    if folder in missing[i]:
+                        writes.append(writer.submit(save_array, array, root / folder / names[i], opts.jpeg_quality))
+            writes = settle(writes)
+            bar.update(len(chunk))
+        settle(writes, wait=True)
+    bar.close()
+    return [i for i in indices if missing[i]]
+
+
+def settle(futures: list[Future], wait: bool = False) -> list[Future]:
+    """Raise the first failed write; keep the writes still running (all are awaited with ``wait``)."""
+    pending = []
+    for future in futures:
+        if wait or future.done():
+            future.result()
+        else:
+            pending.append(future)
+    return pending
+
+
+def chunked(items: Sequence[int], size: int) -> Iterator[list[int]]:
+    for i in range(0, len(items), size):
+        yield list(items[i:i + size])
+
+
+def check_meta(out: Path, meta: dict) -> None:
+    """Refuse to resume a results folder made with other weights or settings (its files would be mixed)."""
+    path = out / META_FILE
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old != meta:
+            changed = sorted(k for k in set(old) | set(meta) if old.get(k) != meta.get(k))
+            raise ValueError(f"{out} holds results of another run (differs in: {', '.join(changed)}); "
+                             "use a new --out folder or delete it")
+    else:
+        atomic_write_json(path, meta)
+
+
+def write_manifest(out: Path, pairs: Sequence[tuple[str, str]], folders: Sequence[str], jpeg_quality: int | None) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(MANIFEST_COLUMNS)
+    for i, (person, cloth) in enumerate(pairs):
+        name = output_name(person, jpeg_quality)
+        files = [f"{d}/{name}" if d in folders else "" for d in (F.WARP_CLOTH_DIR, F.WARP_MASK_DIR, F.TRYON_DIR)]
+        writer.writerow([i, person, cloth, *files])
+    atomic_write_bytes(out / MANIFEST_FILE, buf.getvalue().encode())
+
+
+def run_inference(data: str | os.PathLike, checkpoints: Sequence[str | os.PathLike], out: str | os.PathLike,
+                  opts: InferOptions = InferOptions()) -> InferSummary:
+    """Warp and try on every pair of ``opts.pairs`` in ``data``; write the results folder ``out`` (resumable)."""
+    from vton.models.checkpoint import expand_paths, load_models
+    from vton.pipelines.dataset import TryOnDataset
+
+    out = Path(out)
+    paths = tuple(str(p.resolve()) for p in expand_paths(checkpoints))
+    gmm, tom, config = load_models([Path(p) for p in paths], "cpu")  # validates the files before any work
+    if gmm is None:
+        raise ValueError("inference needs a GMM checkpoint (the TOM consumes the GMM's warped cloth)")
+    dataset = TryOnDataset(data, split=opts.split, pairs=opts.pairs, variant=config.variant)
+    folders = output_folders(tom is not None, opts.extras)
+    meta = {"checkpoints": checkpoint_digest(paths), "variant": config.variant, "split": opts.split,
+            "pairs": opts.pairs, "precision": opts.precision, "jpeg_quality": opts.jpeg_quality,
+            "folders": list(folders), "data": str(Path(data).resolve())}
+    out.mkdir(parents=True, exist_ok=True)
+    check_meta(out, meta)
+    device = resolve_device(opts.device)
+    if opts.precision != "fp32" and device.type != "cuda":
+        raise ValueError("reduced precision is offered on CUDA only; on the CPU use --precision fp32")
+    indices = list(range(len(dataset)))
+    if opts.workers <= 1 and not opts.scheduler:
+        _MODEL_CACHE[(paths, str(device))] = (gmm.to(device), tom.to(device) if tom is not None else None, config)
+        written = infer_partition(indices, str(data), paths, str(out), opts)
+    else:
+        n_gpus = torch.cuda.device_count() if device.type == "cuda" else 0
+        per_part = -(-len(indices) // max(1, opts.workers * 4))
+        size = -(-per_part // opts.batch_size) * opts.batch_size  # whole batches, aligned as in one process
+        parts = [indices[i:i + size] for i in range(0, len(indices), size)]
+        runner = RunnerConfig(workers=opts.workers, scheduler=opts.scheduler, partition_size=1, progress=opts.progress)
+        quiet = InferOptions(**{**asdict(opts), "progress": False})
+        written = map_partitions(_partition_task, [(k, p) for k, p in enumerate(parts)], runner, str(data), paths,
+                                 str(out), quiet, n_gpus)
+    write_manifest(out, dataset.pairs, folders, opts.jpeg_quality)
+    return InferSummary(out=str(out), pairs=len(dataset), written=len(written), skipped=len(dataset) - len(written),
+                        device=str(device), checkpoints=list(meta["checkpoints"]))
+
+
+def _partition_task(items: list[tuple[int, list[int]]], data: str, checkpoints: tuple[str, ...], out: str,
+                    opts: InferOptions, n_gpus: int) -> list[int]:
+    """One Dask task: partitions spread over the GPUs by their number."""
+    written: list[int] = []
+    for k, indices in items:
+        written += infer_partition(indices, data, checkpoints, out, opts, device_index=k if n_gpus else None)
+    return written

@@ -1,0 +1,200 @@
+"""`vton amt export` / `vton amt analyze`: a study exported from fixture runs, answered by simulated workers."""
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+from scipy import stats
+
+from _reports_fixtures import EVIL, FORMULA, person_ids, write_data, write_eval_run
+from vton.cli import main
+
+N = 24
+K = 6
+BASE = "https://cdn.example.org/study1"
+MTURK_HEAD = ["HITId", "HITTypeId", "Title", "Description", "Keywords", "Reward", "CreationTime", "MaxAssignments",
+              "RequesterAnnotation", "AssignmentDurationInSeconds", "AutoApprovalDelayInSeconds", "Expiration",
+              "NumberOfSimilarHITs", "LifetimeInSeconds", "AssignmentId", "WorkerId", "AssignmentStatus",
+              "AcceptTime", "SubmitTime", "AutoApprovalTime", "ApprovalTime", "RejectionTime", "RequesterFeedback",
+              "WorkTimeInSeconds", "LifetimeApprovalRate", "Last30DaysApprovalRate", "Last7DaysApprovalRate"]
+
+
+def read(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def pixels(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+@pytest.fixture()
+def runs(tmp_path: Path) -> tuple[Path, Path, list[str]]:
+    ids = person_ids(N)
+    data = write_data(tmp_path, ids)
+    clothes = [f"{p}_1.jpg" for p in ids]
+    large, small = set(clothes[:8]), set(clothes[-8:])
+    ssim = np.linspace(0.5, 0.9, N)
+    a = write_eval_run(tmp_path, "runA", "cpvton", data, ssim, 2, large, small)
+    b = write_eval_run(tmp_path, "runB", "baseline", data, ssim, 3, large, small)
+    return a, b, clothes
+
+
+def export(a: Path, b: Path, out: Path, *extra: str) -> None:
+    args = ["amt", "export", "--a", str(a), "--b", str(b), "--base-url", BASE + "/", "--out", str(out),
+            "--trials-per-hit", str(K), "--catch-rate", "0.2", "--seed", "5", *extra]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+
+
+def test_export_formats_blinding_and_key(runs, tmp_path: Path) -> None:
+    a, b, _ = runs
+    out = tmp_path / "study"
+    export(a, b, out)
+    hits, key = read(out / "hits.csv"), read(out / "key.csv")
+    template = (out / "hit_template.html").read_text()
+    header = list(hits[0])
+    assert set(re.findall(r"\$\{(\w+)\}", template)) == set(header)  # CSV header = template variables
+    assert sorted(set(re.findall(r'name="(choice_\d+)"', template))) == sorted(f"choice_{i}" for i in range(K))
+    assert len(hits) == 5 and len(key) == 5 * K  # 24 pairs, 5 A/B + 1 catch per HIT, last HIT padded with catches
+    assert sum(k["kind"] == "ab" for k in key) == N
+    assert all(sum(k["kind"] == "catch" for k in key if k["hit_id"] == h["hit_id"]) >= 1 for h in hits)
+    # blinding: only key.csv names runs or people; image names are opaque hashes under the base URL
+    for name in ("hits.csv", "hit_template.html", "study.json"):
+        text = (out / name).read_text()
+        for word in ("cpvton", "baseline", "runA", "runB", "000001", "alert(1)", "SUM("):
+            assert word not in text
+    urls = [v for h in hits for k, v in h.items() if k != "hit_id"]
+    assert all(re.fullmatch(re.escape(BASE) + r"/[0-9a-f]{24}\.png", u) for u in urls)
+    assert {u.rsplit("/", 1)[1] for u in urls} == {p.name for p in (out / "images").iterdir()}
+    # the key is truthful: the side it names shows that run's try-on, the catch side is the real photo
+    sides = {"left": 0, "right": 0}
+    for k in key:
+        row = next(h for h in hits if h["hit_id"] == k["hit_id"])
+        i = k["trial"]
+        shown = {s: pixels(out / "images" / row[f"{s}_{i}"].rsplit("/", 1)[1]) for s in ("left", "right")}
+        name = k["person"][1:] if k["person"].startswith("'=") else k["person"]  # undo the formula guard
+        person = pixels(a.parent / "data" / "test" / "image" / name)
+        assert np.array_equal(pixels(out / "images" / row[f"person_{i}"].rsplit("/", 1)[1]), person)
+        if k["kind"] == "ab":
+            sides[k["a_side"]] += 1
+            other = "right" if k["a_side"] == "left" else "left"
+            stem = Path(name).stem
+            assert np.array_equal(shown[k["a_side"]], pixels(a.parent / "runA_results/unpaired/try-on" / f"{stem}.png"))
+            assert np.array_equal(shown[other], pixels(b.parent / "runB_results/unpaired/try-on" / f"{stem}.png"))
+            assert {k["left"], k["right"]} == {"cpvton", "baseline"}
+        else:
+            fake = "right" if k["correct"] == "left" else "left"
+            assert np.array_equal(shown[k["correct"]], person)
+            assert not np.array_equal(shown[fake], person)  # tiles shuffled: same pixels, other places
+            assert np.array_equal(np.sort(shown[fake], axis=None), np.sort(person, axis=None))
+    assert min(sides.values()) >= 6  # randomised, not all on one side
+    # formula guard and names kept in the key
+    persons = [k["person"] for k in key]
+    assert "'" + FORMULA + "_0.jpg" in persons and EVIL + "_0.jpg" in persons
+
+
+def test_export_is_deterministic_and_subsets(runs, tmp_path: Path) -> None:
+    a, b, clothes = runs
+    export(a, b, tmp_path / "s1")
+    export(a, b, tmp_path / "s2")
+    for name in ("hits.csv", "key.csv", "hit_template.html", "study.json"):
+        assert (tmp_path / "s1" / name).read_bytes() == (tmp_path / "s2" / name).read_bytes()
+    export(a, b, tmp_path / "large", "--subset", "large")
+    ab = [k for k in read(tmp_path / "large" / "key.csv") if k["kind"] == "ab"]
+    expected = {c for c in clothes[:8]}
+    assert {k["cloth"].lstrip("'") for k in ab} == expected and {k["subset"] for k in ab} == {"large"}
+    bad = CliRunner().invoke(main, ["amt", "export", "--a", str(a), "--b", str(b), "--base-url", BASE,
+                                    "--out", str(tmp_path / "x"), "--trials-per-hit", "1", "--catch-rate", "0.5"])
+    assert bad.exit_code != 0 and "no room" in bad.output
+
+
+def simulate(study: Path, workers: dict[str, tuple[float, bool]], rng: np.random.Generator, json_form: set[str]) -> Path:
+    """MTurk results: each worker answers every HIT; (P(prefer A), passes catches). Returns the CSV path."""
+    hits, key = read(study / "hits.csv"), read(study / "key.csv")
+    inputs = list(hits[0])
+    head = MTURK_HEAD + [f"Input.{c}" for c in inputs] + ["Answer.taskAnswers"] + [f"Answer.choice_{i}" for i in range(K)] + ["Approve", "Reject"]
+    rows = []
+    for w, (p_a, attentive) in workers.items():
+        for h in hits:
+            answers = {}
+            for k in (k for k in key if k["hit_id"] == h["hit_id"]):
+                wrong = {"left": "right", "right": "left"}
+                if k["kind"] == "catch":
+                    side = k["correct"] if attentive else wrong[k["correct"]]
+                else:
+                    side = k["a_side"] if rng.random() < p_a else wrong[k["a_side"]]
+                answers[f"choice_{k['trial']}"] = side
+            row = {c: "" for c in head}
+            row.update({"HITId": "X" + h["hit_id"], "WorkerId": w, "AssignmentStatus": "Submitted"})
+            row.update({f"Input.{c}": v for c, v in h.items()})
+            if w in json_form:  # the Crowd-HTML single-column form, HTML-escaped quotes, radio-group values
+                obj = {n: ({"left": s == "left", "right": s == "right"} if n.endswith(("0", "2")) else s) for n, s in answers.items()}
+                row["Answer.taskAnswers"] = json.dumps([obj]).replace('"', "&#34;")
+            else:
+                row.update({f"Answer.{n}": s for n, s in answers.items()})
+            rows.append(row)
+    path = study / "mturk_results.csv"
+    with open(path, "w", newline="") as fh:
+        wr = csv.DictWriter(fh, head)
+        wr.writeheader()
+        wr.writerows(rows)
+    return path
+
+
+def test_analyze_recovers_planted_preference(runs, tmp_path: Path) -> None:
+    a, b, _ = runs
+    study = tmp_path / "study"
+    export(a, b, study)
+    workers = {f"W{i:02d}": (0.7, True) for i in range(20)} | {"BAD1": (0.0, False), "BAD2": (0.0, False)}
+    results = simulate(study, workers, np.random.default_rng(11), json_form={f"W{i:02d}" for i in range(0, 20, 2)})
+    res = CliRunner().invoke(main, ["amt", "analyze", str(results), "--key", str(study / "key.csv"),
+                                    "--out", str(tmp_path / "an"), "--bootstrap", "500"])
+    assert res.exit_code == 0, res.output
+    pref = {r["subset"]: r for r in read(tmp_path / "an" / "preference.csv")}
+    allr = pref["all"]
+    n = 20 * N
+    assert int(allr["votes"]) == n  # BAD workers dropped, every answer (both forms) counted
+    k = int(allr["prefer_a"])
+    assert float(allr["p_binomial"]) == pytest.approx(stats.binomtest(k, n).pvalue)
+    ci = stats.binomtest(k, n).proportion_ci(method="wilson")
+    assert (float(allr["wilson_lo"]), float(allr["wilson_hi"])) == pytest.approx((ci.low, ci.high))
+    assert float(allr["wilson_lo"]) < 0.7 < float(allr["wilson_hi"])
+    assert float(allr["bootstrap_lo"]) < 0.7 < float(allr["bootstrap_hi"])
+    assert float(allr["p_binomial"]) < 1e-6
+    assert set(pref) == {"all", "large", "small", "other"} and int(pref["large"]["votes"]) == 20 * 8
+    workers_csv = {r["worker"]: r for r in read(tmp_path / "an" / "workers.csv")}
+    assert workers_csv["BAD1"]["kept"] == "False" and workers_csv["W00"]["kept"] == "True"
+    assert workers_csv["W00"]["catch_total"] == str(sum(1 for k in read(study / "key.csv") if k["kind"] == "catch"))
+    assert "A = cpvton" in (tmp_path / "an" / "analysis.html").read_text()
+
+
+def test_analyze_keeps_everyone_at_zero_threshold(runs, tmp_path: Path) -> None:
+    a, b, _ = runs
+    study = tmp_path / "study"
+    export(a, b, study)
+    results = simulate(study, {"G": (1.0, True), "BAD": (0.0, False)}, np.random.default_rng(0), set())
+    from vton.reports.amt_analyze import analyze_results
+
+    s = analyze_results(results, study / "key.csv", tmp_path / "an", min_catch_accuracy=0.0, n_boot=50)
+    assert s["workers_dropped"] == 0 and s["preference"][0]["share_a"] == 0.5
+
+
+def test_analyze_rejects_broken_task_answers(runs, tmp_path: Path) -> None:
+    a, b, _ = runs
+    study = tmp_path / "study"
+    export(a, b, study)
+    hit = read(study / "hits.csv")[0]["hit_id"]
+    results = tmp_path / "r.csv"
+    results.write_text(f"AssignmentId,WorkerId,Input.hit_id,Answer.taskAnswers\nA1,W1,{hit},[{{not json\n")
+    res = CliRunner().invoke(main, ["amt", "analyze", str(results), "--key", str(study / "key.csv")])
+    assert res.exit_code != 0 and "is not JSON" in res.output
+    results.write_text("AssignmentId,WorkerId,Input.hit_id\nA1,W1,nohit\n")
+    res = CliRunner().invoke(main, ["amt", "analyze", str(results), "--key", str(study / "key.csv")])
+    assert res.exit_code != 0 and "no trials" in res.output

@@ -1,0 +1,163 @@
+"""`vton infer` against a straightforward eager loop written like the original test.py."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as nnf
+from click.testing import CliRunner
+from PIL import Image
+
+from vton.cli import main
+from vton.models.gmm import GMM
+from vton.models.tom import TOM
+from vton.pipelines.dataset import TryOnDataset
+from vton.pipelines.infer import InferOptions, run_inference
+
+pytestmark = pytest.mark.xdist_group("infer")
+
+
+@pytest.fixture(scope="module")
+def original_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding gmm_final.pth / tom_final.pth in the original plain state-dict format, random weights."""
+    torch.manual_seed(3)
+    folder = tmp_path_factory.mktemp("ckpt")
+    gmm, tom = GMM(), TOM()
+    with torch.no_grad():  # push the random GMM off the identity so warping really moves pixels
+        gmm.regression.linear.bias.normal_(0, 0.3)
+    torch.save(gmm.state_dict(), folder / "gmm_final.pth")
+    torch.save(tom.state_dict(), folder / "tom_final.pth")
+    return folder
+
+
+def original_save_images(tensors: torch.Tensor) -> list[np.ndarray]:
+    """visualization.save_images of the reference: (x + 1) * 0.5 * 255, clamp, astype uint8, CHW -> HWC."""
+    out = []
+    for t in tensors:
+        array = ((t.clone() + 1) * 0.5 * 255).cpu().clamp(0, 255).numpy().astype("uint8")
+        out.append(array.squeeze(0) if array.shape[0] == 1 else array.swapaxes(0, 1).swapaxes(1, 2))
+    return out
+
+
+def eager_loop(data: Path, ckpt: Path, pairs: str) -> dict[str, dict[str, np.ndarray]]:
+    """GMM then TOM per batch of 4 from a DataLoader, eager fp32, no_grad, as test.py does (fused in one loop)."""
+    gmm, tom = GMM(), TOM()
+    gmm.load_state_dict(torch.load(ckpt / "gmm_final.pth", weights_only=True))
+    tom.load_state_dict(torch.load(ckpt / "tom_final.pth", weights_only=True))
+    gmm.eval(), tom.eval()
+    loader = torch.utils.data.DataLoader(TryOnDataset(data, "test", pairs), batch_size=4, shuffle=False)
+    results: dict[str, dict[str, np.ndarray]] = {"warp-cloth": {}, "warp-mask": {}, "try-on": {}}
+    with torch.no_grad():
+        for inputs in loader:
+            c, cm, agnostic = inputs["cloth"], inputs["cloth_mask"], inputs["agnostic"]
+            grid, _ = gmm(agnostic, c)
+            warped_cloth = nnf.grid_sample(c, grid, padding_mode="border", align_corners=True)
+            warped_mask = nnf.grid_sample(cm, grid, padding_mode="zeros", align_corners=True)
+            outputs = tom(torch.cat([agnostic, warped_cloth], 1))
+            p_rendered, m_composite = torch.split(outputs, 3, 1)
+            p_rendered, m_composite = torch.tanh(p_rendered), torch.sigmoid(m_composite)
+            p_tryon = warped_cloth * m_composite + p_rendered * (1 - m_composite)
+            names = [Path(n).stem for n in inputs["im_name"]]
+            for folder, tensor in (("warp-cloth", warped_cloth), ("warp-mask", warped_mask * 2 - 1), ("try-on", p_tryon)):
+                results[folder].update(zip(names, original_save_images(tensor)))
+    return results
+
+
+def read_results(out: Path, suffix: str = ".png") -> dict[str, dict[str, np.ndarray]]:
+    return {folder: {p.stem: np.asarray(Image.open(p)) for p in sorted((out / folder).glob(f"*{suffix}"))}
+            for folder in ("warp-cloth", "warp-mask", "try-on")}
+
+
+def hashes(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(("pairs", "batch_size"), [("unpaired", 1), ("paired", 3)])
+def test_outputs_equal_the_eager_loop(synth_cpvton: Path, original_checkpoints: Path, tmp_path: Path, pairs: str,
+                                      batch_size: int) -> None:
+    """Byte-equal to the batch-4 loop whatever our batch size: a pair's pixels never depend on its batch."""
+    summary = run_inference(synth_cpvton, [original_checkpoints], tmp_path / "res",
+                            InferOptions(pairs=pairs, batch_size=batch_size, progress=False))
+    expected = eager_loop(synth_cpvton, original_checkpoints, pairs)
+    got = read_results(tmp_path / "res")
+    n = len(TryOnDataset(synth_cpvton, "test", pairs))
+    assert summary.pairs == summary.written == n
+    for folder in expected:
+        assert sorted(got[folder]) == sorted(expected[folder]) and len(got[folder]) == n
+        for name, array in expected[folder].items():
+            np.testing.assert_array_equal(got[folder][name], array, err_msg=f"{folder}/{name}")
+    assert any(not np.array_equal(expected["warp-cloth"][k], np.asarray(Image.open(synth_cpvton / "test" / "cloth" / f"{k[:-2]}_1.jpg")))
+               for k in expected["warp-cloth"])
+    manifest = (tmp_path / "res" / "manifest.csv").read_text().splitlines()
+    assert manifest[0] == "index,person,cloth,warp_cloth,warp_mask,try_on" and len(manifest) == n + 1
+
+
+def test_float_outputs_within_1e5_of_eager(synth_cpvton: Path, original_checkpoints: Path) -> None:
+    from vton.models.checkpoint import load_models
+    from vton.pipelines.infer import collate, forward_batch
+
+    gmm, tom, _ = load_models([original_checkpoints])
+    ds = TryOnDataset(synth_cpvton, "test", "unpaired")
+    batch = collate([ds[i] for i in range(len(ds))])
+    ours = forward_batch(gmm, tom, batch, torch.device("cpu"), "fp32")
+    with torch.no_grad():
+        grid, _ = gmm(batch["agnostic"], batch["cloth"])
+        warped = nnf.grid_sample(batch["cloth"], grid, padding_mode="border", align_corners=True)
+        out = tom(torch.cat([batch["agnostic"], warped], 1))
+        m = torch.sigmoid(out[:, 3:])
+        tryon = warped * m + torch.tanh(out[:, :3]) * (1 - m)
+    assert (ours["warp-cloth"] - warped).abs().max() <= 1e-5
+    assert (ours["try-on"] - tryon).abs().max() <= 1e-5
+
+
+def test_resume_skips_finished_pairs_and_refuses_other_weights(synth_cpvton: Path, original_checkpoints: Path,
+                                                                  tmp_path: Path) -> None:
+    out = tmp_path / "res"
+    opts = InferOptions(batch_size=2, progress=False)
+    run_inference(synth_cpvton, [original_checkpoints], out, opts)
+    before = hashes(out)
+    again = run_inference(synth_cpvton, [original_checkpoints], out, opts)
+    assert again.written == 0 and again.skipped == again.pairs
+    assert hashes(out) == before
+    victim = next((out / "try-on").glob("*.png"))
+    victim.unlink()
+    third = run_inference(synth_cpvton, [original_checkpoints], out, opts)
+    assert third.written == 1 and hashes(out) == before
+    other = tmp_path / "other"
+    other.mkdir()
+    torch.manual_seed(9)
+    torch.save(GMM().state_dict(), other / "gmm_final.pth")
+    torch.save(torch.load(original_checkpoints / "tom_final.pth", weights_only=True), other / "tom_final.pth")
+    with pytest.raises(ValueError, match="another run"):
+        run_inference(synth_cpvton, [other], out, opts)
+
+
+def test_cli_jpeg_and_two_files_told_apart(synth_cpvton: Path, original_checkpoints: Path, tmp_path: Path) -> None:
+    out = tmp_path / "jpg"
+    result = CliRunner().invoke(main, ["infer", str(synth_cpvton), "--checkpoint", str(original_checkpoints / "tom_final.pth"),
+                                       "--checkpoint", str(original_checkpoints / "gmm_final.pth"), "--out", str(out),
+                                       "--jpeg-quality", "75", "--batch-size", "4"])
+    assert result.exit_code == 0, result.output
+    expected = eager_loop(synth_cpvton, original_checkpoints, "unpaired")
+    for name, array in expected["try-on"].items():
+        path = out / "try-on" / f"{name}.jpg"
+        with Image.open(path) as img:
+            assert img.format == "JPEG"
+        # the file is what PIL writes at quality 75 from the exact uint8 array
+        import io
+        buf = io.BytesIO()
+        Image.fromarray(array).save(buf, format="JPEG", quality=75)
+        assert path.read_bytes() == buf.getvalue()
+
+
+def test_dask_workers_give_the_same_files(synth_cpvton: Path, original_checkpoints: Path, tmp_path: Path) -> None:
+    single = run_inference(synth_cpvton, [original_checkpoints], tmp_path / "one", InferOptions(progress=False))
+    multi = run_inference(synth_cpvton, [original_checkpoints], tmp_path / "two",
+                          InferOptions(workers=2, batch_size=1, progress=False))
+    assert single.written == multi.written
+    one, two = hashes(tmp_path / "one"), hashes(tmp_path / "two")
+    assert one == two

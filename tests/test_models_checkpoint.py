@@ -1,0 +1,199 @@
+"""Networks against the reference key/shape table (cpvton.md §1.6), original-format loading, bundles, inspect CLI."""
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from vton.cli import main
+from vton.models.checkpoint import CheckpointError, inspect_checkpoint, load_models, save_bundle
+from vton.models.config import ModelConfig
+from vton.models.gmm import GMM
+from vton.models.tom import TOM
+
+# --- the reference table, written out from cpvton.md §1.6 (not derived from our code) ---------
+BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+
+
+def gmm_table(cloth_channels: int) -> dict[str, tuple[int, ...]]:
+    table: dict[str, tuple[int, ...]] = {}
+    for name, cin in (("extractionA", 22), ("extractionB", cloth_channels)):
+        convs = [(0, (64, cin, 4, 4)), (3, (128, 64, 4, 4)), (6, (256, 128, 4, 4)), (9, (512, 256, 4, 4)),
+                 (12, (512, 512, 3, 3)), (15, (512, 512, 3, 3))]
+        for idx, shape in convs:
+            table[f"{name}.model.{idx}.weight"], table[f"{name}.model.{idx}.bias"] = shape, shape[:1]
+            if idx != 15:
+                for k in BN:
+                    table[f"{name}.model.{idx + 2}.{k}"] = () if k == "num_batches_tracked" else shape[:1]
+    for idx, shape in ((0, (512, 192, 4, 4)), (3, (256, 512, 4, 4)), (6, (128, 256, 3, 3)), (9, (64, 128, 3, 3))):
+        table[f"regression.conv.{idx}.weight"], table[f"regression.conv.{idx}.bias"] = shape, shape[:1]
+        for k in BN:
+            table[f"regression.conv.{idx + 1}.{k}"] = () if k == "num_batches_tracked" else shape[:1]
+    table["regression.linear.weight"], table["regression.linear.bias"] = (50, 768), (50,)
+    return table
+
+
+def tom_table(in_channels: int) -> dict[str, tuple[int, ...]]:
+    rows = [
+        ("model.model.0", (64, in_channels, 4, 4)),
+        ("model.model.1.model.1", (128, 64, 4, 4)),
+        ("model.model.1.model.3.model.1", (256, 128, 4, 4)),
+        ("model.model.1.model.3.model.3.model.1", (512, 256, 4, 4)),
+        ("model.model.1.model.3.model.3.model.3.model.1", (512, 512, 4, 4)),
+        ("model.model.1.model.3.model.3.model.3.model.3.model.1", (512, 512, 4, 4)),
+        ("model.model.1.model.3.model.3.model.3.model.3.model.4", (512, 512, 3, 3)),
+        ("model.model.1.model.3.model.3.model.3.model.6", (512, 1024, 3, 3)),
+        ("model.model.1.model.3.model.3.model.6", (256, 1024, 3, 3)),
+        ("model.model.1.model.3.model.6", (128, 512, 3, 3)),
+        ("model.model.1.model.6", (64, 256, 3, 3)),
+        ("model.model.4", (4, 128, 3, 3)),
+    ]
+    table: dict[str, tuple[int, ...]] = {}
+    for prefix, shape in rows:
+        table[f"{prefix}.weight"], table[f"{prefix}.bias"] = shape, shape[:1]
+    return table
+
+
+CASES = [  # (network, variant, table, trainable parameters from cpvton.md)
+    ("gmm", "cpvton", gmm_table(3), 19_057_650),
+    ("gmm", "cpvton+", gmm_table(1), 19_055_602),
+    ("tom", "cpvton", tom_table(25), 21_349_252),
+    ("tom", "cpvton+", tom_table(26), 21_350_276),
+]
+NETS = {"gmm": GMM, "tom": TOM}
+
+
+def original_state(table: dict[str, tuple[int, ...]], seed: int = 0) -> OrderedDict:
+    """A state dict as the original code saves it: plain OrderedDict, random values of the table's shapes."""
+    g = torch.Generator().manual_seed(seed)
+    return OrderedDict((k, torch.tensor(7) if not s else torch.rand(s, generator=g)) for k, s in table.items())
+
+
+@pytest.mark.parametrize(("net", "variant", "table", "params"), CASES)
+def test_keys_shapes_and_parameter_counts_match_reference(net, variant, table, params) -> None:
+    model = NETS[net](variant=variant)
+    assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == table
+    assert len(table) == (104 if net == "gmm" else 24)
+    assert sum(p.numel() for p in model.parameters()) == params
+
+
+@pytest.mark.parametrize("prefix", ["", "module."])
+def test_original_format_files_load_strictly(tmp_path: Path, prefix: str) -> None:
+    gmm_state, tom_state = original_state(gmm_table(3), 1), original_state(tom_table(25), 2)
+    torch.save(OrderedDict((prefix + k, v) for k, v in gmm_state.items()), tmp_path / "gmm_final.pth")
+    torch.save(OrderedDict((prefix + k, v) for k, v in tom_state.items()), tmp_path / "tom_final.pth")
+    gmm, tom, config = load_models([tmp_path], "cpu")
+    assert config == ModelConfig("cpvton", 64, 64)
+    assert not gmm.training and not tom.training
+    for model, state in ((gmm, gmm_state), (tom, tom_state)):
+        for k, v in model.state_dict().items():
+            assert torch.equal(v, state[k]), k
+
+
+def test_files_told_apart_by_keys_and_cpvton_plus_detected(tmp_path: Path) -> None:
+    torch.save(original_state(tom_table(26)), tmp_path / "a.pth")
+    state = original_state(gmm_table(1))
+    del state["extractionA.model.2.num_batches_tracked"]  # PyTorch 0.4.0 files lack it
+    torch.save(state, tmp_path / "b.pth")
+    gmm, tom, config = load_models([tmp_path / "a.pth", tmp_path / "b.pth"], "cpu")
+    assert (gmm.variant, tom.variant, config.variant) == ("cpvton+", "cpvton+", "cpvton+")
+
+
+def test_mismatch_error_lists_first_keys_and_shapes(tmp_path: Path) -> None:
+    state = original_state(gmm_table(3))
+    del state["regression.linear.bias"]
+    state["regression.linear.weight"] = torch.zeros(50, 700)
+    torch.save(state, tmp_path / "bad.pth")
+    with pytest.raises(CheckpointError) as err:
+        load_models([tmp_path / "bad.pth"])
+    message = str(err.value)
+    assert "missing regression.linear.bias [50]" in message
+    assert "shape regression.linear.weight: file [50, 700] != network [50, 768]" in message
+
+
+def test_corrupt_and_foreign_files_give_clear_errors(tmp_path: Path) -> None:
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable torch checkpoint"):
+        load_models([tmp_path / "junk.pth"])
+    torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "other.pth")
+    with pytest.raises(CheckpointError, match="not a GMM or TOM state dict.*conv.weight"):
+        load_models([tmp_path / "other.pth"])
+    with pytest.raises(CheckpointError, match="neither gmm_final.pth nor tom_final.pth"):
+        load_models([tmp_path])
+
+
+def test_bundle_round_trip_and_inspect_cli(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    config = ModelConfig("cpvton+", gmm_width=2, tom_width=3)
+    gmm, tom = GMM("cpvton+", 2), TOM("cpvton+", 3)
+    path = save_bundle(tmp_path / "bundle.pth", config, gmm=gmm, tom=tom, step=12)
+    assert not list(tmp_path.glob(".*tmp"))  # atomic write leaves no temp file
+    g2, t2, c2 = load_models([path])
+    assert c2 == config
+    for a, b in ((gmm, g2), (tom, t2)):
+        assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+    torch.save(original_state(gmm_table(3)), tmp_path / "gmm_final.pth")
+
+    runner = CliRunner()
+    result = runner.invoke(main, ["checkpoint", "inspect", str(path), str(tmp_path / "gmm_final.pth"), "--json"])
+    assert result.exit_code == 0, result.output
+    entries = json.loads(result.output)
+    assert [(e["module"], e["variant"], e["width"], e["strict"], e["source"]) for e in entries] == [
+        ("gmm", "cpvton+", 2, True, "bundle"), ("tom", "cpvton+", 3, True, "bundle"), ("gmm", "cpvton", 64, True, "state_dict")]
+    assert entries[1]["parameters"] == sum(p.numel() for p in tom.parameters())
+    assert entries[2]["parameters"] == 19_057_650
+
+    result = runner.invoke(main, ["checkpoint", "inspect", str(tmp_path / "gmm_final.pth")])
+    assert result.exit_code == 0
+    header, row = result.output.splitlines()[:2]
+    assert header.split() == ["file", "module", "variant", "width", "parameters", "strict", "source", "step"]
+    assert row.split() == ["gmm_final.pth", "gmm", "cpvton", "64", "19,057,650", "yes", "state_dict"]
+
+
+def test_inspect_cli_reports_non_strict_file(tmp_path: Path) -> None:
+    state = original_state(tom_table(25))
+    state["model.model.4.bias"] = torch.zeros(5)
+    state["extra.weight"] = torch.zeros(2)
+    torch.save(state, tmp_path / "tom.pth")
+    (info,) = inspect_checkpoint(tmp_path / "tom.pth")
+    assert not info.strict
+    result = CliRunner().invoke(main, ["checkpoint", "inspect", str(tmp_path / "tom.pth")])
+    assert result.exit_code == 1
+    assert "unexpected extra.weight [2]" in result.output
+    assert "shape model.model.4.bias: file [5] != network [4]" in result.output
+    result = CliRunner().invoke(main, ["checkpoint", "inspect", str(tmp_path / "missing.pth")])
+    assert result.exit_code == 1 and "no such checkpoint file" in result.output
+
+
+def reference_unet(x: torch.Tensor, sd: dict) -> torch.Tensor:
+    """The original UnetGenerator written out functionally from cpvton.md §1.5 (conv order, IN placement, nesting)."""
+    import torch.nn.functional as F
+
+    def up(h: torch.Tensor, key: str) -> torch.Tensor:
+        h = F.interpolate(F.relu(h), scale_factor=2, mode="bilinear", align_corners=False)
+        return F.instance_norm(F.conv2d(h, sd[key + ".weight"], sd[key + ".bias"], padding=1))
+
+    def block(x: torch.Tensor, prefix: str) -> torch.Tensor:
+        x = F.leaky_relu(x, 0.2)
+        h = F.conv2d(x, sd[f"{prefix}.model.1.weight"], sd[f"{prefix}.model.1.bias"], stride=2, padding=1)
+        if f"{prefix}.model.6.weight" in sd:
+            h = up(block(F.instance_norm(h), f"{prefix}.model.3"), f"{prefix}.model.6")
+        else:  # innermost
+            h = up(h, f"{prefix}.model.4")
+        return torch.cat([x, h], 1)
+
+    h = F.conv2d(x, sd["model.model.0.weight"], sd["model.model.0.bias"], stride=2, padding=1)
+    return up(block(h, "model.model.1"), "model.model.4")
+
+
+def test_tom_forward_matches_functional_reference() -> None:
+    torch.manual_seed(0)
+    tom = TOM(width=2).eval()
+    x = torch.randn(1, 25, 256, 192, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = reference_unet(x, tom.state_dict())
+        assert torch.allclose(tom(x.clone()), expected, atol=1e-5)

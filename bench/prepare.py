@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -45,10 +46,12 @@ def codec_floor(src: Path) -> tuple[int, float]:
 
 def run_prepare(src: Path, out: Path, workers: int, local: str) -> tuple[float, float]:
     """(seconds, peak RSS in MB of the prepare process tree)."""
-    package_parent = str(Path(__file__).resolve().parents[2])
+    import vton
+
+    package_parent = str(Path(vton.__file__).resolve().parents[1])  # this checkout, also when not installed
     cmd = [sys.executable, "-m", "vton.cli", "prepare", str(src), str(out), "--workers", str(workers),
            "--local", local, "--allow-rejects"]
-    env = {"PYTHONPATH": package_parent, "PATH": "/usr/bin:/bin"}
+    env = {**os.environ, "PYTHONPATH": package_parent}
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     peak = 0.0

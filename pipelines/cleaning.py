@@ -48,14 +48,18 @@ def decode_image(data: bytes, what: str, modes: Sequence[str], size: tuple[int, 
     return img
 
 
+def _any_label(parse: np.ndarray, labels: tuple[int, ...]) -> bool:
+    """Comparisons on uint8 are several times faster than a histogram or np.isin on a 256x192 parse."""
+    return any(bool((parse == label).any()) for label in labels)
+
+
 def check_parse(parse: np.ndarray) -> None:
-    """Labels in 0..19, a cloth region (5, 6, 7) and a head (1, 2, 4, 13): one histogram answers all three."""
-    counts = np.bincount(parse.ravel(), minlength=256)
-    if counts[NUM_LABELS:].any():
+    """Labels in 0..19, a cloth region (5, 6, 7) and a head (1, 2, 4, 13)."""
+    if parse.size and int(parse.max()) >= NUM_LABELS:
         raise Rejection("labels", f"parse holds labels outside 0..{NUM_LABELS - 1}")
-    if not counts[list(CLOTH_LABELS)].any():
+    if not _any_label(parse, CLOTH_LABELS):
         raise Rejection("content", "no cloth region (labels 5, 6, 7) in the parse")
-    if not counts[list(HEAD_LABELS)].any():
+    if not _any_label(parse, HEAD_LABELS):
         raise Rejection("content", "no head (labels 1, 2, 4, 13) in the parse")
 
 

@@ -10,8 +10,8 @@ hundred bytes, and it is the only piece that depends on Pillow's resampler, so i
 target and the 18 pose squares are recomputed on load: they are exact masks of the stored image/parse and pure integer
 geometry from the stored keypoints (pose/<ID>_0_keypoints.json, also in the manifest), cheaper to draw than to read.
 
-Resumable: each item's metadata is recorded in ``OUT/.prepare/items`` after its files are staged in
-``OUT/.prepare/stage``; a rerun skips recorded items and staged files already moved. ``.prepare`` is removed at the
+Resumable: each partition's item metadata is recorded in ``OUT/.prepare/records`` after its files are staged in
+``OUT/.prepare/stage``; a rerun skips recorded partitions and staged files already moved. ``.prepare`` is removed at the
 end, so an interrupted run followed by a rerun ends byte-identical to an uninterrupted one.
 """
 from __future__ import annotations
@@ -316,27 +316,25 @@ def prepare(src: str | os.PathLike, out: str | os.PathLike, options: PrepareOpti
     _check_out(out_path, config)
 
     pairs, official = discover(src_path, layout, options.resplit)
-    items = {_item_key(i): i for p in pairs for i in (p.person, p.cloth) if i is not None}
+    items = {i for p in pairs for i in (p.person, p.cloth) if i is not None}
     if official:  # the paired test list needs each test person's own cloth
-        for p in pairs:
-            if p.split == "test" and p.person is not None:
-                own = Item(CLOTH, own_cloth(p.person.name), p.person.src_split)
-                items.setdefault(_item_key(own), own)
-    work = sorted(items.values(), key=_item_key)
+        items |= {Item(CLOTH, own_cloth(p.person.name), p.person.src_split)
+                  for p in pairs if p.split == "test" and p.person is not None}
     results = {r.item: r for r in map_partitions(
-        ingest_items, work, runner, str(src_path), layout, str(out_path), options.keypoints)}
+        ingest_items, sorted(items, key=_item_key), runner, str(src_path), layout, str(out_path), options.keypoints)}
+    del items
     decisions = decide(pairs, results, official, options)
 
     kept = [d for d in decisions if not d.stage]
     by_split = {s: [d for d in kept if d.split == s] for s in F.SPLITS}
-    placed = {(_item_key(i), d.split): i for d in kept for i in (d.pair.person, d.pair.cloth)}
+    placed: dict[str, set[Item]] = {s: {i for d in by_split[s] for i in (d.pair.person, d.pair.cloth)}
+                                    for s in F.SPLITS}
     same, extra_rejections = _paired_test(by_split["test"], results, official)
-    for line, cloth in same:
-        if cloth is not None:
-            placed.setdefault((_item_key(cloth), "test"), cloth)
-    for folder in sorted({out_path / split / f for (_, split), i in placed.items() for f, _ in i.files()}):
-        folder.mkdir(parents=True, exist_ok=True)
-    placements = [(item, split) for (_, split), item in sorted(placed.items(), key=lambda kv: (kv[0][1], kv[0][0]))]
+    placed["test"].update(cloth for _, cloth in same if cloth is not None)
+    for s in F.SPLITS:
+        for folder in (*F.SOURCE_DIRS, F.SHAPE_DIR) if placed[s] else ():
+            (out_path / s / folder).mkdir(parents=True, exist_ok=True)
+    placements = [(item, s) for s in F.SPLITS for item in sorted(placed[s], key=_item_key)]
     map_partitions(place_items, placements, runner, str(out_path))
 
     lines = {s: [d.pair.line for d in by_split[s]] for s in F.SPLITS}

@@ -5,12 +5,13 @@ it was looked for in, so an offline machine never hangs on a download.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
 from vton.pipelines.io import sha256_file
+from vton.pipelines.weights import (MissingWeightsError, hub_checkpoints_dir, locate, missing_message,  # noqa: F401
+                                   require, search_dirs)
 
 # torchvision's AlexNet (the LPIPS backbone); the LPIPS linear layers ship inside the ``lpips`` package.
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
@@ -19,39 +20,6 @@ INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 LPIPS_LIN_RESOURCE = "weights/v0.1/alex.pth"
 
 WEIGHTS_FOR_METRIC = {"lpips": ALEXNET_FILE, "is": INCEPTION_FILE, "fid": INCEPTION_FILE, "kid": INCEPTION_FILE}
-
-
-class MissingWeightsError(FileNotFoundError):
-    """A pretrained weight file is not on this machine (and will not be downloaded)."""
-
-
-def hub_checkpoints_dir() -> Path:
-    """Where ``torch.hub.load_state_dict_from_url`` caches files: $TORCH_HOME/hub/checkpoints (read at call time)."""
-    return Path(torch.hub.get_dir()) / "checkpoints"
-
-
-def search_dirs(weights_dir: str | os.PathLike | None = None) -> list[Path]:
-    dirs = [Path(weights_dir)] if weights_dir else []
-    return dirs + [hub_checkpoints_dir()]
-
-
-def locate(filename: str, weights_dir: str | os.PathLike | None = None) -> Path | None:
-    for folder in search_dirs(weights_dir):
-        if (folder / filename).is_file():
-            return folder / filename
-    return None
-
-
-def missing_message(filename: str, weights_dir: str | os.PathLike | None = None) -> str:
-    where = " or ".join(str(d) for d in search_dirs(weights_dir))
-    return f"missing weights file {filename}: put it in {where} (no download is attempted)"
-
-
-def require(filename: str, weights_dir: str | os.PathLike | None = None) -> Path:
-    path = locate(filename, weights_dir)
-    if path is None:
-        raise MissingWeightsError(missing_message(filename, weights_dir))
-    return path
 
 
 def lpips_lin_path() -> Path:

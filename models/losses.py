@@ -7,6 +7,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from vton.pipelines.weights import MissingWeightsError, hub_checkpoints_dir
+
 VGG19_FILE = "vgg19-dcbbb8c0.pth"  # torchvision's ImageNet VGG19 weights
 # Slices of vgg19.features as the original VGGLoss cuts them: [0:2] [2:7] [7:12] [12:21] [21:30]; their last
 # layers are ReLU 1, 6, 11, 20, 29 = relu1_1, relu2_1, relu3_1, relu4_1, relu5_1.
@@ -14,13 +16,9 @@ VGG_SLICES = ((0, 2), (2, 7), (7, 12), (12, 21), (21, 30))
 VGG_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
 
 
-class MissingWeightsError(FileNotFoundError):
-    """Pretrained weights that cannot be downloaded here are not on disk."""
-
-
 def vgg19_weights_path(explicit: str | os.PathLike | None = None) -> Path:
     """The VGG19 file given by the user, else where torchvision caches it (TORCH_HOME/hub/checkpoints)."""
-    path = Path(explicit) if explicit else Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
+    path = Path(explicit) if explicit else hub_checkpoints_dir() / VGG19_FILE
     if not path.is_file():
         raise MissingWeightsError(
             f"VGG19 weights not found: {path}. Put torchvision's ImageNet VGG19 file {VGG19_FILE} there "

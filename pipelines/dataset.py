@@ -23,11 +23,32 @@ PAIRS = {"train": F.TRAIN_PAIRS, "unpaired": F.TEST_PAIRS, "paired": F.TEST_PAIR
 VARIANTS = ("cpvton", "cpvton+")
 
 
-def to_unit(array: np.ndarray) -> torch.Tensor:
-    """CP-VTON's ``T`` on a uint8 H x W (x C) array: C x H x W float32 in [-1, 1], the same ops as torchvision."""
-    tensor = torch.from_numpy(np.array(array, np.uint8))  # a writable copy
-    tensor = tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()
+# Pieces that go through CP-VTON's transform T, and {0, 1} masks that are used as they are.
+UNIT_KEYS = ("cloth", "image", "shape", "head", "parse_cloth", "pose", "pose_image")
+MASK_KEYS = ("cloth_mask", "parse_cloth_mask", "shape_ori")
+NAME_KEYS = ("c_name", "im_name")
+
+
+def channels_first(array: np.ndarray) -> np.ndarray:
+    """H x W (x C) uint8 -> C x H x W, contiguous."""
+    return np.ascontiguousarray(array[None] if array.ndim == 2 else array.transpose(2, 0, 1))
+
+
+def unit(tensor: torch.Tensor) -> torch.Tensor:
+    """CP-VTON's ``T`` (ToTensor + Normalize(0.5, 0.5)) on uint8 (N x) C x H x W, on any device: the same
+    correctly rounded ops as torchvision, so the values are the reference's bit for bit."""
     return tensor.float().div(255).sub_(0.5).div_(0.5)
+
+
+def to_unit(array: np.ndarray) -> torch.Tensor:
+    """``T`` on a uint8 H x W (x C) array: C x H x W float32 in [-1, 1]."""
+    return unit(torch.from_numpy(channels_first(np.asarray(array, np.uint8))))
+
+
+def collate_raw(items: list[dict]) -> dict:
+    """Stack ``TryOnDataset.load`` items: uint8 N x C x H x W tensors and lists of names."""
+    return {k: [item[k] for item in items] if k in NAME_KEYS else torch.from_numpy(np.stack([item[k] for item in items]))
+            for k in items[0]}
 
 
 def read_pairs_file(path: str | os.PathLike) -> list[tuple[str, str]]:
@@ -71,7 +92,9 @@ class TryOnDataset(Dataset):
         with Image.open(self._path(folder, name)) as img:
             return np.asarray(img.convert(mode) if img.mode != mode else img)
 
-    def __getitem__(self, index: int) -> dict:
+    def load(self, index: int) -> dict:
+        """The pair's pieces as uint8 C x H x W arrays, before the transform: cheap to decode in worker threads and a
+        quarter of the bytes to move to a GPU, where ``assemble`` finishes them."""
         im_name, c_name = self.pairs[index]
         cloth = self._image(F.CLOTH_DIR, c_name, "RGB")
         cloth_mask = self._image(F.CLOTH_MASK_DIR, c_name, "L")
@@ -85,23 +108,30 @@ class TryOnDataset(Dataset):
             shape = rep.shape_image(parse)
         keypoints = parse_pose_json(self._path(F.POSE_DIR, F.pose_name(im_name)).read_bytes())
         maps = rep.pose_squares(keypoints, *parse.shape)
-        shape_t, head_t = to_unit(shape), to_unit(rep.head_image(image, parse))
-        pose_t = to_unit(maps.transpose(1, 2, 0))
-        item = {
-            "c_name": c_name,
-            "im_name": im_name,
-            "cloth": to_unit(cloth),
-            "cloth_mask": torch.from_numpy((cloth_mask >= 128).astype(np.float32)).unsqueeze(0),
-            "image": to_unit(image),
-            "agnostic": torch.cat([shape_t, head_t, pose_t], 0),
-            "parse_cloth": to_unit(rep.cloth_target(image, parse)),
-            "parse_cloth_mask": torch.from_numpy(rep.label_mask(parse, F.CLOTH_LABELS).astype(np.float32))
-            .unsqueeze(0),
-            "shape": shape_t,
-            "head": head_t,
-            "pose_image": to_unit(rep.pose_image(maps)),
-            "grid_image": self.grid.clone(),
+        raw = {
+            "cloth": cloth,
+            "cloth_mask": (cloth_mask >= 128).astype(np.uint8),
+            "image": image,
+            "shape": shape,
+            "head": rep.head_image(image, parse),
+            "parse_cloth": rep.cloth_target(image, parse),
+            "parse_cloth_mask": rep.label_mask(parse, F.CLOTH_LABELS).astype(np.uint8),
+            "pose": maps.transpose(1, 2, 0),
+            "pose_image": rep.pose_image(maps),
         }
         if self.variant == "cpvton+":
-            item["shape_ori"] = torch.from_numpy(rep.body_mask(parse).astype(np.float32)).unsqueeze(0)
-        return item
+            raw["shape_ori"] = rep.body_mask(parse).astype(np.uint8)
+        return {"c_name": c_name, "im_name": im_name, **{k: channels_first(v) for k, v in raw.items()}}
+
+    def assemble(self, raw: dict) -> dict:
+        """A batch of ``load`` items (``collate_raw``, on any device) -> the reference's tensors (cpvton.md §1.3)."""
+        batch = {k: raw[k] for k in NAME_KEYS}
+        batch.update({k: unit(raw[k]) for k in UNIT_KEYS})
+        batch.update({k: raw[k].float() for k in MASK_KEYS if k in raw})
+        batch["agnostic"] = torch.cat([batch["shape"], batch["head"], batch.pop("pose")], 1)
+        batch["grid_image"] = self.grid.to(batch["image"].device).expand(len(raw["im_name"]), -1, -1, -1)
+        return batch
+
+    def __getitem__(self, index: int) -> dict:
+        batch = self.assemble(collate_raw([self.load(index)]))
+        return {k: v[0] if k in NAME_KEYS else v[0].clone() for k, v in batch.items()}

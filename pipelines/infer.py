@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 
 from vton.pipelines import formats as F
+from vton.pipelines.dataset import TryOnDataset, collate_raw
 from vton.pipelines.io import atomic_save_image, atomic_write_bytes, atomic_write_json, sha256_file
 from vton.pipelines.runner import RunnerConfig, map_partitions
 
@@ -114,22 +115,20 @@ def checkpoint_digest(paths: Sequence[str | os.PathLike]) -> list[str]:
 
 # --- the batched loop -----------------------------------------------------------------------------
 
-def collate(items: list[dict]) -> dict:
-    batch: dict = {}
-    for key in items[0]:
-        values = [item[key] for item in items]
-        batch[key] = torch.stack(values) if isinstance(values[0], torch.Tensor) else values
-    return batch
-
-
-def prefetch_batches(dataset, batches: Sequence[Sequence[int]], pool: Executor) -> Iterator[dict]:
-    """The batches in order, decoded by ``pool`` up to two batches ahead of the consumer."""
-    pending = [[pool.submit(dataset.__getitem__, i) for i in chunk] for chunk in batches[:2]]
+def prefetch_batches(dataset, batches: Sequence[Sequence[int]], pool: Executor, device: torch.device
+                     ) -> Iterator[dict]:
+    """The batches in order as the reference's tensors on ``device``: ``pool`` decodes uint8 pieces up to two
+    batches ahead; the float transform runs on the device, where it is cheapest."""
+    pending = [[pool.submit(dataset.load, i) for i in chunk] for chunk in batches[:2]]
     for n in range(len(batches)):
         futures = pending.pop(0)
         if n + 2 < len(batches):
-            pending.append([pool.submit(dataset.__getitem__, i) for i in batches[n + 2]])
-        yield collate([f.result() for f in futures])
+            pending.append([pool.submit(dataset.load, i) for i in batches[n + 2]])
+        raw = collate_raw([f.result() for f in futures])
+        if device.type == "cuda":
+            raw = {k: v.pin_memory().to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v
+                   for k, v in raw.items()}
+        yield dataset.assemble(raw)
 
 
 @torch.inference_mode()
@@ -139,7 +138,7 @@ def forward_batch(gmm, tom, batch: dict, device: torch.device, precision: str) -
     from vton.models.tom import binarize_warped_mask, run_tom
 
     dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    move = {k: v.to(device, non_blocking=True) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+    move = {k: v.to(device) for k, v in batch.items() if isinstance(v, torch.Tensor)}
     with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
         warped_cloth, warped_mask, _ = run_gmm(gmm, move["agnostic"], move["cloth"], move["cloth_mask"])
         out = {F.WARP_CLOTH_DIR: warped_cloth.float(), F.WARP_MASK_DIR: warped_mask.float() * 2 - 1}
@@ -155,7 +154,6 @@ def infer_partition(indices: list[int], data: str, checkpoints: tuple[str, ...],
     """Process ``indices`` of the dataset (skipping finished pairs); returns the indices it wrote."""
     from tqdm import tqdm
 
-    from vton.pipelines.dataset import TryOnDataset
 
     device = resolve_device(opts.device)
     if device.type == "cuda" and device.index is None and device_index is not None:
@@ -175,7 +173,7 @@ def infer_partition(indices: list[int], data: str, checkpoints: tuple[str, ...],
     bar = tqdm(total=len(todo), unit="pair", desc="infer", disable=not opts.progress or not todo)
     with ThreadPoolExecutor(opts.loader_threads) as loader, ThreadPoolExecutor(opts.loader_threads) as writer:
         writes: list[Future] = []
-        for chunk, batch in zip(batches, prefetch_batches(dataset, batches, loader)):
+        for chunk, batch in zip(batches, prefetch_batches(dataset, batches, loader, device)):
             outputs = forward_batch(gmm, tom, batch, device, opts.precision)
             for folder in folders:
                 arrays = to_uint8(outputs[folder])
@@ -233,7 +231,6 @@ def run_inference(data: str | os.PathLike, checkpoints: Sequence[str | os.PathLi
                   opts: InferOptions = InferOptions()) -> InferSummary:
     """Warp and try on every pair of ``opts.pairs`` in ``data``; write the results folder ``out`` (resumable)."""
     from vton.models.checkpoint import expand_paths, load_models
-    from vton.pipelines.dataset import TryOnDataset
 
     out = Path(out)
     paths = tuple(str(p.resolve()) for p in expand_paths(checkpoints))

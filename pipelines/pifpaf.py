@@ -68,10 +68,10 @@ def import_openpifpaf() -> Any:
 
 def default_checkpoint_path() -> Path:
     """Where openpifpaf caches its default model: torch hub's checkpoints folder, named as in its download URL."""
-    import torch
+    from vton.pipelines.weights import hub_checkpoints_dir
 
     url = import_openpifpaf().CHECKPOINT_URLS[CHECKPOINT_NAME]
-    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+    return hub_checkpoints_dir() / url.rsplit("/", 1)[-1]
 
 
 def resolve_checkpoint(checkpoint: str | os.PathLike | None) -> Path:

@@ -19,7 +19,8 @@ from vton.pipelines import formats
 from vton.pipelines.io import atomic_write_text
 from vton.reports.media import histogram_svg, thumbnail_uri
 from vton.reports.render import render
-from vton.reports.runs import HIGHER_IS_BETTER, EvalRun, PreparedRun, cloth_subsets, load_run
+from vton.eval.registry import HIGHER_IS_BETTER
+from vton.reports.runs import EvalRun, PreparedRun, cloth_subsets, load_run
 
 SUBSETS = ("all", "large", "small")
 GALLERY_SIZE = 4

@@ -12,7 +12,7 @@ import pandas as pd
 from vton.pipelines import formats
 from vton.pipelines.io import UnsafePathError, safe_join
 
-from vton.eval.registry import HIGHER_IS_BETTER, METRIC_COLUMNS
+from vton.eval.registry import METRIC_COLUMNS
 from vton.eval.registry import METRICS_FILE as METRICS
 from vton.eval.registry import SUMMARY_FILE as SUMMARY
 

@@ -98,11 +98,11 @@ def test_outputs_equal_the_eager_loop(synth_cpvton: Path, original_checkpoints: 
 
 def test_float_outputs_within_1e5_of_eager(synth_cpvton: Path, original_checkpoints: Path) -> None:
     from vton.models.checkpoint import load_models
-    from vton.pipelines.infer import collate, forward_batch
+    from vton.pipelines.infer import forward_batch
 
     gmm, tom, _ = load_models([original_checkpoints])
     ds = TryOnDataset(synth_cpvton, "test", "unpaired")
-    batch = collate([ds[i] for i in range(len(ds))])
+    batch = torch.utils.data.default_collate([ds[i] for i in range(len(ds))])
     ours = forward_batch(gmm, tom, batch, torch.device("cpu"), "fp32")
     with torch.no_grad():
         grid, _ = gmm(batch["agnostic"], batch["cloth"])

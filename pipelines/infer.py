@@ -13,17 +13,18 @@ import io
 import json
 import os
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+import multiprocessing
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from torch.utils.data import DataLoader, Dataset
 
 from vton.pipelines import formats as F
 from vton.pipelines.dataset import TryOnDataset, collate_raw
-from vton.pipelines.io import atomic_save_image, atomic_write_bytes, atomic_write_json, sha256_file
+from vton.pipelines.io import atomic_write_bytes, atomic_write_json, save_uint8_image, sha256_file
 from vton.pipelines.runner import RunnerConfig, map_partitions
 
 META_FILE = "infer.json"
@@ -42,7 +43,7 @@ class InferOptions:
     precision: str = "fp32"  # fp32 | bf16 | fp16 (CUDA only: reduced precision is checked against fp32)
     jpeg_quality: int | None = None  # None: lossless PNG; 75 reproduces the original test.py files
     extras: bool = False  # also write the rendered person and the composition mask
-    loader_threads: int = 4
+    io_workers: int = 0  # decoding / encoding workers each; 0: one per core (at most 16) on CUDA, 1 on the CPU
     workers: int = 1  # Dask processes (local scheduler); 1 runs here
     scheduler: str | None = None  # address of an existing Dask cluster
     progress: bool = True
@@ -86,11 +87,6 @@ def output_folders(tom: bool, extras: bool) -> tuple[str, ...]:
     return tuple(folders)
 
 
-def save_array(array: np.ndarray, path: Path, jpeg_quality: int | None) -> None:
-    img = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
-    atomic_save_image(img, path, **({"quality": jpeg_quality} if jpeg_quality is not None else {}))
-
-
 # --- models, loaded once per process --------------------------------------------------------------
 
 _MODEL_CACHE: dict[tuple, tuple] = {}
@@ -115,20 +111,33 @@ def checkpoint_digest(paths: Sequence[str | os.PathLike]) -> list[str]:
 
 # --- the batched loop -----------------------------------------------------------------------------
 
-def prefetch_batches(dataset, batches: Sequence[Sequence[int]], pool: Executor, device: torch.device
-                     ) -> Iterator[dict]:
-    """The batches in order as the reference's tensors on ``device``: ``pool`` decodes uint8 pieces up to two
-    batches ahead; the float transform runs on the device, where it is cheapest."""
-    pending = [[pool.submit(dataset.load, i) for i in chunk] for chunk in batches[:2]]
-    for n in range(len(batches)):
-        futures = pending.pop(0)
-        if n + 2 < len(batches):
-            pending.append([pool.submit(dataset.load, i) for i in batches[n + 2]])
-        raw = collate_raw([f.result() for f in futures])
-        if device.type == "cuda":
-            raw = {k: v.pin_memory().to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v
-                   for k, v in raw.items()}
-        yield dataset.assemble(raw)
+class _Pieces(Dataset):
+    """The dataset's uint8 pieces (``TryOnDataset.load``), for a DataLoader whose workers only decode."""
+
+    def __init__(self, dataset: TryOnDataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        return self.dataset.load(index)
+
+
+def io_pools(workers: int, device: torch.device, dataset: TryOnDataset, batches: list[list[int]]
+             ) -> tuple[DataLoader, Executor]:
+    """Decoding ahead of and encoding behind the networks. On CUDA both run in processes: with threads the GIL
+    starves the thread that launches the kernels. On the CPU the networks use every core, so one decoding process
+    and encoding threads are enough. Inside a daemonic process (a Dask worker) no children may start: decode inline
+    and encode in threads, the cluster's own processes giving the parallelism."""
+    daemon = multiprocessing.current_process().daemon
+    cuda = device.type == "cuda"
+    n = workers or (min(16, os.cpu_count() or 1) if cuda else 1)
+    loader = DataLoader(_Pieces(dataset), batch_sampler=batches, collate_fn=collate_raw, pin_memory=cuda,
+                        num_workers=0 if daemon else n, prefetch_factor=None if daemon else 4)
+    writer = (ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("forkserver")) if cuda and not daemon
+              else ThreadPoolExecutor(max(2, n)))
+    return loader, writer
 
 
 @torch.inference_mode()
@@ -171,15 +180,17 @@ def infer_partition(indices: list[int], data: str, checkpoints: tuple[str, ...],
     batches = [chunk for chunk in chunked(indices, opts.batch_size) if any(missing[i] for i in chunk)]
     todo = [i for chunk in batches for i in chunk]
     bar = tqdm(total=len(todo), unit="pair", desc="infer", disable=not opts.progress or not todo)
-    with ThreadPoolExecutor(opts.loader_threads) as loader, ThreadPoolExecutor(opts.loader_threads) as writer:
+    loader, writer = io_pools(opts.io_workers, device, dataset, batches)
+    with writer:
         writes: list[Future] = []
-        for chunk, batch in zip(batches, prefetch_batches(dataset, batches, loader, device)):
-            outputs = forward_batch(gmm, tom, batch, device, opts.precision)
+        for chunk, raw in zip(batches, loader):
+            raw = {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in raw.items()}
+            outputs = forward_batch(gmm, tom, dataset.assemble(raw), device, opts.precision)
             for folder in folders:
                 arrays = to_uint8(outputs[folder])
                 for i, array in zip(chunk, arrays):
                     if folder in missing[i]:
-                        writes.append(writer.submit(save_array, array, root / folder / names[i], opts.jpeg_quality))
+                        writes.append(writer.submit(save_uint8_image, array, root / folder / names[i], opts.jpeg_quality))
             writes = settle(writes)
             bar.update(len(chunk))
         settle(writes, wait=True)
@@ -256,7 +267,8 @@ def run_inference(data: str | os.PathLike, checkpoints: Sequence[str | os.PathLi
         per_part = -(-len(indices) // max(1, opts.workers * 4))
         size = -(-per_part // opts.batch_size) * opts.batch_size  # whole batches, aligned as in one process
         parts = [indices[i:i + size] for i in range(0, len(indices), size)]
-        runner = RunnerConfig(workers=opts.workers, scheduler=opts.scheduler, partition_size=1, progress=opts.progress)
+        runner = RunnerConfig(workers=opts.workers, scheduler=opts.scheduler, partition_size=1, progress=opts.progress,
+                              local="processes")  # one model per process; threads would share one GIL
         quiet = InferOptions(**{**asdict(opts), "progress": False})
         written = map_partitions(_partition_task, [(k, p) for k, p in enumerate(parts)], runner, str(data), paths,
                                  str(out), quiet, n_gpus)

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 
@@ -69,6 +70,13 @@ def atomic_save_image(img: Image.Image, path: str | os.PathLike, **params: Any) 
     """Save a PIL image atomically; the format follows the file suffix (JPEG quality 75 is PIL's default)."""
     fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}[Path(path).suffix.lower()]
     atomic_write_bytes(path, encode_image(img, fmt, **params))
+
+
+def save_uint8_image(array: np.ndarray, path: str | os.PathLike, jpeg_quality: int | None = None) -> None:
+    """An H x W x C (C = 1 or 3) uint8 array to PNG (lossless) or, with a quality, JPEG, atomically. A plain function
+    of picklable arguments, so encoding can run in another process."""
+    img = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
+    atomic_save_image(img, path, **({"quality": jpeg_quality} if jpeg_quality is not None else {}))
 
 
 def sha256_file(path: str | os.PathLike) -> str:

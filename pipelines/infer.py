@@ -14,7 +14,7 @@ import json
 import os
 from collections.abc import Iterator, Sequence
 import multiprocessing
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -126,18 +126,16 @@ class _Pieces(Dataset):
 
 def io_pools(workers: int, device: torch.device, dataset: TryOnDataset, batches: list[list[int]]
              ) -> tuple[DataLoader, Executor]:
-    """Decoding ahead of and encoding behind the networks. On CUDA both run in processes: with threads the GIL
-    starves the thread that launches the kernels. On the CPU the networks use every core, so one decoding process
-    and encoding threads are enough. Inside a daemonic process (a Dask worker) no children may start: decode inline
-    and encode in threads, the cluster's own processes giving the parallelism."""
+    """Decoding ahead of the networks in DataLoader processes (on CUDA, one per core: decoding in threads would hold
+    the GIL that the kernel-launching thread needs) and encoding behind them in threads (PIL's zlib and JPEG coders
+    release the GIL). Inside a daemonic process (a Dask worker) no children may start: decode inline there, the
+    cluster's own processes giving the parallelism."""
     daemon = multiprocessing.current_process().daemon
     cuda = device.type == "cuda"
     n = workers or (min(16, os.cpu_count() or 1) if cuda else 1)
     loader = DataLoader(_Pieces(dataset), batch_sampler=batches, collate_fn=collate_raw, pin_memory=cuda,
                         num_workers=0 if daemon else n, prefetch_factor=None if daemon else 4)
-    writer = (ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("forkserver")) if cuda and not daemon
-              else ThreadPoolExecutor(max(2, n)))
-    return loader, writer
+    return loader, ThreadPoolExecutor(max(2, n))
 
 
 @torch.inference_mode()

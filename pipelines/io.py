@@ -73,8 +73,7 @@ def atomic_save_image(img: Image.Image, path: str | os.PathLike, **params: Any) 
 
 
 def save_uint8_image(array: np.ndarray, path: str | os.PathLike, jpeg_quality: int | None = None) -> None:
-    """An H x W x C (C = 1 or 3) uint8 array to PNG (lossless) or, with a quality, JPEG, atomically. A plain function
-    of picklable arguments, so encoding can run in another process."""
+    """An H x W x C (C = 1 or 3) uint8 array to PNG (lossless) or, with a quality, JPEG, atomically."""
     img = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
     atomic_save_image(img, path, **({"quality": jpeg_quality} if jpeg_quality is not None else {}))
 

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.vton-installed
 
-.PHONY: venv demo test bench clean-venv browser
+.PHONY: venv demo test clean-venv browser
 
 venv: $(STAMP)
 

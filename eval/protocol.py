@@ -32,6 +32,8 @@ DATA_RANGE = 1.0  # SSIM on [0, 1] floats (uint8 / 255)
 MASK_THRESHOLD = 128  # warp-mask pixel >= 128 counts as cloth
 SIZE = (fm.FINE_HEIGHT, fm.FINE_WIDTH)
 
+CPU_INCEPTION_BATCH = 8  # measured: ~95 ms/image at batch 1-16, ~130 ms/image at 64 on a 2-core CPU
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -301,7 +303,10 @@ def _score_batch(batch: dict[str, Any], pairs: dict[str, dict[str, str]], work: 
     images = torch.cat([real[use_real.to(device)], batch["unpaired"][use_fake].to(device, non_blocking=True)])
     if images.shape[0] == 0:
         return
-    pool, logits = inception(images)
+    # On the CPU Inception is fastest in small batches (cache-resident activations); on a GPU, in one.
+    size = images.shape[0] if device.type == "cuda" else CPU_INCEPTION_BATCH
+    parts = [inception(chunk) for chunk in images.split(size)]
+    pool, logits = (torch.cat(outs) for outs in zip(*parts))
     n_real = int(use_real.sum())
     banks["real"].update([p for p, s in zip(batch["person"], use_real.tolist()) if s], pool[:n_real])
     fake_names = [p for p, s in zip(batch["person"], use_fake.tolist()) if s]

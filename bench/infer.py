@@ -14,42 +14,29 @@ from __future__ import annotations
 import argparse
 import hashlib
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as nnf
 from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from reference_loop import reference_batches  # noqa: E402
 
 
 def baseline(data: Path, ckpt: Path, out: Path, device: torch.device) -> int:
-    from vton.models.checkpoint import load_models
-    from vton.pipelines.dataset import TryOnDataset
-
-    gmm, tom, config = load_models([ckpt], device)
-    loader = torch.utils.data.DataLoader(TryOnDataset(data, "test", "unpaired", config.variant), batch_size=4,
-                                         num_workers=1, shuffle=False, pin_memory=device.type == "cuda")
+    """The test.py-style loop, saving each image synchronously with PIL as it comes."""
     for folder in ("warp-cloth", "warp-mask", "try-on"):
         (out / folder).mkdir(parents=True, exist_ok=True)
     n = 0
-    with torch.no_grad():
-        for inputs in loader:
-            c, cm, agnostic = (inputs[k].to(device) for k in ("cloth", "cloth_mask", "agnostic"))
-            grid, _ = gmm(agnostic, c)
-            warped_cloth = nnf.grid_sample(c, grid, padding_mode="border", align_corners=True)
-            warped_mask = nnf.grid_sample(cm, grid, padding_mode="zeros", align_corners=True)
-            outputs = tom(torch.cat([agnostic, warped_cloth], 1))
-            rendered, mask = torch.split(outputs, 3, 1)
-            rendered, mask = torch.tanh(rendered), torch.sigmoid(mask)
-            tryon = warped_cloth * mask + rendered * (1 - mask)
-            for folder, batch in (("warp-cloth", warped_cloth), ("warp-mask", warped_mask * 2 - 1), ("try-on", tryon)):
-                for t, name in zip(batch, inputs["im_name"]):
-                    array = ((t + 1) * 0.5 * 255).cpu().clamp(0, 255).numpy().astype("uint8")
-                    array = array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0)
-                    Image.fromarray(array).save(out / folder / (Path(name).stem + ".png"))
-            n += len(inputs["im_name"])
+    for names, images in reference_batches(data, [ckpt], "unpaired", device, workers=1):
+        for folder, arrays in images.items():
+            for name, array in zip(names, arrays):
+                Image.fromarray(array).save(out / folder / f"{name}.png")
+        n += len(names)
     return n
 
 

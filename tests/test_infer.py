@@ -16,6 +16,7 @@ from vton.models.gmm import GMM
 from vton.models.tom import TOM
 from vton.pipelines.dataset import TryOnDataset
 from vton.pipelines.infer import InferOptions, run_inference
+from reference_loop import reference_batches
 
 pytestmark = pytest.mark.xdist_group("infer")
 
@@ -33,36 +34,11 @@ def original_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def original_save_images(tensors: torch.Tensor) -> list[np.ndarray]:
-    """visualization.save_images of the reference: (x + 1) * 0.5 * 255, clamp, astype uint8, CHW -> HWC."""
-    out = []
-    for t in tensors:
-        array = ((t.clone() + 1) * 0.5 * 255).cpu().clamp(0, 255).numpy().astype("uint8")
-        out.append(array.squeeze(0) if array.shape[0] == 1 else array.swapaxes(0, 1).swapaxes(1, 2))
-    return out
-
-
 def eager_loop(data: Path, ckpt: Path, pairs: str) -> dict[str, dict[str, np.ndarray]]:
-    """GMM then TOM per batch of 4 from a DataLoader, eager fp32, no_grad, as test.py does (fused in one loop)."""
-    gmm, tom = GMM(), TOM()
-    gmm.load_state_dict(torch.load(ckpt / "gmm_final.pth", weights_only=True))
-    tom.load_state_dict(torch.load(ckpt / "tom_final.pth", weights_only=True))
-    gmm.eval(), tom.eval()
-    loader = torch.utils.data.DataLoader(TryOnDataset(data, "test", pairs), batch_size=4, shuffle=False)
     results: dict[str, dict[str, np.ndarray]] = {"warp-cloth": {}, "warp-mask": {}, "try-on": {}}
-    with torch.no_grad():
-        for inputs in loader:
-            c, cm, agnostic = inputs["cloth"], inputs["cloth_mask"], inputs["agnostic"]
-            grid, _ = gmm(agnostic, c)
-            warped_cloth = nnf.grid_sample(c, grid, padding_mode="border", align_corners=True)
-            warped_mask = nnf.grid_sample(cm, grid, padding_mode="zeros", align_corners=True)
-            outputs = tom(torch.cat([agnostic, warped_cloth], 1))
-            p_rendered, m_composite = torch.split(outputs, 3, 1)
-            p_rendered, m_composite = torch.tanh(p_rendered), torch.sigmoid(m_composite)
-            p_tryon = warped_cloth * m_composite + p_rendered * (1 - m_composite)
-            names = [Path(n).stem for n in inputs["im_name"]]
-            for folder, tensor in (("warp-cloth", warped_cloth), ("warp-mask", warped_mask * 2 - 1), ("try-on", p_tryon)):
-                results[folder].update(zip(names, original_save_images(tensor)))
+    for names, images in reference_batches(data, [ckpt], pairs):
+        for folder, arrays in images.items():
+            results[folder].update(zip(names, arrays))
     return results
 
 

@@ -25,6 +25,7 @@ from vton.eval.registry import (ALL_METRICS, METRIC_COLUMNS, METRICS_FILE, PAIRE
                                  SUMMARY_FILE, UNPAIRED_METRICS)
 from vton.pipelines import formats as fm
 from vton.pipelines.io import atomic_write_bytes, atomic_write_json, safe_join
+from vton import library_versions
 
 SETTINGS_PAIRS = {"paired": fm.TEST_PAIRS_SAME, "unpaired": fm.TEST_PAIRS}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -77,22 +78,6 @@ class _Work:
 
 
 # --- inputs --------------------------------------------------------------------------------------
-def read_pairs(path: Path) -> list[tuple[str, str]]:
-    """``person cloth`` per line; each person at most once (results are named by the person)."""
-    pairs, seen = [], set()
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        parts = line.split()
-        if len(parts) != 2:
-            raise ValueError(f"{path}:{n}: expected '<person> <cloth>', got {line!r}")
-        if parts[0] in seen:
-            raise ValueError(f"{path}:{n}: person {parts[0]} listed twice; try-on files are named by person")
-        seen.add(parts[0])
-        pairs.append((parts[0], parts[1]))
-    return pairs
-
-
 def find_image(folder: Path, stem: str) -> Path | None:
     for suffix in IMAGE_SUFFIXES:
         if (folder / f"{stem}{suffix}").is_file():
@@ -341,26 +326,12 @@ def _set_metrics(work: _Work, settings: Settings, banks: dict[str, M.FeatureBank
     return out, used
 
 
-def _versions() -> dict[str, str]:
-    import importlib.metadata as md
-    import platform
-
-    from vton import __version__
-
-    found = {"python": platform.python_version(), "vton": __version__}
-    for dist in ("torch", "torchvision", "torch-fidelity", "lpips", "numpy", "pillow", "pandas", "pyarrow"):
-        try:
-            found[dist] = md.version(dist)
-        except md.PackageNotFoundError:
-            found[dist] = "absent"
-    return found
-
-
 def _protocol(settings: Settings, device: torch.device, files: dict[str, Any], k: int, n_cloths: int,
               resized: int, used: dict[str, dict], real_n: int) -> dict[str, Any]:
     r = M.ssim_radius()
     return {
-        "versions": _versions(),
+        "versions": library_versions("torch", "torchvision", "torch-fidelity", "lpips", "numpy", "pillow", "pandas",
+                                     "pyarrow"),
         "metrics_requested": list(settings.metrics),
         "weights_dir": str(settings.weights_dir) if settings.weights_dir else None,
         "device": device.type,
@@ -413,7 +384,7 @@ def evaluate(data: Path, results: dict[str, Path | None], out: Path, settings: S
             for m in names:
                 work.skip(m, f"{data / filename} not found")
         else:
-            pairs[setting] = read_pairs(data / filename)
+            pairs[setting] = fm.read_pairs(data / filename, unique_persons=True)
 
     cloth_dir = data / "test" / fm.CLOTH_DIR
     cloths = sorted(p for p in cloth_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if cloth_dir.is_dir() else []

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import os
-import platform
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -24,6 +23,7 @@ from vton.models.config import GMM_CLOTH_CHANNELS, PAPER_WIDTH, TOM_INPUT_CHANNE
 from vton.models.gmm import GMM
 from vton.models.tom import TOM
 from vton.pipelines.io import atomic_write_bytes
+from vton import library_versions
 
 BUNDLE_FORMAT = "vton-bundle"
 BUNDLE_VERSION = 1
@@ -55,16 +55,6 @@ class ModuleInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def library_versions() -> dict[str, str]:
-    import numpy
-    import torchvision
-
-    from vton import __version__
-
-    return {"python": platform.python_version(), "torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
-            "numpy": str(numpy.__version__), "vton": str(__version__)}
 
 
 def read_checkpoint(path: str | os.PathLike) -> Any:
@@ -218,7 +208,7 @@ def save_bundle(path: str | os.PathLike, config: ModelConfig, *, gmm: nn.Module 
         return None if model is None else {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
     bundle = {"format": BUNDLE_FORMAT, "format_version": BUNDLE_VERSION, "config": config.to_dict(),
-              "gmm": cpu_state(gmm), "tom": cpu_state(tom), "step": int(step), "versions": library_versions(),
+              "gmm": cpu_state(gmm), "tom": cpu_state(tom), "step": int(step), "versions": library_versions("torch", "torchvision", "numpy"),
               "train": train, "optimizer": optimizer, "elapsed": float(elapsed)}
     buf = io.BytesIO()
     torch.save(bundle, buf)

@@ -51,19 +51,6 @@ def collate_raw(items: list[dict]) -> dict:
             for k in items[0]}
 
 
-def read_pairs_file(path: str | os.PathLike) -> list[tuple[str, str]]:
-    pairs = []
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 2:
-                raise ValueError(f"{path}:{n}: expected '<person> <cloth>', got {line.strip()!r}")
-            pairs.append((parts[0], parts[1]))
-    return pairs
-
-
 class TryOnDataset(Dataset):
     """Pairs of a prepared (or plain CP-VTON layout) folder.
 
@@ -79,7 +66,7 @@ class TryOnDataset(Dataset):
         self.data = self.root / split
         self.variant = variant
         pairs_path = self.root / PAIRS[pairs] if pairs in PAIRS else Path(pairs)
-        self.pairs = read_pairs_file(pairs_path)
+        self.pairs = F.read_pairs(pairs_path)
         self.grid = to_unit(rep.grid_image())
 
     def __len__(self) -> int:

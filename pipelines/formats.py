@@ -4,6 +4,7 @@ Facts from the reference code (sergeywong/cp-vton ``cp_dataset.py``, ``test.py``
 """
 from __future__ import annotations
 
+import os
 from typing import Final
 
 # --- sizes -------------------------------------------------------------------------------------
@@ -105,3 +106,24 @@ SAMPLES_DIR: Final = "samples"
 def shape_name(image_name: str) -> str:
     """``000001_0.jpg`` -> ``000001_0.png`` (the precomputed body shape)."""
     return parse_name(image_name)
+
+
+def read_pairs(path: str | os.PathLike, unique_persons: bool = False) -> list[tuple[str, str]]:
+    """A pairs file: ``<person> <cloth>`` per line (blank lines skipped); a malformed line is an error naming it.
+
+    ``unique_persons``: refuse a person listed twice, where outputs are named by the person.
+    """
+    pairs: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 2:
+                raise ValueError(f"{path}:{n}: expected '<person> <cloth>', got {line.strip()!r}")
+            if unique_persons and parts[0] in seen:
+                raise ValueError(f"{path}:{n}: person {parts[0]} listed twice; try-on files are named by person")
+            seen.add(parts[0])
+            pairs.append((parts[0], parts[1]))
+    return pairs

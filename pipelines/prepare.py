@@ -41,6 +41,7 @@ from vton.pipelines.sources import (
     CLOTH, PERSON, Item, Pair, detect_layout, discover, ingest_cloth, ingest_person, own_cloth,
 )
 from vton.pipelines.split import seeded_split, split_sizes, unpaired_cloths
+from vton import library_versions
 
 STATE_DIR = ".prepare"
 EXIT_REJECTED = 3  # CLI exit status when data faults rejected pairs (without --allow-rejects)
@@ -269,15 +270,6 @@ def write_manifest(path: Path, rows: Iterator[dict], chunk: int = 256) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _versions() -> dict[str, str]:
-    from importlib.metadata import version
-
-    import vton
-
-    libs = ("numpy", "pillow", "scipy", "dask", "pyarrow")
-    return {"vton": vton.__version__, **{lib: version(lib) for lib in libs}}
-
-
 def _check_out(out: Path, config: dict) -> None:
     """Refuse an OUT that holds another preparation (files could sit in the wrong split)."""
     state = _state(out, "config.json")
@@ -359,7 +351,7 @@ def prepare(src: str | os.PathLike, out: str | os.PathLike, options: PrepareOpti
     atomic_write_json(out_path / F.PREPARE_FILE, {
         "source": str(src_path), "layout": layout, "seed": options.seed,
         "pairs": {"total": summary.total, "kept": summary.kept, "rejected": summary.rejected},
-        "splits": summary.splits, "rejections": summary.rejections, "versions": _versions(), "options": config})
+        "splits": summary.splits, "rejections": summary.rejections, "versions": library_versions("numpy", "pillow", "scipy", "dask", "pyarrow"), "options": config})
     _write_samples(out_path, (by_split["test"] or by_split["train"])[: options.samples])
     shutil.rmtree(_state(out_path), ignore_errors=True)
     _remove_temporaries(out_path)

@@ -19,7 +19,7 @@ from PIL import Image
 from vton.pipelines import formats
 from vton.pipelines.io import atomic_write_bytes, atomic_write_json, atomic_write_text, encode_image
 from vton.reports.render import render
-from vton.reports.runs import EvalRun, cloth_subsets, load_eval_run, read_pairs
+from vton.reports.runs import EvalRun, cloth_subsets, load_eval_run
 from vton.reports.sheets import write_csv
 
 BATCH_CSV = "hits.csv"
@@ -62,7 +62,7 @@ def study_pairs(a: EvalRun, b: EvalRun, subset: str) -> list[Pair]:
     for run in (a, b):
         if run.data is None or not (run.data / formats.TEST_PAIRS).is_file():
             raise StudyError(f"run {run.name}: no {formats.TEST_PAIRS} under its data folder {run.data}")
-        pairs_lists.append(read_pairs(run.data / formats.TEST_PAIRS))
+        pairs_lists.append(formats.read_pairs(run.data / formats.TEST_PAIRS))
     shared = set(pairs_lists[1])
     subsets = {**cloth_subsets(b.metrics), **cloth_subsets(a.metrics)}
     pairs = []

@@ -126,16 +126,6 @@ def load_run(path: Path) -> EvalRun | PreparedRun:
     raise RunError(f"{path} holds neither {SUMMARY} (evaluation run) nor {PREPARE} (prepared dataset)")
 
 
-def read_pairs(path: Path) -> list[tuple[str, str]]:
-    """A CP-VTON pairs file: ``person cloth`` per line."""
-    pairs = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        parts = line.split()
-        if len(parts) >= 2:
-            pairs.append((parts[0], parts[1]))
-    return pairs
-
-
 def cloth_subsets(metrics: pd.DataFrame) -> dict[str, str]:
     """Cloth name -> "large" | "small" | "" from the per-row LARGE/SMALL flags (a property of the cloth)."""
     if metrics.empty:

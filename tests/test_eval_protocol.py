@@ -228,7 +228,7 @@ def test_evaluate_reads_a_synth_dataset(synth_cpvton: Path, tmp_path: Path) -> N
 
 
 def test_bad_pairs_files_are_refused_with_the_line(world: dict[str, Path], tmp_path: Path) -> None:
-    from vton.eval.protocol import read_pairs
+    from vton.pipelines.formats import read_pairs
 
     bad = tmp_path / "pairs.txt"
     bad.write_text("000000_0.jpg 000000_1.jpg\n000001_0.jpg\n")
@@ -236,7 +236,7 @@ def test_bad_pairs_files_are_refused_with_the_line(world: dict[str, Path], tmp_p
         read_pairs(bad)
     bad.write_text("000000_0.jpg 000000_1.jpg\n000000_0.jpg 000001_1.jpg\n")
     with pytest.raises(ValueError, match="listed twice"):
-        read_pairs(bad)
+        read_pairs(bad, unique_persons=True)
     data = tmp_path / "data"
     data.mkdir()
     (data / "test").symlink_to(world["data"] / "test")

@@ -10,7 +10,19 @@ from vton import __version__
 from vton.pipelines.formats import LAYOUTS
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class VtonGroup(click.Group):
+    """Bad input ends in one clear line and exit status 1, not a traceback: the packages raise ValueError (and its
+    subclasses: checkpoint, pairs-file, unsafe-path, run errors) or OSError (a missing or existing file) with a
+    message meant for the user."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except (ValueError, OSError) as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=VtonGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="vton")
 def main() -> None:
     """Reproduce, train and evaluate CP-VTON on VITON-format data."""

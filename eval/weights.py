@@ -19,7 +19,6 @@ ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 LPIPS_LIN_RESOURCE = "weights/v0.1/alex.pth"
 
-WEIGHTS_FOR_METRIC = {"lpips": ALEXNET_FILE, "is": INCEPTION_FILE, "fid": INCEPTION_FILE, "kid": INCEPTION_FILE}
 
 
 def lpips_lin_path() -> Path:

@@ -56,17 +56,18 @@ class TryOnDataset(Dataset):
 
     ``pairs``: "train", "unpaired", "paired" or the path of a pairs file. ``variant="cpvton+"`` adds
     ``shape_ori`` (the unblurred body mask, 1 x 256 x 192 in {0, 1}) for CP-VTON+ style models.
+    ``unique_persons`` refuses a pairs file listing a person twice (inference names its outputs by the person).
     """
 
     def __init__(self, root: str | os.PathLike, split: str = "test", pairs: str = "unpaired",
-                 variant: str = "cpvton") -> None:
+                 variant: str = "cpvton", unique_persons: bool = False) -> None:
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
         self.root = Path(root)
         self.data = self.root / split
         self.variant = variant
         pairs_path = self.root / PAIRS[pairs] if pairs in PAIRS else Path(pairs)
-        self.pairs = F.read_pairs(pairs_path)
+        self.pairs = F.read_pairs(pairs_path, unique_persons)
         self.grid = to_unit(rep.grid_image())
 
     def __len__(self) -> int:

@@ -5,7 +5,11 @@ Facts from the reference code (sergeywong/cp-vton ``cp_dataset.py``, ``test.py``
 from __future__ import annotations
 
 import os
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    import numpy as np
+    from PIL import Image
 
 # --- sizes -------------------------------------------------------------------------------------
 FINE_HEIGHT: Final = 256
@@ -36,6 +40,15 @@ def palette_bytes() -> list[int]:
     """The LIP palette flattened for ``PIL.Image.putpalette`` (padded to 256 entries)."""
     flat = [c for rgb in LIP_PALETTE for c in rgb]
     return flat + [0] * (768 - len(flat))
+
+
+def palette_image(labels: "np.ndarray") -> "Image.Image":
+    """A label map as the 8-bit palette image VITON stores: LIP colours, pixel values = label ids."""
+    from PIL import Image
+
+    image = Image.fromarray(labels.astype("uint8"), "P")
+    image.putpalette(palette_bytes())
+    return image
 
 
 # --- OpenPose COCO-18 keypoints ----------------------------------------------------------------

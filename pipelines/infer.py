@@ -168,7 +168,7 @@ def infer_partition(indices: list[int], data: str, checkpoints: tuple[str, ...],
     gmm, tom, config = cached_models(checkpoints, device)
     if gmm is None:
         raise ValueError("inference needs a GMM checkpoint (the TOM consumes the GMM's warped cloth)")
-    dataset = TryOnDataset(data, split=opts.split, pairs=opts.pairs, variant=config.variant)
+    dataset = TryOnDataset(data, split=opts.split, pairs=opts.pairs, variant=config.variant, unique_persons=True)
     folders = output_folders(tom is not None, opts.extras)
     root = Path(out)
     names = {i: output_name(dataset.pairs[i][0], opts.jpeg_quality) for i in indices}
@@ -246,16 +246,16 @@ def run_inference(data: str | os.PathLike, checkpoints: Sequence[str | os.PathLi
     gmm, tom, config = load_models([Path(p) for p in paths], "cpu")  # validates the files before any work
     if gmm is None:
         raise ValueError("inference needs a GMM checkpoint (the TOM consumes the GMM's warped cloth)")
-    dataset = TryOnDataset(data, split=opts.split, pairs=opts.pairs, variant=config.variant)
+    dataset = TryOnDataset(data, split=opts.split, pairs=opts.pairs, variant=config.variant, unique_persons=True)
     folders = output_folders(tom is not None, opts.extras)
     meta = {"checkpoints": checkpoint_digest(paths), "variant": config.variant, "split": opts.split,
             "pairs": opts.pairs, "precision": opts.precision, "jpeg_quality": opts.jpeg_quality,
             "folders": list(folders), "data": str(Path(data).resolve())}
-    out.mkdir(parents=True, exist_ok=True)
-    check_meta(out, meta)
     device = resolve_device(opts.device)
     if opts.precision != "fp32" and device.type != "cuda":
         raise ValueError("reduced precision is offered on CUDA only; on the CPU use --precision fp32")
+    out.mkdir(parents=True, exist_ok=True)
+    check_meta(out, meta)
     indices = list(range(len(dataset)))
     if opts.workers <= 1 and not opts.scheduler:
         _MODEL_CACHE[(paths, str(device))] = (gmm.to(device), tom.to(device) if tom is not None else None, config)

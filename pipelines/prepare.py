@@ -379,13 +379,19 @@ def _paired_test(test: list[Decision], results: dict, official: bool
     return same, rejected
 
 
+def _read(path: Path, mode: str) -> np.ndarray:
+    with Image.open(path) as img:
+        return np.asarray(img.convert(mode))
+
+
 def _write_samples(out: Path, decisions: list[Decision]) -> None:
     """Representation strips (person | shape | head | pose | cloth target | cloth | mask) for the report."""
     for d in decisions:
         root, person, cloth = out / d.split, d.pair.person.name, d.pair.cloth.name
-        image = np.asarray(Image.open(root / F.IMAGE_DIR / person).convert("RGB"))
-        parse = np.asarray(Image.open(root / F.PARSE_DIR / F.parse_name(person)))
+        image, cloth_rgb, mask = (_read(root / folder / name, mode) for folder, name, mode in (
+            (F.IMAGE_DIR, person, "RGB"), (F.CLOTH_DIR, cloth, "RGB"), (F.CLOTH_MASK_DIR, cloth, "L")))
+        with Image.open(root / F.PARSE_DIR / F.parse_name(person)) as img:
+            parse = np.asarray(img)  # palette: the values are the label ids
         kps = parse_pose_json((root / F.POSE_DIR / F.pose_name(person)).read_bytes())
-        strip = visualise(image, parse, kps, np.asarray(Image.open(root / F.CLOTH_DIR / cloth).convert("RGB")),
-                          np.asarray(Image.open(root / F.CLOTH_MASK_DIR / cloth).convert("L")))
+        strip = visualise(image, parse, kps, cloth_rgb, mask)
         atomic_save_image(Image.fromarray(strip), out / F.SAMPLES_DIR / F.shape_name(person))

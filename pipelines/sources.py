@@ -161,12 +161,6 @@ def _load_mat(data: bytes, what: str) -> dict:
         raise Rejection("decode", f"{what} .mat does not load ({type(exc).__name__})") from None
 
 
-def _png_labels(parse: np.ndarray) -> bytes:
-    img = Image.fromarray(parse.astype(np.uint8), "P")
-    img.putpalette(F.palette_bytes())
-    return encode_image(img, "PNG")
-
-
 def _matlab_round(x: float) -> int:
     """MATLAB int32(): round half away from zero (x >= 0 here)."""
     return int(np.floor(x + 0.5))
@@ -238,7 +232,7 @@ def ingest_person(src: Path, layout: str, item: Item, keypoints: str | KeypointL
         if len(arrays) != 1 or arrays[0].ndim != 2:
             raise Rejection("labels", "segment .mat does not hold exactly one 2-D label array")
         parse = convert_segment(arrays[0], raw_h, raw_w)
-        parse_bytes = _png_labels(parse)
+        parse_bytes = encode_image(F.palette_image(parse), "PNG")
         pose = _load_mat(raw_pose, "pose")
         if "subset" not in pose or "candidate" not in pose:
             raise Rejection("keypoints", "pose .mat lacks subset/candidate")

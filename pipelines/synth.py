@@ -21,13 +21,13 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 from PIL import Image
-from scipy import ndimage
 from tqdm import tqdm
 
 from vton.pipelines import formats as F
 from vton.pipelines.io import atomic_save_image, atomic_write_bytes, atomic_write_text, encode_image
 from vton.pipelines.synth_defects import DEFECT_TRAIN_PAIRS, inject_defects
 from vton.pipelines.synth_draw import Person, draw_cloth, draw_labels, make_person, paint_person
+from vton.pipelines.sources import cloth_mask_from_rgb
 
 TEST_SHARE = F.OFFICIAL_TEST_PAIRS / (F.OFFICIAL_TRAIN_PAIRS + F.OFFICIAL_TEST_PAIRS)  # 2032 / 16253
 _MAT_HEADER = b"MATLAB 5.0 MAT-file, Platform: posix, written by vton synth".ljust(116, b" ")
@@ -79,19 +79,6 @@ def keypoints_json(kp: np.ndarray) -> str:
     doc = {"version": 1.0, "people": [{"face_keypoints": [], "pose_keypoints": flat,
                                         "hand_right_keypoints": [], "hand_left_keypoints": []}]}
     return json.dumps(doc)
-
-
-def cloth_mask(cloth_rgb: np.ndarray) -> np.ndarray:
-    """VITON's cloth mask: all of R, G, B <= 250, holes filled, 3x3 median (MATLAB's zero padding); 0/255 uint8."""
-    mask = ndimage.binary_fill_holes((cloth_rgb <= 250).all(axis=-1))
-    return ndimage.median_filter(mask.astype(np.uint8), size=3, mode="constant", cval=0) * np.uint8(255)
-
-
-def palette_png(labels: np.ndarray) -> Image.Image:
-    """A label map as an 8-bit palette image with the LIP colours; pixel values stay the label ids."""
-    image = Image.fromarray(labels.astype(np.uint8))
-    image.putpalette(F.palette_bytes())
-    return image
 
 
 def savemat_bytes(variables: dict[str, np.ndarray]) -> bytes:
@@ -147,12 +134,12 @@ def _write_cpvton(root: Path, split: str, pid: str, person: Person) -> None:
     base = root / split
     labels = draw_labels(person)
     atomic_save_image(Image.fromarray(paint_person(person, labels)), base / F.IMAGE_DIR / F.person_name(pid))
-    atomic_save_image(palette_png(labels), base / F.PARSE_DIR / F.parse_name(F.person_name(pid)))
+    atomic_save_image(F.palette_image(labels), base / F.PARSE_DIR / F.parse_name(F.person_name(pid)))
     atomic_write_text(base / F.POSE_DIR / F.pose_name(F.person_name(pid)), keypoints_json(keypoints(person, labels)))
     cloth_jpeg = encode_image(Image.fromarray(draw_cloth(person)), "JPEG")
     atomic_write_bytes(base / F.CLOTH_DIR / F.cloth_name(pid), cloth_jpeg)
     decoded = np.asarray(Image.open(io.BytesIO(cloth_jpeg)).convert("RGB"))  # VITON masked the decoded JPEG
-    atomic_save_image(Image.fromarray(cloth_mask(decoded)), base / F.CLOTH_MASK_DIR / F.cloth_name(pid))
+    atomic_save_image(Image.fromarray(cloth_mask_from_rgb(decoded)), base / F.CLOTH_MASK_DIR / F.cloth_name(pid))
 
 
 def _write_viton(root: Path, pid: str, person: Person, rng: np.random.Generator) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 
 from vton.eval.stats import binomial_test, cluster_bootstrap_preference, wilson_interval
 from vton.pipelines.io import atomic_write_json, atomic_write_text
-from vton.reports.amt_export import SIDES
+from vton.reports.amt_export import KEY_FIELDS, SIDES
 from vton.reports.render import render
 from vton.reports.sheets import read_csv, write_csv
 
@@ -92,11 +92,14 @@ def analyze_results(
 ) -> dict[str, Any]:
     """Write ``preference.csv``, ``workers.csv``, ``analysis.json`` and ``analysis.html`` to ``out``; return the summary."""
     key_rows = read_csv(Path(key))
+    if not key_rows:
+        raise ResultsError(f"{key} lists no trials")
+    absent = [f for f in KEY_FIELDS if f not in key_rows[0]]
+    if absent:
+        raise ResultsError(f"{key} is not a key.csv of `vton amt export`: no column {', '.join(absent)}")
     trials: dict[str, dict[int, dict[str, str]]] = defaultdict(dict)
     for r in key_rows:
         trials[r["hit_id"]][int(r["trial"])] = r
-    if not key_rows:
-        raise ResultsError(f"{key} lists no trials")
     a_run, b_run = key_rows[0]["a_run"], key_rows[0]["b_run"]
     out = Path(out) if out is not None else Path(results).parent / "analysis"
 

@@ -137,3 +137,17 @@ def test_dask_workers_give_the_same_files(synth_cpvton: Path, original_checkpoin
     assert single.written == multi.written
     one, two = hashes(tmp_path / "one"), hashes(tmp_path / "two")
     assert one == two
+
+
+def test_cli_refuses_clearly(synth_cpvton: Path, original_checkpoints: Path, tmp_path: Path) -> None:
+    """A person listed twice (outputs are named by person), or fp16 on the CPU: one line, no traceback, no
+    infer.json left behind that would block the corrected run."""
+    pairs = tmp_path / "pairs.txt"
+    person, cloth = (synth_cpvton / "test_pairs.txt").read_text().split("\n")[0].split()
+    pairs.write_text(f"{person} {cloth}\n{person} {cloth}\n")
+    args = ["infer", str(synth_cpvton), "--checkpoint", str(original_checkpoints), "--out", str(tmp_path / "r")]
+    result = CliRunner().invoke(main, [*args, "--pairs", str(pairs)])
+    assert result.exit_code == 1 and "listed twice" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(main, [*args, "--precision", "fp16", "--device", "cpu"])
+    assert result.exit_code == 1 and "CUDA only" in result.output
+    assert not (tmp_path / "r" / "infer.json").exists()

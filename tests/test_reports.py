@@ -133,7 +133,7 @@ def test_report_prepared_dataset(tmp_path: Path) -> None:
 
 def test_report_refuses_unknown_folder(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["report", str(tmp_path)])
-    assert result.exit_code != 0 and "neither" in str(result.exception)
+    assert result.exit_code == 1 and "neither" in result.output
 
 
 def test_histogram_bars_follow_numpy() -> None:

@@ -56,7 +56,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="vton infer's Dask processes")
     args = parser.parse_args()
 
-    from vton.pipelines.infer import InferOptions, resolve_device, run_inference
+    from vton.pipelines.devices import resolve_device
+    from vton.pipelines.infer import InferOptions, run_inference
 
     device = resolve_device(args.device)
     with tempfile.TemporaryDirectory() as tmp:

@@ -24,11 +24,11 @@ from vton.eval import stats, weights
 from vton.eval.registry import (ALL_METRICS, METRIC_COLUMNS, METRICS_FILE, PAIRED_METRICS, SETTING_OF, SUBSETS,
                                  SUMMARY_FILE, UNPAIRED_METRICS)
 from vton.pipelines import formats as fm
-from vton.pipelines.io import atomic_write_bytes, atomic_write_json, safe_join
+from vton.pipelines.devices import resolve_device
+from vton.pipelines.io import atomic_write_bytes, atomic_write_json, find_image, safe_join
 from vton import library_versions
 
 SETTINGS_PAIRS = {"paired": fm.TEST_PAIRS_SAME, "unpaired": fm.TEST_PAIRS}
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 DATA_RANGE = 1.0  # SSIM on [0, 1] floats (uint8 / 255)
 MASK_THRESHOLD = 128  # warp-mask pixel >= 128 counts as cloth
 SIZE = (fm.FINE_HEIGHT, fm.FINE_WIDTH)
@@ -78,13 +78,6 @@ class _Work:
 
 
 # --- inputs --------------------------------------------------------------------------------------
-def find_image(folder: Path, stem: str) -> Path | None:
-    for suffix in IMAGE_SUFFIXES:
-        if (folder / f"{stem}{suffix}").is_file():
-            return folder / f"{stem}{suffix}"
-    return None
-
-
 def _fit(img: Image.Image, resample: Image.Resampling) -> tuple[Image.Image, bool]:
     if img.size == (SIZE[1], SIZE[0]):
         return img, False
@@ -169,10 +162,6 @@ def _loader(dataset: Dataset, settings: Settings, device: torch.device) -> DataL
                       pin_memory=device.type == "cuda")
 
 
-def _existing(folder: Path | None, stem: str) -> Path | None:
-    return find_image(folder, stem) if folder is not None else None
-
-
 # --- cloth subsets -------------------------------------------------------------------------------
 def tv_subsets(tv: dict[str, float], size: int) -> tuple[set[str], set[str], int]:
     """LARGE / SMALL = the k cloths with the highest / lowest TV, k = min(size, N // 2) so they never overlap.
@@ -233,7 +222,7 @@ def _person_items(data: Path, pairs: dict[str, list[tuple[str, str]]], results: 
     p_dir, u_dir = results.get("paired"), results.get("unpaired")
     warp_dir = p_dir / fm.WARP_MASK_DIR if p_dir is not None else None
     if "iou" in work.metrics and paired:
-        absent = [p for p in paired if _existing(warp_dir, Path(p).stem) is None]
+        absent = [p for p in paired if find_image(warp_dir, Path(p).stem) is None]
         if absent:
             work.skip("iou", f"warp-mask missing for {len(absent)} of {len(paired)} paired persons "
                              f"(e.g. {absent[0]}) in {warp_dir}")
@@ -249,9 +238,9 @@ def _person_items(data: Path, pairs: dict[str, list[tuple[str, str]]], results: 
         real = need(safe_join(test, f"{fm.IMAGE_DIR}/{person}"), "person image", person) if need_real else None
         parse = (need(safe_join(test, f"{fm.PARSE_DIR}/{fm.parse_name(person)}"), "parse", person)
                  if need_parse else None)
-        tryon_p = need(_existing(p_dir / fm.TRYON_DIR, stem), "paired try-on", person) if person in paired else None
-        warp = _existing(warp_dir, stem) if person in paired and "iou" in work.metrics else None
-        tryon_u = (need(_existing(u_dir / fm.TRYON_DIR, stem), "unpaired try-on", person)
+        tryon_p = need(find_image(p_dir / fm.TRYON_DIR, stem), "paired try-on", person) if person in paired else None
+        warp = find_image(warp_dir, stem) if person in paired and "iou" in work.metrics else None
+        tryon_u = (need(find_image(u_dir / fm.TRYON_DIR, stem), "unpaired try-on", person)
                    if person in unpaired and work.any(UNPAIRED_METRICS) else None)
         items.append(PersonItem(person, real, parse, tryon_p, warp, tryon_u))
     if missing:
@@ -370,7 +359,7 @@ def _protocol(settings: Settings, device: torch.device, files: dict[str, Any], k
 def evaluate(data: Path, results: dict[str, Path | None], out: Path, settings: Settings = Settings()) -> dict:
     """Score existing try-on results (CONTRACTS §4 layout per setting) and write metrics.parquet + summary.json."""
     data, out = Path(data).resolve(), Path(out).resolve()
-    device = torch.device(settings.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(settings.device)
     work = _Work([m for m in ALL_METRICS if m in settings.metrics or m == "tv"])
     pairs: dict[str, list[tuple[str, str]]] = {}
     for setting, filename in SETTINGS_PAIRS.items():
@@ -387,7 +376,7 @@ def evaluate(data: Path, results: dict[str, Path | None], out: Path, settings: S
             pairs[setting] = fm.read_pairs(data / filename, unique_persons=True)
 
     cloth_dir = data / "test" / fm.CLOTH_DIR
-    cloths = sorted(p for p in cloth_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if cloth_dir.is_dir() else []
+    cloths = sorted(p for p in cloth_dir.iterdir() if p.suffix.lower() in fm.IMAGE_SUFFIXES) if cloth_dir.is_dir() else []
     if not cloths:
         raise FileNotFoundError(f"no in-shop cloth images in {cloth_dir}")
     lpips_net, inception, files = _models(work, settings, device)

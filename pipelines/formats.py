@@ -87,6 +87,8 @@ TRYON_DIR: Final = "try-on"
 RENDERED_DIR: Final = "p_rendered"
 COMPOSITE_MASK_DIR: Final = "m_composite"
 
+IMAGE_SUFFIXES: Final = (".png", ".jpg", ".jpeg")  # image files we read, e.g. another method's results
+
 OFFICIAL_TRAIN_PAIRS: Final = 14_221
 OFFICIAL_TEST_PAIRS: Final = 2_032
 

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from vton.pipelines import formats as F
 from vton.pipelines.dataset import TryOnDataset, collate_raw
+from vton.pipelines.devices import resolve_device
 from vton.pipelines.io import atomic_write_bytes, atomic_write_json, save_uint8_image, sha256_file
 from vton.pipelines.runner import RunnerConfig, map_partitions
 
@@ -60,12 +61,6 @@ class InferSummary:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def to_uint8(batch: torch.Tensor) -> np.ndarray:

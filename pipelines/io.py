@@ -12,17 +12,23 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from vton.pipelines.formats import IMAGE_SUFFIXES
+
 
 class UnsafePathError(ValueError):
     """A path read from a data file points outside the dataset root."""
 
 
 def safe_join(root: str | os.PathLike, relative: str) -> Path:
-    """Join ``relative`` (taken from a data file) under ``root``; refuse anything that escapes it."""
-    root_path = Path(root).resolve()
+    """Join ``relative`` (taken from a data file) under ``root``; refuse anything that escapes it.
+
+    The check is lexical (``..`` and absolute paths), not through symlinks: a dataset owner may link folders in from
+    elsewhere, a pairs line may not climb out.
+    """
+    root_path = Path(os.path.abspath(root))
     if not relative or os.path.isabs(relative) or "\x00" in relative:
         raise UnsafePathError(f"path {relative!r} is not a relative path inside {root_path}")
-    candidate = (root_path / relative).resolve()
+    candidate = Path(os.path.normpath(root_path / relative))
     if candidate != root_path and root_path not in candidate.parents:
         raise UnsafePathError(f"path {relative!r} leaves the dataset root {root_path}")
     return candidate
@@ -35,6 +41,21 @@ def _umask() -> int:
 
 
 _FILE_MODE = 0o666 & ~_umask()  # what open() would give; mkstemp alone makes files private (0600)
+
+
+def find_image(root: str | os.PathLike | None, stem: str) -> Path | None:
+    """The first existing ``root/stem.{png,jpg,jpeg}`` (results of any method, named by person); None when there
+    is none, or when ``stem`` (read from a data file) would leave ``root``."""
+    if root is None:
+        return None
+    for suffix in IMAGE_SUFFIXES:
+        try:
+            candidate = safe_join(root, stem + suffix)
+        except UnsafePathError:
+            return None
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

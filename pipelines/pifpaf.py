@@ -24,14 +24,14 @@ from typing import Any, ClassVar, Final, Sequence
 import numpy as np
 from PIL import Image
 
-from vton.pipelines.formats import NUM_JOINTS
+from vton.pipelines.formats import IMAGE_SUFFIXES, NUM_JOINTS
 from vton.pipelines.io import atomic_write_bytes
 from vton.pipelines.keypoints import DEFAULT_THRESHOLD, main_pose, pose_file_name
 from vton.pipelines.pose import KeypointError, parse_pose_json, pose_json
 from vton.pipelines.runner import RunnerConfig, map_partitions
+from vton.pipelines.devices import resolve_device
 
 CHECKPOINT_NAME: Final = "shufflenetv2k16"
-IMAGE_SUFFIXES: Final = (".jpg", ".jpeg", ".png")
 INSTALL_HINT: Final = ("openpifpaf is not installed: run `scripts/install_openpifpaf.sh .venv/bin/python` "
                        "(see the README section 'Keypoints with openpifpaf')")
 
@@ -87,14 +87,6 @@ def resolve_checkpoint(checkpoint: str | os.PathLike | None) -> Path:
     return path
 
 
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 def trusted_checkpoint(options: PifpafOptions) -> Path:
     """The checkpoint file, once it is known to exist and the user has said it may be unpickled."""
     path = resolve_checkpoint(options.checkpoint)
@@ -108,7 +100,7 @@ def trusted_checkpoint(options: PifpafOptions) -> Path:
 
 def load_model(options: PifpafOptions) -> tuple[Any, Any, str]:
     """(network, decoder, device) for ``options``, loaded once per process and checkpoint."""
-    device = resolve_device(options.device)
+    device = str(resolve_device(options.device))
     return (*_load_trusted(str(trusted_checkpoint(options)), device), device)
 
 
@@ -261,4 +253,4 @@ def run_keypoints(image_paths: Sequence[Path], out_dir: Path, options: PifpafOpt
             failed[name] = status
     return {"images": len(image_paths), "with_person": counts["person"], "no_person": counts["none"],
             "failed": failed, "out": str(out_dir), "checkpoint": options.checkpoint,
-            "device": resolve_device(options.device)}
+            "device": str(resolve_device(options.device))}

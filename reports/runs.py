@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from vton.pipelines import formats
-from vton.pipelines.io import UnsafePathError, safe_join
+from vton.pipelines.io import find_image
 
 from vton.eval.registry import METRIC_COLUMNS
 from vton.eval.registry import METRICS_FILE as METRICS
@@ -19,7 +19,6 @@ from vton.eval.registry import SUMMARY_FILE as SUMMARY
 PREPARE = "prepare.json"
 REJECTED = "rejected.csv"
 SAMPLES_DIR = "samples"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 class RunError(ValueError):
@@ -76,20 +75,6 @@ class PreparedRun:
         return self.path.name
 
 
-def find_image(root: Path | None, stem: str) -> Path | None:
-    """The first existing ``root/stem.{png,jpg,jpeg}``; paths from data files never leave ``root``."""
-    if root is None:
-        return None
-    for suffix in IMAGE_SUFFIXES:
-        try:
-            candidate = safe_join(root, stem + suffix)
-        except UnsafePathError:
-            return None
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def load_eval_run(path: Path) -> EvalRun:
     summary = json.loads((path / SUMMARY).read_text(encoding="utf-8"))
     if not isinstance(summary, dict) or "metrics" not in summary:
@@ -112,7 +97,7 @@ def load_prepared_run(path: Path) -> PreparedRun:
         with open(path / REJECTED, newline="", encoding="utf-8") as fh:
             rejected = list(csv.DictReader(fh))
     samples_dir = path / SAMPLES_DIR
-    samples = sorted(p for p in samples_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if samples_dir.is_dir() else []
+    samples = sorted(p for p in samples_dir.iterdir() if p.suffix.lower() in formats.IMAGE_SUFFIXES) if samples_dir.is_dir() else []
     return PreparedRun(path=path, info=info, rejected=rejected, samples=samples)
 
 

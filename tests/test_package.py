@@ -49,3 +49,18 @@ def test_atomic_write_gives_ordinary_permissions(tmp_path: Path) -> None:
         fh.write(b"x")
     assert os.stat(tmp_path / "a.bin").st_mode == os.stat(tmp_path / "b.bin").st_mode
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_safe_join_refuses_climbing_out_but_follows_the_owners_links(tmp_path: Path) -> None:
+    import pytest
+
+    from vton.pipelines.io import UnsafePathError, safe_join
+
+    root, elsewhere = tmp_path / "data", tmp_path / "elsewhere"
+    root.mkdir(), elsewhere.mkdir()
+    (root / "test").symlink_to(elsewhere)  # a split folder linked in from another disk
+    assert safe_join(root, "test/image/a.jpg") == root / "test" / "image" / "a.jpg"
+    assert safe_join(root, "test/../test/x.jpg") == root / "test" / "x.jpg"
+    for bad in ("../elsewhere/x.jpg", "test/../../x", "/etc/passwd", "", "a\x00b"):
+        with pytest.raises(UnsafePathError):
+            safe_join(root, bad)

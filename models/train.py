@@ -29,6 +29,8 @@ STAGES = ("gmm", "tom")
 LOG_NAME = "train_log.csv"
 STEP_FILE = re.compile(r"^step_(\d{6,})\.pth$")
 
+RESUME_KEYS = ("seed", "batch_size")
+
 
 @dataclass
 class TrainOptions:
@@ -153,14 +155,20 @@ def to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
-def restore(path: Path, stage: str, config: ModelConfig, net: torch.nn.Module, optimizer: torch.optim.Optimizer
-            ) -> tuple[int, float]:
+def restore(path: Path, stage: str, config: ModelConfig, opts: TrainOptions, net: torch.nn.Module,
+            optimizer: torch.optim.Optimizer) -> tuple[int, float]:
     """Load network and optimizer state from one of our training checkpoints; (step, seconds so far)."""
     bundle = read_checkpoint(path)
     saved = ModelConfig.from_dict(bundle["config"])
     saved_stage = (bundle.get("train") or {}).get("stage")
     if saved_stage != stage or bundle.get(stage) is None or bundle.get("optimizer") is None or saved != config:
         raise CheckpointError(f"{path}: cannot resume {stage} {config} from a checkpoint of {saved_stage} {saved}")
+    # The batch order is a function of (seed, batch size, step): a resume with others would not continue the run.
+    started = bundle.get("train") or {}
+    changed = {k: started[k] for k in RESUME_KEYS if k in started and started[k] != getattr(opts, k)}
+    if changed:
+        was = ", ".join(f"{k}={v}" for k, v in changed.items())
+        raise CheckpointError(f"{path}: cannot resume with other {', '.join(changed)} than the run was started with ({was})")
     net.load_state_dict(bundle[stage], strict=True)
     optimizer.load_state_dict(bundle["optimizer"])
     return int(bundle["step"]), float(bundle.get("elapsed", 0.0))
@@ -181,7 +189,7 @@ def train(stage: str, dataset: Dataset, out: str | Path, config: ModelConfig, op
     net.to(device).train()
     optimizer = torch.optim.Adam(net.parameters(), lr=opts.lr, betas=(opts.beta1, opts.beta2))
     ckpt = latest_checkpoint(out, stage) if resume else None
-    start, elapsed = restore(ckpt, stage, config, net, optimizer) if ckpt is not None else (0, 0.0)
+    start, elapsed = restore(ckpt, stage, config, opts, net, optimizer) if ckpt is not None else (0, 0.0)
     frozen = None
     vgg = None
     if stage == "tom":

@@ -94,6 +94,8 @@ def test_same_seed_same_bytes_and_resume_equals_uninterrupted(tmp_path: Path) ->
     assert [r["loss"] for r in log_rows(tmp_path / "c")] == [r["loss"] for r in log_rows(tmp_path / "a")]
     with pytest.raises(ValueError, match="cannot resume"):
         train("gmm", TinyTryOn(3), tmp_path / "c", ModelConfig("cpvton", gmm_width=2), opts(steps=5), resume=True)
+    with pytest.raises(ValueError, match="cannot resume with other seed"):
+        train("gmm", TinyTryOn(3), tmp_path / "c", config, opts(steps=5, seed=7), resume=True)
 
 
 def test_grid_regularizer_against_loop() -> None:

@@ -41,9 +41,11 @@ def ssim_radius(sigma: float = SSIM_SIGMA) -> int:
 def _blur_valid(x: Tensor, taps: Tensor) -> Tensor:
     """Separable Gaussian filter of every (N, C) plane, kept only where the window fits inside the image."""
     n, c, h, w = x.shape
-    planes = x.reshape(n * c, 1, h, w)
-    planes = F.conv2d(planes, taps.view(1, 1, 1, -1))
-    planes = F.conv2d(planes, taps.view(1, 1, -1, 1))
+    k = taps.numel()
+    # every plane a channel of one depthwise conv: same sums, several times faster than N*C one-channel convs
+    planes = x.reshape(1, n * c, h, w)
+    planes = F.conv2d(planes, taps.view(1, 1, 1, k).expand(n * c, 1, 1, k), groups=n * c)
+    planes = F.conv2d(planes, taps.view(1, 1, k, 1).expand(n * c, 1, k, 1), groups=n * c)
     return planes.reshape(n, c, planes.shape[-2], planes.shape[-1])
 
 

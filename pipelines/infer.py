@@ -59,9 +59,6 @@ class InferSummary:
     device: str
     checkpoints: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 def to_uint8(batch: torch.Tensor) -> np.ndarray:
     """[-1, 1] tensors -> uint8 N x H x W x C, as the original ``save_images``: (x + 1) / 2 * 255, clamped, truncated."""
@@ -156,13 +153,10 @@ def infer_partition(indices: list[int], data: str, checkpoints: tuple[str, ...],
     """Process ``indices`` of the dataset (skipping finished pairs); returns the indices it wrote."""
     from tqdm import tqdm
 
-
     device = resolve_device(opts.device)
     if device.type == "cuda" and device.index is None and device_index is not None:
         device = torch.device("cuda", device_index % torch.cuda.device_count())
-    gmm, tom, config = cached_models(checkpoints, device)
-    if gmm is None:
-        raise ValueError("inference needs a GMM checkpoint (the TOM consumes the GMM's warped cloth)")
+    gmm, tom, config = cached_models(checkpoints, device)  # run_inference checked that a GMM is there
     dataset = TryOnDataset(data, split=opts.split, pairs=opts.pairs, variant=config.variant, unique_persons=True)
     folders = output_folders(tom is not None, opts.extras)
     root = Path(out)

@@ -77,8 +77,8 @@ def synth(out: Path, n_pairs: int, seed: int, layout: str, defects: bool) -> Non
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Local workers (1 runs in this process).")
-@click.option("--local", "local", type=click.Choice(["threads", "processes"]), default="threads", show_default=True,
-              help="Kind of local workers.")
+@click.option("--local", "local", type=click.Choice(["threads", "processes"]), default="processes", show_default=True,
+              help="Kind of local workers (processes: no shared GIL, started once for all stages).")
 @click.option("--scheduler", metavar="ADDR", default=None, help="Run on an existing Dask cluster (tcp://host:port).")
 @click.option("--resplit", is_flag=True, help="Ignore the pairs files' split and draw a seeded, leak-free one.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split and the unpaired test list.")

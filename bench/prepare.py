@@ -83,7 +83,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--local", choices=("threads", "processes"), default="threads")
+    parser.add_argument("--local", choices=("threads", "processes"), default="processes")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=None, help="folder for the data (default: a temp folder)")
     args = parser.parse_args()
@@ -94,6 +94,7 @@ def main() -> None:
         synthesize(src, args.pairs, args.seed, progress=True)
         print(f"synth: {args.pairs} pairs in {time.perf_counter() - t:.1f} s", flush=True)
     codec_floor(src)  # warm the page cache so both runs read from memory
+    os.sync()  # no writeback of earlier runs' files competing with either measurement
     n, floor_s = codec_floor(src)
     out = work / f"prepared-{args.pairs}-{time.time_ns()}"
     prep_s, rss = run_prepare(src, out, args.workers, args.local)

@@ -33,11 +33,16 @@ class Rejection(Exception):
         self.reason = reason
 
 
-def decode_image(data: bytes, what: str, modes: Sequence[str], size: tuple[int, int] | None) -> Image.Image:
-    """Fully decode ``data``; its mode must be one of ``modes`` and its (width, height) ``size`` unless None."""
+def decode_image(data: bytes, what: str, modes: Sequence[str], size: tuple[int, int] | None,
+                 check_only: bool = False) -> Image.Image:
+    """Decode ``data``; its mode must be one of ``modes`` and its (width, height) ``size`` unless None.
+
+    ``check_only`` (for files that are copied, never looked at): a JPEG is decoded at 1/8 scale, which still
+    entropy-decodes every coefficient, so truncated or broken streams fail as in a full decode, at about half the cost.
+    The returned image is then that reduced one.
+    """
     try:
         img = Image.open(io.BytesIO(data))
-        img.load()
     except Exception as exc:  # Pillow raises many types for broken files
         raise Rejection("decode", f"{what} does not decode ({type(exc).__name__})") from None
     if img.mode not in modes:
@@ -45,6 +50,12 @@ def decode_image(data: bytes, what: str, modes: Sequence[str], size: tuple[int, 
         raise Rejection(stage, f"{what} has mode {img.mode}, expected {'/'.join(modes)}")
     if size is not None and img.size != size:
         raise Rejection("decode", f"{what} is {img.size[0]}x{img.size[1]}, expected {size[0]}x{size[1]}")
+    try:
+        if check_only:
+            img.draft(img.mode, (img.size[0] // 8, img.size[1] // 8))
+        img.load()
+    except Exception as exc:
+        raise Rejection("decode", f"{what} does not decode ({type(exc).__name__})") from None
     return img
 
 

@@ -254,8 +254,10 @@ def run_inference(data: str | os.PathLike, checkpoints: Sequence[str | os.PathLi
         per_part = -(-len(indices) // max(1, opts.workers * 4))
         size = -(-per_part // opts.batch_size) * opts.batch_size  # whole batches, aligned as in one process
         parts = [indices[i:i + size] for i in range(0, len(indices), size)]
+        # One model per process (threads would share one GIL), each a fresh interpreter: never a fork of a process
+        # that may hold CUDA state.
         runner = RunnerConfig(workers=opts.workers, scheduler=opts.scheduler, partition_size=1, progress=opts.progress,
-                              local="processes")  # one model per process; threads would share one GIL
+                              local="processes", start_method="spawn")
         quiet = InferOptions(**{**asdict(opts), "progress": False})
         written = map_partitions(_partition_task, [(k, p) for k, p in enumerate(parts)], runner, str(data), paths,
                                  str(out), quiet, n_gpus)

@@ -204,11 +204,12 @@ class PifpafKeypoints:
     options: PifpafOptions
     overwrite: bool = False
     needs_pose_file: ClassVar[bool] = False  # prepare calls it with None when the pose file is missing
+    needs_image: ClassVar[bool] = True  # prepare hands it the fully decoded person image
 
-    def __call__(self, pose_file: bytes | None, image: np.ndarray) -> np.ndarray:
+    def __call__(self, pose_file: bytes | None, image: Image.Image) -> np.ndarray:
         if pose_file is not None and not self.overwrite:
             return parse_pose_json(pose_file)
-        kps = estimate_keypoints([Image.fromarray(image)], self.options)[0]
+        kps = estimate_keypoints([image], self.options)[0]
         if kps is None:
             raise KeypointError("openpifpaf found no person in the image")
         return kps

@@ -6,10 +6,10 @@
 from __future__ import annotations
 
 import json
-import math
 from typing import Callable, Mapping
 
 import numpy as np
+from PIL import Image
 
 from vton.pipelines.formats import NUM_JOINTS
 
@@ -28,9 +28,15 @@ def parse_pose_json(data: bytes) -> np.ndarray:
     if not isinstance(values, list) or len(values) != 3 * NUM_JOINTS:
         n = len(values) if isinstance(values, list) else type(values).__name__
         raise KeypointError(f"pose_keypoints holds {n} values, expected {3 * NUM_JOINTS}")
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
-        raise KeypointError("pose_keypoints holds a non-finite or non-numeric value")
-    return np.asarray(values, np.float64).reshape(NUM_JOINTS, 3)
+    if not all(type(v) in (int, float) for v in values):  # type(), not isinstance: true and false are no numbers
+        raise KeypointError("pose_keypoints holds a non-numeric value")
+    try:
+        keypoints = np.asarray(values, np.float64)
+    except OverflowError:  # an integer beyond float64
+        keypoints = np.full(len(values), np.inf)
+    if not np.isfinite(keypoints).all():
+        raise KeypointError("pose_keypoints holds a non-finite value")
+    return keypoints.reshape(NUM_JOINTS, 3)
 
 
 def pose_json(keypoints: np.ndarray) -> bytes:
@@ -63,16 +69,19 @@ def keypoints_from_mat(subset: np.ndarray, candidate: np.ndarray, raw_width: int
 
 
 # A loader gets the person's pose file bytes as the dataset holds them (JSON, already converted for raw VITON)
-# and the person image (uint8 RGB, 256 x 192), and returns (18, 3) keypoints at 192 x 256. A loader whose attribute
-# ``needs_pose_file`` is False (e.g. `vton.pipelines.pifpaf.PifpafKeypoints`) is also called for a CP-VTON-layout
-# person whose pose file is missing, with None instead of the bytes.
-KeypointLoader = Callable[[bytes | None, np.ndarray], np.ndarray]
+# and the decoded person image (PIL RGB, 192 x 256), and returns (18, 3) keypoints at 192 x 256. A loader whose
+# attribute ``needs_pose_file`` is False (e.g. `vton.pipelines.pifpaf.PifpafKeypoints`) is also called for a
+# CP-VTON-layout person whose pose file is missing, with None instead of the bytes; one whose ``needs_image`` is False
+# gets the image only checked to decode (reduced, see `cleaning.decode_image`).
+KeypointLoader = Callable[[bytes | None, "Image.Image"], np.ndarray]
 
 
-def dataset_keypoints(pose_file: bytes, image: np.ndarray) -> np.ndarray:
+def dataset_keypoints(pose_file: bytes, image: Image.Image) -> np.ndarray:
     """Use the keypoints the dataset ships with."""
     return parse_pose_json(pose_file)
 
+
+dataset_keypoints.needs_image = False  # type: ignore[attr-defined]  # prepare then only checks the image decodes
 
 KEYPOINT_LOADERS: Mapping[str, KeypointLoader] = {"dataset": dataset_keypoints}
 

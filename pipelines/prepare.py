@@ -36,7 +36,7 @@ from vton.pipelines.cleaning import Rejection, duplicate_of
 from vton.pipelines.io import atomic_save_image, atomic_write_json, atomic_write_text
 from vton.pipelines.pose import KeypointLoader, keypoint_loader, parse_pose_json
 from vton.pipelines.representation import visualise
-from vton.pipelines.runner import RunnerConfig, map_partitions
+from vton.pipelines.runner import Runner, RunnerConfig
 from vton.pipelines.sources import (
     CLOTH, PERSON, Item, Pair, detect_layout, discover, ingest_cloth, ingest_person, own_cloth,
 )
@@ -113,8 +113,23 @@ def _record_path(out: Path, items: list[Item]) -> Path:
     return _state(out, "records", digest + ".json")
 
 
-def _staged_path(out: Path, item: Item, folder: str, name: str) -> str:
-    return os.path.join(out, STATE_DIR, "stage", item.src_split or "_", folder, name)
+def _stage_key(item: Item) -> str:
+    return item.src_split or "_"
+
+
+def _staged_path(out: str | Path, item: Item, folder: str, name: str) -> str:
+    return f"{out}/{STATE_DIR}/stage/{_stage_key(item)}/{folder}/{name}"
+
+
+def _write(path: str, data: bytes) -> None:
+    """One create and one write (no buffered file object: six of these per pair add up)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
 
 
 def _ingest(src: Path, layout: str, out: Path, keypoints: str | KeypointLoader, item: Item) -> ItemResult:
@@ -129,8 +144,7 @@ def _ingest(src: Path, layout: str, out: Path, keypoints: str | KeypointLoader, 
     for (folder, name), blob in zip(item.files(), data):
         # Plain writes suffice: staged files are private until the partition record exists, and are rewritten
         # whole when a killed partition reruns; they reach OUT/<split>/ by an atomic rename.
-        with open(_staged_path(out, item, folder, name), "wb") as fh:
-            fh.write(blob)
+        _write(_staged_path(out, item, folder, name), blob)
     return ItemResult(item, "", "", b"".join(hashlib.sha256(b).digest() for b in data), kps.tobytes())
 
 
@@ -203,15 +217,48 @@ def decide(pairs: list[Pair], results: dict[Item, ItemResult], official: bool,
     return decisions
 
 
+OUT_DIRS = (*F.SOURCE_DIRS, F.SHAPE_DIR)
+
+
+def move_folders(out: Path, placements: list[tuple[Item, str]], staged: list[Item]) -> set[str]:
+    """Place whole staged folders with one rename each where a stage folder feeds exactly one split and that split
+    only from it (the CP-VTON layout with its official split); the stage keys so placed.
+
+    Staged files of items no kept pair uses are removed first. Resumable: a folder already renamed is left alone.
+    """
+    targets: dict[str, set[str]] = {}
+    for item, split in placements:
+        targets.setdefault(_stage_key(item), set()).add(split)
+    feeders = Counter(split for splits in targets.values() for split in splits)
+    moves = {key: next(iter(splits)) for key, splits in targets.items()
+             if len(splits) == 1 and feeders[next(iter(splits))] == 1}
+    kept = {item for item, _ in placements}
+    for item in staged:
+        if _stage_key(item) in moves and item not in kept:
+            for folder, name in item.files():
+                Path(_staged_path(out, item, folder, name)).unlink(missing_ok=True)
+    for key, split in moves.items():
+        (out / split).mkdir(parents=True, exist_ok=True)
+        for folder in OUT_DIRS:
+            staged_folder, final = _state(out, "stage", key, folder), out / split / folder
+            if staged_folder.exists():
+                os.replace(staged_folder, final)
+            else:
+                final.mkdir(exist_ok=True)  # nothing was staged there (or it was moved before a kill)
+    return set(moves)
+
+
 def place_items(placements: list[tuple[Item, str]], out: str) -> list[int]:
     """Dask task: move staged files into ``OUT/<split>/``; files already moved are left alone (resume)."""
     for item, split in placements:
         for folder, name in item.files():
-            staged, final = _staged_path(Path(out), item, folder, name), os.path.join(out, split, folder, name)
-            if os.path.exists(staged):
+            staged, final = _staged_path(out, item, folder, name), f"{out}/{split}/{folder}/{name}"
+            try:
                 os.replace(staged, final)
-            elif not os.path.exists(final):
-                raise RuntimeError(f"{final} is neither staged nor in place; remove {out}/{STATE_DIR} and rerun")
+            except FileNotFoundError:
+                if not os.path.exists(final):
+                    raise RuntimeError(f"{final} is neither staged nor in place; remove {out}/{STATE_DIR} and rerun"
+                                       ) from None
     return [len(placements)]
 
 
@@ -312,22 +359,25 @@ def prepare(src: str | os.PathLike, out: str | os.PathLike, options: PrepareOpti
     if official:  # the paired test list needs each test person's own cloth
         items |= {Item(CLOTH, own_cloth(p.person.name), p.person.src_split)
                   for p in pairs if p.split == "test" and p.person is not None}
-    results = {r.item: r for r in map_partitions(
-        ingest_items, sorted(items, key=_item_key), runner, str(src_path), layout, str(out_path), options.keypoints)}
-    del items
-    decisions = decide(pairs, results, official, options)
+    with Runner(runner) as workers:  # one set of workers for both stages
+        results = {r.item: r for r in workers.map(
+            ingest_items, sorted(items, key=_item_key), str(src_path), layout, str(out_path), options.keypoints)}
+        del items
+        decisions = decide(pairs, results, official, options)
 
-    kept = [d for d in decisions if not d.stage]
-    by_split = {s: [d for d in kept if d.split == s] for s in F.SPLITS}
-    placed: dict[str, set[Item]] = {s: {i for d in by_split[s] for i in (d.pair.person, d.pair.cloth)}
-                                    for s in F.SPLITS}
-    same, extra_rejections = _paired_test(by_split["test"], results, official)
-    placed["test"].update(cloth for _, cloth in same if cloth is not None)
-    for s in F.SPLITS:
-        for folder in (*F.SOURCE_DIRS, F.SHAPE_DIR) if placed[s] else ():
-            (out_path / s / folder).mkdir(parents=True, exist_ok=True)
-    placements = [(item, s) for s in F.SPLITS for item in sorted(placed[s], key=_item_key)]
-    map_partitions(place_items, placements, runner, str(out_path))
+        kept = [d for d in decisions if not d.stage]
+        by_split = {s: [d for d in kept if d.split == s] for s in F.SPLITS}
+        placed: dict[str, set[Item]] = {s: {i for d in by_split[s] for i in (d.pair.person, d.pair.cloth)}
+                                        for s in F.SPLITS}
+        same, extra_rejections = _paired_test(by_split["test"], results, official)
+        placed["test"].update(cloth for _, cloth in same if cloth is not None)
+        placements = [(item, s) for s in F.SPLITS for item in sorted(placed[s], key=_item_key)]
+        moved = move_folders(out_path, placements, [i for i, r in results.items() if r.ok])
+        rest = [(item, s) for item, s in placements if _stage_key(item) not in moved]
+        for s in {s for _, s in rest}:
+            for folder in OUT_DIRS:
+                (out_path / s / folder).mkdir(parents=True, exist_ok=True)
+        workers.map(place_items, rest, str(out_path))
 
     lines = {s: [d.pair.line for d in by_split[s]] for s in F.SPLITS}
     if not official:

@@ -41,8 +41,9 @@ def test_unpaired_cloths_is_a_seeded_permutation() -> None:
 
 
 @pytest.mark.parametrize("values, message", [
-    ([1.0] * 53, "53 values"), ([1.0] * 53 + [True], "non-finite or non-numeric"),
-    ([1.0] * 53 + ["1"], "non-finite or non-numeric"), ([1.0] * 53 + [float("inf")], "non-finite"),
+    ([1.0] * 53, "53 values"), ([1.0] * 53 + [True], "non-numeric"), ([1.0] * 53 + ["1"], "non-numeric"),
+    ([1.0] * 53 + [None], "non-numeric"), ([1.0] * 53 + [float("inf")], "non-finite"),
+    ([1.0] * 53 + [10**400], "non-finite"),
 ])
 def test_pose_json_rejects_bad_keypoints(values: list, message: str) -> None:
     doc = {"people": [{"pose_keypoints": values}]}

@@ -1,11 +1,15 @@
 """Benchmark `vton prepare` against the codec floor, measured in the same run.
 
-    python -m vton.bench.prepare --pairs 2000   (or: python bench/prepare.py --pairs 2000)
+    python bench/prepare.py [--pairs 1000 2000 8000] [--work DIR]
+
+Each size is measured in turn (synthesised on first use; with --work the data is kept for later runs). The floor and
+prepare read a warm page cache, after an os.sync() so that no writeback of earlier files competes with them.
 
 Floor: one process that only decodes every input (person JPEG, parse PNG, pose JSON, cloth JPEG, mask JPEG) and
 encodes the one computed output (the shape PNG) with the same libraries, no Dask, no hashing, no files written.
 Prepare: ``vton prepare SRC OUT --workers W`` in a subprocess; its peak RSS is the peak of the summed RSS of that
-process and its workers (sampled every 20 ms). Targets: >= 1.2x the floor with 2 workers; RSS flat in N.
+process and its workers (sampled every 20 ms). Targets: >= 1.2x the floor with 2 workers; RSS flat in N
+(within 10% from 1,000 to 8,000 pairs). Last line: the largest size's ratio and RSS.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import argparse
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -79,29 +84,47 @@ def run_prepare(src: Path, out: Path, workers: int, local: str) -> tuple[float, 
     return elapsed, peak
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=2000)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--local", choices=("threads", "processes"), default="processes")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--work", type=Path, default=None, help="folder for the data (default: a temp folder)")
-    args = parser.parse_args()
-    work = args.work or Path(tempfile.mkdtemp(prefix="bench-prepare-"))
-    src = work / f"synth-{args.pairs}-{args.seed}"
+def measure(work: Path, pairs: int, seed: int, workers: int, local: str) -> tuple[float, float, float]:
+    """(floor pairs/s, prepare pairs/s, prepare peak RSS MB) on ``pairs`` synthetic pairs."""
+    src = work / f"synth-{pairs}-{seed}"
     if not src.exists():
         t = time.perf_counter()
-        synthesize(src, args.pairs, args.seed, progress=True)
-        print(f"synth: {args.pairs} pairs in {time.perf_counter() - t:.1f} s", flush=True)
+        synthesize(src, pairs, seed, progress=True)
+        print(f"synth: {pairs} pairs in {time.perf_counter() - t:.1f} s", flush=True)
     codec_floor(src)  # warm the page cache so both runs read from memory
     os.sync()  # no writeback of earlier runs' files competing with either measurement
     n, floor_s = codec_floor(src)
-    out = work / f"prepared-{args.pairs}-{time.time_ns()}"
-    prep_s, rss = run_prepare(src, out, args.workers, args.local)
-    floor_rate, prep_rate = n / floor_s, n / prep_s
-    print(f"codec floor (1 process): {floor_rate:.1f} pairs/s ({floor_s:.2f} s for {n} pairs)")
-    print(f"prepare --workers {args.workers} --local {args.local}: {prep_rate:.1f} pairs/s ({prep_s:.2f} s), peak RSS {rss:.0f} MB")
-    print(f"bench prepare: {prep_rate / floor_rate:.2f}x floor, rss {rss:.0f} MB")
+    prep_s, rss = run_prepare(src, work / f"prepared-{pairs}-{time.time_ns()}", workers, local)
+    print(f"{n} pairs: codec floor (1 process) {n / floor_s:.1f} pairs/s ({floor_s:.2f} s); prepare --workers {workers} "
+          f"--local {local} {n / prep_s:.1f} pairs/s ({prep_s:.2f} s), peak RSS {rss:.0f} MB: "
+          f"{floor_s / prep_s:.2f}x floor", flush=True)
+    return n / floor_s, n / prep_s, rss
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, nargs="+", default=[1000, 2000, 8000],
+                        help="dataset sizes; the last line reports the largest")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--local", choices=("threads", "processes"), default="processes")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work", type=Path, default=None,
+                        help="folder for the data, kept for later runs (default: a temp folder, removed)")
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench-prepare-"))
+    try:
+        results = {n: measure(work, n, args.seed, args.workers, args.local) for n in sorted(args.pairs)}
+    finally:  # outputs are removed only now: deleting files just before a run slows ext4's file creation in it
+        for out in work.glob("prepared-*"):
+            shutil.rmtree(out, ignore_errors=True)
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+    rss = [r for _, _, r in results.values()]
+    if len(results) > 1:
+        print(f"peak RSS from {min(results)} to {max(results)} pairs: {min(rss):.0f} to {max(rss):.0f} MB "
+              f"({(max(rss) / min(rss) - 1) * 100:.0f}% apart)")
+    floor_rate, prep_rate, top_rss = results[max(results)]
+    print(f"bench prepare: {prep_rate / floor_rate:.2f}x floor, rss {top_rss:.0f} MB")
 
 
 if __name__ == "__main__":

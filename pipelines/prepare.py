@@ -22,6 +22,7 @@ import io
 import json
 import os
 import shutil
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -292,6 +293,12 @@ def _manifest_rows(decisions: list[Decision], results: dict) -> Iterator[dict]:
         yield row
 
 
+def _warm_manifest_writer() -> None:
+    import pyarrow as pa
+
+    pa.array([""])
+
+
 def _manifest_schema():
     import pyarrow as pa
 
@@ -359,7 +366,9 @@ def prepare(src: str | os.PathLike, out: str | os.PathLike, options: PrepareOpti
     if official:  # the paired test list needs each test person's own cloth
         items |= {Item(CLOTH, own_cloth(p.person.name), p.person.src_split)
                   for p in pairs if p.split == "test" and p.person is not None}
-    with Runner(runner) as workers:  # one set of workers for both stages
+    with Runner(runner, preload=__name__) as workers:  # one set of workers for both stages, started now
+        # The manifest writer's first Arrow array imports pandas (a quarter of a second): done while workers ingest.
+        threading.Thread(target=_warm_manifest_writer, daemon=True).start()
         results = {r.item: r for r in workers.map(
             ingest_items, sorted(items, key=_item_key), str(src_path), layout, str(out_path), options.keypoints)}
         del items

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -66,17 +67,29 @@ class Runner:
     a pool whose worker died is replaced for the retry.
     """
 
-    def __init__(self, config: RunnerConfig) -> None:
+    def __init__(self, config: RunnerConfig, preload: str | None = None) -> None:
+        """``preload``: the module of the stages' functions; given, local worker processes start at ``__enter__``,
+        while the caller still prepares the first stage's work."""
         self.config = config
+        self.preload = preload
         self._pool: Executor | None = None
+        self._starter: threading.Thread | None = None
 
     def __enter__(self) -> Runner:
+        if self.preload and self._uses_processes():
+            # The workers boot (an interpreter, the stage's imports) while this thread imports dask and builds tasks.
+            self._starter = threading.Thread(target=self._start_quietly, args=(self.preload,), daemon=True)
+            self._starter.start()
         return self
+
+    def _uses_processes(self) -> bool:
+        return not self.config.scheduler and self.config.workers > 1 and self.config.local == "processes"
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     def close(self) -> None:
+        self._started()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
@@ -109,7 +122,7 @@ class Runner:
         if config.local not in ("threads", "processes"):
             raise ValueError(f"local scheduler must be 'threads' or 'processes', got {config.local!r}")
         name = "sync" if config.workers <= 1 else config.local
-        processes = name == "processes"
+        processes = self._uses_processes()
         for attempt in range(config.retries + 1 if processes else 1):
             # The scheduler function itself, not its name: a name makes dask import distributed (a quarter of a
             # second of start-up) to look for a default client first.
@@ -117,6 +130,7 @@ class Runner:
             if name != "sync":
                 options["num_workers"] = config.workers
             if processes:
+                self._started()
                 options.update(pool=self._process_pool(module), chunksize=1)
             try:
                 if config.progress:
@@ -130,9 +144,21 @@ class Runner:
                 logging.getLogger(__name__).warning("a worker process died (%s); retrying", exc)
         raise AssertionError("unreachable")
 
+    def _start_quietly(self, module: str) -> None:
+        try:
+            self._process_pool(module)
+        except Exception:  # noqa: BLE001  # raised again, in the caller's thread, by the first map
+            pass
+
+    def _started(self) -> None:
+        """Wait for the start begun at ``__enter__`` (had it failed, `_process_pool` raises its error again)."""
+        if self._starter is not None:
+            self._starter.join()
+            self._starter = None
+
     def _process_pool(self, module: str) -> Executor:
-        """The pool, its workers started before any later thread (the progress bar) exists. With forkserver, the
-        stage's module is imported once in the server instead of in every worker."""
+        """The pool; with forkserver the stage's module is imported once, in the server, not in every worker.
+        (No plain fork: this process may run other threads, such as the progress bar's, when workers start.)"""
         if self._pool is None:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
@@ -140,12 +166,14 @@ class Runner:
             method = self.config.start_method
             if method is None:
                 method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+            if method not in ("forkserver", "spawn"):
+                raise ValueError(f"start_method must be 'forkserver' or 'spawn', got {method!r}")
             context = multiprocessing.get_context(method)
-            if method == "forkserver":
-                context.set_forkserver_preload([module])
+            if method == "forkserver":  # __main__ too, or every worker runs the main script again
+                context.set_forkserver_preload(["__main__", module])
             self._pool = ProcessPoolExecutor(self.config.workers, mp_context=context)
-            for future in [self._pool.submit(int) for _ in range(self.config.workers)]:
-                future.result()
+            for _ in range(self.config.workers):  # start them now, not at the first task
+                self._pool.submit(int)
         return self._pool
 
 

@@ -1,11 +1,14 @@
 """Pure rules of prepare: split sizes and groups, keypoint parsing, the raw VITON cloth mask and segment crop."""
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
+from vton.pipelines.cleaning import Rejection, decode_image
 from vton.pipelines.pose import KeypointError, keypoints_from_mat, parse_pose_json, pose_json
 from vton.pipelines.sources import cloth_mask_from_rgb
 from vton.pipelines.split import groups, seeded_split, split_sizes, unpaired_cloths
@@ -75,3 +78,33 @@ def test_raw_cloth_mask_fills_holes_and_drops_specks() -> None:
     for y, x in ((5, 5), (5, 24), (34, 5), (34, 24)):  # the median also rounds the garment's corners
         want[y, x] = 0
     assert np.array_equal(cloth_mask_from_rgb(cloth), want)
+
+
+def _full_decode_fails(data: bytes) -> bool:
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+    except OSError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_check_only_decode_rejects_exactly_what_a_full_decode_rejects(mode: str) -> None:
+    """The 1/8-scale check of copied JPEGs: every truncation and a broken stream fail as a full PIL decode fails."""
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (256, 192, 3) if mode == "RGB" else (256, 192), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels, mode).save(buf, "JPEG", quality=90)
+    data = buf.getvalue()
+    broken = bytearray(data)
+    broken[len(data) // 2: len(data) // 2 + 64] = b"\xff" * 64
+    variants = [data[:cut] for cut in range(200, len(data), max(1, len(data) // 60))] + [data, bytes(broken)]
+    assert any(_full_decode_fails(v) for v in variants) and not _full_decode_fails(data)
+    for variant in variants:
+        try:
+            img = decode_image(variant, "cloth", (mode,), (192, 256), check_only=True)
+        except Rejection as rej:
+            assert rej.stage == "decode" and _full_decode_fails(variant)
+        else:
+            assert not _full_decode_fails(variant) and img.size == (24, 32)

@@ -84,17 +84,23 @@ def run_prepare(src: Path, out: Path, workers: int, local: str) -> tuple[float, 
     return elapsed, peak
 
 
-def measure(work: Path, pairs: int, seed: int, workers: int, local: str) -> tuple[float, float, float]:
-    """(floor pairs/s, prepare pairs/s, prepare peak RSS MB) on ``pairs`` synthetic pairs."""
+def measure(work: Path, pairs: int, seed: int, workers: int, local: str, repeat: int) -> tuple[float, float, float]:
+    """(floor pairs/s, prepare pairs/s, prepare peak RSS MB) on ``pairs`` synthetic pairs; each side's best of
+    ``repeat`` runs, taken in turns (a shared machine's noise hits both alike)."""
     src = work / f"synth-{pairs}-{seed}"
     if not src.exists():
         t = time.perf_counter()
         synthesize(src, pairs, seed, progress=True)
         print(f"synth: {pairs} pairs in {time.perf_counter() - t:.1f} s", flush=True)
     codec_floor(src)  # warm the page cache so both runs read from memory
-    os.sync()  # no writeback of earlier runs' files competing with either measurement
-    n, floor_s = codec_floor(src)
-    prep_s, rss = run_prepare(src, work / f"prepared-{pairs}-{time.time_ns()}", workers, local)
+    floors, preps = [], []
+    for _ in range(repeat):
+        os.sync()  # no writeback of earlier runs' files competing with either measurement
+        n, floor_s = codec_floor(src)
+        floors.append(floor_s)
+        os.sync()
+        preps.append(run_prepare(src, work / f"prepared-{pairs}-{time.time_ns()}", workers, local))
+    floor_s, (prep_s, rss) = min(floors), min(preps)
     print(f"{n} pairs: codec floor (1 process) {n / floor_s:.1f} pairs/s ({floor_s:.2f} s); prepare --workers {workers} "
           f"--local {local} {n / prep_s:.1f} pairs/s ({prep_s:.2f} s), peak RSS {rss:.0f} MB: "
           f"{floor_s / prep_s:.2f}x floor", flush=True)
@@ -108,12 +114,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--local", choices=("threads", "processes"), default="processes")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeat", type=int, default=2, help="runs of each side per size (the best counts)")
     parser.add_argument("--work", type=Path, default=None,
                         help="folder for the data, kept for later runs (default: a temp folder, removed)")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-prepare-"))
     try:
-        results = {n: measure(work, n, args.seed, args.workers, args.local) for n in sorted(args.pairs)}
+        results = {n: measure(work, n, args.seed, args.workers, args.local, args.repeat) for n in sorted(args.pairs)}
     finally:  # outputs are removed only now: deleting files just before a run slows ext4's file creation in it
         for out in work.glob("prepared-*"):
             shutil.rmtree(out, ignore_errors=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vton.pipelines.weights import MissingWeightsError, hub_checkpoints_dir
+from vton.pipelines.weights import MissingWeightsError, require
 
 VGG19_FILE = "vgg19-dcbbb8c0.pth"  # torchvision's ImageNet VGG19 weights
 # Slices of vgg19.features as the original VGGLoss cuts them: [0:2] [2:7] [7:12] [12:21] [21:30]; their last
@@ -17,14 +17,11 @@ VGG_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
 
 
 def vgg19_weights_path(explicit: str | os.PathLike | None = None) -> Path:
-    """The VGG19 file given by the user, else where torchvision caches it (TORCH_HOME/hub/checkpoints)."""
-    path = Path(explicit) if explicit else hub_checkpoints_dir() / VGG19_FILE
-    if not path.is_file():
-        raise MissingWeightsError(
-            f"VGG19 weights not found: {path}. Put torchvision's ImageNet VGG19 file {VGG19_FILE} there "
-            f"(TORCH_HOME/hub/checkpoints/), pass --vgg-weights PATH, or train without the perceptual loss (--lambda-vgg 0)."
-        )
-    return path
+    """The VGG19 file given by the user, else torchvision's ImageNet VGG19 where torchvision caches it."""
+    if explicit and not Path(explicit).is_file():
+        raise MissingWeightsError(f"VGG19 weights file {explicit} does not exist")
+    return Path(explicit) if explicit else require(
+        VGG19_FILE, hint="; or pass --vgg-weights PATH, or train without the perceptual loss (--lambda-vgg 0)")
 
 
 class VGGLoss(nn.Module):

@@ -5,6 +5,7 @@ Facts from the reference code (sergeywong/cp-vton ``cp_dataset.py``, ``test.py``
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
@@ -121,6 +122,11 @@ SAMPLES_DIR: Final = "samples"
 def shape_name(image_name: str) -> str:
     """``000001_0.jpg`` -> ``000001_0.png`` (the precomputed body shape)."""
     return parse_name(image_name)
+
+
+def pairs_text(pairs: Iterable[Sequence[str]]) -> str:
+    """The text of a pairs file: ``<person> <cloth>`` per line."""
+    return "".join(f"{person} {cloth}\n" for person, cloth in pairs)
 
 
 def read_pairs(path: str | os.PathLike, unique_persons: bool = False) -> list[tuple[str, str]]:

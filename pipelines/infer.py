@@ -149,15 +149,18 @@ def forward_batch(gmm, tom, batch: dict, device: torch.device, precision: str) -
 
 
 def infer_partition(indices: list[int], data: str, checkpoints: tuple[str, ...], out: str,
-                    opts: InferOptions, device_index: int | None = None) -> list[int]:
-    """Process ``indices`` of the dataset (skipping finished pairs); returns the indices it wrote."""
+                    opts: InferOptions, device_index: int | None = None,
+                    dataset: TryOnDataset | None = None) -> list[int]:
+    """Process ``indices`` of the dataset (skipping finished pairs); returns the indices it wrote. ``dataset``: the
+    one the caller already opened on ``data`` (a Dask task opens its own)."""
     from tqdm import tqdm
 
     device = resolve_device(opts.device)
     if device.type == "cuda" and device.index is None and device_index is not None:
         device = torch.device("cuda", device_index % torch.cuda.device_count())
     gmm, tom, config = cached_models(checkpoints, device)  # run_inference checked that a GMM is there
-    dataset = TryOnDataset(data, split=opts.split, pairs=opts.pairs, variant=config.variant, unique_persons=True)
+    if dataset is None:
+        dataset = TryOnDataset(data, split=opts.split, pairs=opts.pairs, variant=config.variant, unique_persons=True)
     folders = output_folders(tom is not None, opts.extras)
     root = Path(out)
     names = {i: output_name(dataset.pairs[i][0], opts.jpeg_quality) for i in indices}
@@ -248,7 +251,7 @@ def run_inference(data: str | os.PathLike, checkpoints: Sequence[str | os.PathLi
     indices = list(range(len(dataset)))
     if opts.workers <= 1 and not opts.scheduler:
         _MODEL_CACHE[(paths, str(device))] = (gmm.to(device), tom.to(device) if tom is not None else None, config)
-        written = infer_partition(indices, str(data), paths, str(out), opts)
+        written = infer_partition(indices, str(data), paths, str(out), opts, dataset=dataset)
     else:
         n_gpus = torch.cuda.device_count() if device.type == "cuda" else 0
         per_part = -(-len(indices) // max(1, opts.workers * 4))

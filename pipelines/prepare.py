@@ -339,10 +339,6 @@ def _check_out(out: Path, config: dict) -> None:
     atomic_write_json(state, config)
 
 
-def _pairs_text(lines: list[str]) -> str:
-    return "".join(f"{line}\n" for line in lines)
-
-
 def _remove_temporaries(out: Path) -> None:
     """Temp files of atomic writes interrupted by a kill (``.<name>.<random>.tmp``)."""
     for folder, _, files in os.walk(out):
@@ -388,14 +384,14 @@ def prepare(src: str | os.PathLike, out: str | os.PathLike, options: PrepareOpti
                 (out_path / s / folder).mkdir(parents=True, exist_ok=True)
         workers.map(place_items, rest, str(out_path))
 
-    lines = {s: [d.pair.line for d in by_split[s]] for s in F.SPLITS}
+    lines = {s: [(d.pair.person.name, d.pair.cloth.name) for d in by_split[s]] for s in F.SPLITS}
     if not official:
         persons = [d.pair.person.name for d in by_split["test"]]
         cloths = unpaired_cloths([d.pair.cloth.name for d in by_split["test"]], options.seed)
-        lines["test"] = [f"{p} {c}" for p, c in zip(persons, cloths)]
+        lines["test"] = list(zip(persons, cloths))
     for split, name in F.PAIRS_FILES.items():
-        atomic_write_text(out_path / name, _pairs_text(lines[split]))
-    atomic_write_text(out_path / F.TEST_PAIRS_SAME, _pairs_text([line for line, _ in same]))
+        atomic_write_text(out_path / name, F.pairs_text(lines[split]))
+    atomic_write_text(out_path / F.TEST_PAIRS_SAME, F.pairs_text(line.split() for line, _ in same))
 
     rejected_rows = [(d.pair.line, d.split, d.stage, d.reason) for d in decisions if d.stage] + extra_rejections
     buf = io.StringIO()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -126,10 +125,6 @@ def raw_pose(kp: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
     return {"subset": subset, "candidate": np.array(candidates, dtype=np.float64).reshape(-1, 4)}
 
 
-def _pairs_text(lines: Iterable[tuple[str, str]]) -> str:
-    return "".join(f"{a} {b}\n" for a, b in lines)
-
-
 def _write_cpvton(root: Path, split: str, pid: str, person: Person) -> None:
     base = root / split
     labels = draw_labels(person)
@@ -193,12 +188,12 @@ def synthesize(out: Path, pairs: int, seed: int, layout: str = "cpvton", defects
     same = {split: [(F.person_name(p), F.cloth_name(p)) for p in group]
             for split, group in (("train", train_ids), ("test", test_ids))}
     if layout == "cpvton":
-        atomic_write_text(out / F.TRAIN_PAIRS, _pairs_text(same["train"]))
-        atomic_write_text(out / F.TEST_PAIRS, _pairs_text(unpaired))
-        atomic_write_text(out / F.TEST_PAIRS_SAME, _pairs_text(same["test"]))
+        atomic_write_text(out / F.TRAIN_PAIRS, F.pairs_text(same["train"]))
+        atomic_write_text(out / F.TEST_PAIRS, F.pairs_text(unpaired))
+        atomic_write_text(out / F.TEST_PAIRS_SAME, F.pairs_text(same["test"]))
     else:
-        atomic_write_text(out / F.RAW_TRAIN_PAIRS, _pairs_text(same["train"]))
-        atomic_write_text(out / F.RAW_TEST_PAIRS, _pairs_text(unpaired))
+        atomic_write_text(out / F.RAW_TRAIN_PAIRS, F.pairs_text(same["train"]))
+        atomic_write_text(out / F.RAW_TEST_PAIRS, F.pairs_text(unpaired))
     records = inject_defects(out, train_ids, test_ids, np.random.default_rng([seed, pairs, 1])) if defects else []
     present = {split: sorted(p.name[:6] for p in (out / split / F.IMAGE_DIR).glob("*_0.jpg"))
                for split in F.SPLITS} if layout == "cpvton" else {"train": train_ids, "test": test_ids}

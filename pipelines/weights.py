@@ -38,8 +38,9 @@ def missing_message(filename: str, weights_dir: str | os.PathLike | None = None)
     return f"missing weights file {filename}: put it in {where} (no download is attempted)"
 
 
-def require(filename: str, weights_dir: str | os.PathLike | None = None) -> Path:
+def require(filename: str, weights_dir: str | os.PathLike | None = None, hint: str = "") -> Path:
+    """The file's path; else `MissingWeightsError` naming it, the folders searched and ``hint`` (what else to do)."""
     path = locate(filename, weights_dir)
     if path is None:
-        raise MissingWeightsError(missing_message(filename, weights_dir))
+        raise MissingWeightsError(missing_message(filename, weights_dir) + hint)
     return path

@@ -149,7 +149,7 @@ def test_vgg_loss_slices_match_torchvision_layers(torch_home: Path, monkeypatch:
 
 def test_missing_vgg_weights_name_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    with pytest.raises(MissingWeightsError, match=f"{tmp_path}/hub/checkpoints/{VGG19_FILE}.*--lambda-vgg 0"):
+    with pytest.raises(MissingWeightsError, match=f"{VGG19_FILE}: put it in {tmp_path}/hub/checkpoints.*--lambda-vgg 0"):
         VGGLoss()
 
 

@@ -284,9 +284,8 @@ def evaluate(data: Path, results: Path | None, checkpoints: tuple[Path, ...], ou
     except (ValueError, FileNotFoundError) as exc:  # bad pairs files, missing inputs: a message, not a traceback
         raise click.ClickException(str(exc)) from exc
     click.echo(format_table(summary))
-    for reason in sorted(set(summary["skipped"].values())):
-        if "missing weights file" in reason:
-            click.echo(f"warning: {reason}", err=True)
+    for reason in summary["missing_weights"]:
+        click.echo(f"warning: {reason}", err=True)
     click.echo(f"wrote {out / 'metrics.parquet'} and {out / 'summary.json'}")
 
 

@@ -67,11 +67,19 @@ class _Work:
 
     metrics: list[str]
     skipped: dict[str, str] = field(default_factory=dict)
+    missing_weights: list[str] = field(default_factory=list)  # why weight files were missing, once each
 
     def skip(self, metric: str, reason: str) -> None:
         if metric in self.metrics:
             self.metrics.remove(metric)
             self.skipped[metric] = reason
+
+    def skip_for_weights(self, metrics: Sequence[str], error: Exception) -> None:
+        """Skip ``metrics`` because a weight file (or the package holding the network) is missing."""
+        if self.any(metrics) and str(error) not in self.missing_weights:
+            self.missing_weights.append(str(error))
+        for metric in metrics:
+            self.skip(metric, str(error))
 
     def any(self, names: Sequence[str]) -> bool:
         return any(m in self.metrics for m in names)
@@ -199,15 +207,14 @@ def _models(work: _Work, settings: Settings, device: torch.device) -> tuple[M.LP
             lpips_net = M.LPIPS.from_files(backbone, lin).to(device)
             files["lpips"] = {"backbone": weights.describe(backbone), "lin": str(lin)}
         except weights.MissingWeightsError as exc:
-            work.skip("lpips", str(exc))
+            work.skip_for_weights(["lpips"], exc)
     if work.any(UNPAIRED_METRICS):
         try:
             path = weights.require(weights.INCEPTION_FILE, settings.weights_dir)
             inception = M.inception_extractor(path).to(device)
             files["inception"] = weights.describe(path)
         except (weights.MissingWeightsError, ModuleNotFoundError) as exc:
-            for m in UNPAIRED_METRICS:
-                work.skip(m, str(exc))
+            work.skip_for_weights(UNPAIRED_METRICS, exc)
     return lpips_net, inception, files
 
 
@@ -407,6 +414,7 @@ def evaluate(data: Path, results: dict[str, Path | None], out: Path, settings: S
         "protocol": _protocol(settings, device, files, k, len(tv), resized, used, len(banks["real"])),
         "metrics": {**_per_image_summary(frame, settings), **set_scores},
         "skipped": work.skipped,
+        "missing_weights": work.missing_weights,
     }
     write_run(out, frame, summary)
     return summary

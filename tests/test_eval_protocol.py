@@ -160,7 +160,8 @@ def test_missing_weights_skip_only_their_metrics(world: dict[str, Path], tmp_pat
     assert "warp-mask missing" in skipped["iou"]
     assert "no unpaired try-on results" in skipped["is"]
     assert set(summary["metrics"]) == {"paired/ssim", "cloth/tv"}
-    assert weights.ALEXNET_FILE in result.output
+    assert summary["missing_weights"] == [skipped["lpips"]]  # only the weights, not the other skips
+    assert f"warning: {skipped['lpips']}" in result.output
     assert not (tmp_path / "home" / "hub" / "checkpoints" / weights.ALEXNET_FILE).exists()  # nothing downloaded
 
 

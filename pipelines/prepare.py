@@ -449,4 +449,4 @@ def _write_samples(out: Path, decisions: list[Decision]) -> None:
             parse = np.asarray(img)  # palette: the values are the label ids
         kps = parse_pose_json((root / F.POSE_DIR / F.pose_name(person)).read_bytes())
         strip = visualise(image, parse, kps, cloth_rgb, mask)
-        atomic_save_image(Image.fromarray(strip), out / F.SAMPLES_DIR / F.shape_name(person))
+        atomic_save_image(Image.fromarray(strip), out / F.SAMPLES_DIR / F.shape_name(person), compress_level=1)

@@ -9,7 +9,9 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -19,6 +21,7 @@ from PIL import Image
 
 from vton.cli import main
 from vton.pipelines.formats import palette_bytes
+from vton.pipelines.pose import parse_pose_json
 from vton.pipelines.prepare import PrepareOptions, prepare
 from vton.pipelines.runner import RunnerConfig
 
@@ -270,6 +273,32 @@ def test_sigkilled_prepare_resumes_to_identical_outputs(synth_cpvton: Path, tmp_
         assert proc.returncode == -signal.SIGKILL, "prepare finished before it could be killed"
     assert (out / ".prepare").exists() and not (out / "prepare.json").exists()
     assert subprocess.run(command, env=env, capture_output=True).returncode == 0
+    assert tree_hashes(out) == tree_hashes(clean)
+
+
+@dataclass(frozen=True)
+class KillOnce:
+    """A keypoint loader (the dataset's keypoints) that SIGKILLs the worker process running it, the first time only."""
+
+    flag: str
+    needs_pose_file: ClassVar[bool] = True
+    needs_image: ClassVar[bool] = False
+
+    def __call__(self, pose_file: bytes, image: Image.Image) -> np.ndarray:
+        if not os.path.exists(self.flag):
+            open(self.flag, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return parse_pose_json(pose_file)
+
+
+def test_killed_local_worker_process_loses_no_pair(synth_cpvton: Path, tmp_path: Path) -> None:
+    flag = tmp_path / "killed"
+    config = RunnerConfig(workers=2, local="processes", partition_size=4, progress=False)
+    out = tmp_path / "out"
+    summary = prepare(synth_cpvton, out, PrepareOptions(keypoints=KillOnce(str(flag))), config)
+    assert flag.exists() and summary.rejected == 0  # a worker died, the pool was replaced, its work redone
+    clean = tmp_path / "clean"
+    prepare(synth_cpvton, clean, PrepareOptions(keypoints=KillOnce(str(flag))), QUIET)  # the flag is set: no kill
     assert tree_hashes(out) == tree_hashes(clean)
 
 

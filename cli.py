@@ -101,9 +101,12 @@ def prepare_cmd(src: Path, out: Path, workers: int, local: str, scheduler: str |
     Exit status 3 when bad data made pairs be rejected (see OUT/rejected.csv), unless --allow-rejects; pairs left
     over by --train-size/--test-size do not count.
     """
+    from vton.pipelines.runner import RunnerConfig, boot_workers
+
+    runner = RunnerConfig(workers=workers, scheduler=scheduler, local=local)
+    boot_workers(runner, "vton.pipelines.prepare")  # the workers' interpreter starts while this one imports
     from vton.pipelines.pifpaf import KeypointsError, keypoint_source
     from vton.pipelines.prepare import EXIT_REJECTED, PrepareOptions, prepare
-    from vton.pipelines.runner import RunnerConfig
 
     pose = pifpaf_options(checkpoint=pose_checkpoint, trust_checkpoint=trust_checkpoint, threshold=pose_threshold,
                           device=pose_device)
@@ -112,8 +115,7 @@ def prepare_cmd(src: Path, out: Path, workers: int, local: str, scheduler: str |
     except KeypointsError as exc:
         raise click.ClickException(str(exc)) from exc
     summary = prepare(src, out, PrepareOptions(seed=seed, resplit=resplit, train_size=train_size,
-                                               test_size=test_size, keypoints=source),
-                      RunnerConfig(workers=workers, scheduler=scheduler, local=local))
+                                               test_size=test_size, keypoints=source), runner)
     click.echo(summary.text())
     if summary.faults and not allow_rejects:
         sys.exit(EXIT_REJECTED)

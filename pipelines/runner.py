@@ -11,6 +11,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
+from multiprocessing.context import BaseContext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -76,14 +77,11 @@ class Runner:
         self._starter: threading.Thread | None = None
 
     def __enter__(self) -> Runner:
-        if self.preload and self._uses_processes():
+        if self.preload and _local_processes(self.config):
             # The workers boot (an interpreter, the stage's imports) while this thread imports dask and builds tasks.
             self._starter = threading.Thread(target=self._start_quietly, args=(self.preload,), daemon=True)
             self._starter.start()
         return self
-
-    def _uses_processes(self) -> bool:
-        return not self.config.scheduler and self.config.workers > 1 and self.config.local == "processes"
 
     def __exit__(self, *exc: object) -> None:
         self.close()
@@ -122,7 +120,7 @@ class Runner:
         if config.local not in ("threads", "processes"):
             raise ValueError(f"local scheduler must be 'threads' or 'processes', got {config.local!r}")
         name = "sync" if config.workers <= 1 else config.local
-        processes = self._uses_processes()
+        processes = _local_processes(config)
         for attempt in range(config.retries + 1 if processes else 1):
             # The scheduler function itself, not its name: a name makes dask import distributed (a quarter of a
             # second of start-up) to look for a default client first.
@@ -160,21 +158,41 @@ class Runner:
         """The pool; with forkserver the stage's module is imported once, in the server, not in every worker.
         (No plain fork: this process may run other threads, such as the progress bar's, when workers start.)"""
         if self._pool is None:
-            import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            method = self.config.start_method
-            if method is None:
-                method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-            if method not in ("forkserver", "spawn"):
-                raise ValueError(f"start_method must be 'forkserver' or 'spawn', got {method!r}")
-            context = multiprocessing.get_context(method)
-            if method == "forkserver":  # __main__ too, or every worker runs the main script again
-                context.set_forkserver_preload(["__main__", module])
-            self._pool = ProcessPoolExecutor(self.config.workers, mp_context=context)
+            self._pool = ProcessPoolExecutor(self.config.workers, mp_context=_context(self.config, module))
             for _ in range(self.config.workers):  # start them now, not at the first task
                 self._pool.submit(int)
         return self._pool
+
+
+def _local_processes(config: RunnerConfig) -> bool:
+    return not config.scheduler and config.workers > 1 and config.local == "processes"
+
+
+def _context(config: RunnerConfig, module: str) -> BaseContext:
+    """The start method's context; forkserver preloads ``module`` and __main__ (else every worker runs the main script
+    again)."""
+    import multiprocessing
+
+    method = config.start_method
+    if method is None:
+        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    if method not in ("forkserver", "spawn"):
+        raise ValueError(f"start_method must be 'forkserver' or 'spawn', got {method!r}")
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload(["__main__", module])
+    return context
+
+
+def boot_workers(config: RunnerConfig, module: str) -> None:
+    """Start booting the fork server of ``config``'s local worker processes now, without waiting for it: its
+    interpreter and imports of ``module`` then overlap the caller's own imports (a command line calls this first)."""
+    if _local_processes(config) and _context(config, module).get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
 
 
 def _pool_errors() -> tuple[type[BaseException], ...]:

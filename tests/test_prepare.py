@@ -102,7 +102,7 @@ EXPECTED_STAGE = {
 
 def test_every_seeded_fault_is_rejected_and_nothing_else(synth_defects: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["prepare", str(synth_defects), str(out)])
+    result = CliRunner().invoke(main, ["prepare", str(synth_defects), str(out), "--workers", "2"])
     assert result.exit_code == 3, result.output
     truth = json.loads((synth_defects / "defects.json").read_text())
     assert {d["fault"] for d in truth} == set(EXPECTED_STAGE)  # synth's fault list is the one this test knows
@@ -111,6 +111,11 @@ def test_every_seeded_fault_is_rejected_and_nothing_else(synth_defects: Path, tm
     kept = {s: (out / f"{s}_pairs.txt").read_text().splitlines() for s in ("train", "test")}
     bad = {(d["split"], d["pair"]) for d in truth}
     assert kept == {s: [line for line in lines[s] if (s, line) not in bad] for s in lines}
+    same = [line.split() for line in (out / "test_pairs_same.txt").read_text().splitlines()]
+    for split in ("train", "test"):  # the placed files are exactly those of kept pairs: rejected items' are gone
+        used = [line.split() for line in kept[split]] + (same if split == "test" else [])
+        assert sorted(p.name for p in (out / split / "image").iterdir()) == sorted({p for p, _ in used})
+        assert sorted(p.name for p in (out / split / "cloth").iterdir()) == sorted({c for _, c in used})
     report = json.loads((out / "prepare.json").read_text())
     total = len(lines["train"]) + len(lines["test"])
     assert report["pairs"] == {"total": total, "kept": total - len(truth), "rejected": len(truth)}

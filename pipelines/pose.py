@@ -6,12 +6,14 @@
 from __future__ import annotations
 
 import json
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 import numpy as np
-from PIL import Image
 
 from vton.pipelines.formats import NUM_JOINTS
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 
 class KeypointError(ValueError):
@@ -32,9 +34,10 @@ def parse_pose_json(data: bytes) -> np.ndarray:
         raise KeypointError("pose_keypoints holds a non-numeric value")
     try:
         keypoints = np.asarray(values, np.float64)
+        finite = bool(np.isfinite(keypoints).all())
     except OverflowError:  # an integer beyond float64
-        keypoints = np.full(len(values), np.inf)
-    if not np.isfinite(keypoints).all():
+        finite = False
+    if not finite:
         raise KeypointError("pose_keypoints holds a non-finite value")
     return keypoints.reshape(NUM_JOINTS, 3)
 

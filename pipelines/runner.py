@@ -155,8 +155,7 @@ class Runner:
             self._starter = None
 
     def _process_pool(self, module: str) -> Executor:
-        """The pool; with forkserver the stage's module is imported once, in the server, not in every worker.
-        (No plain fork: this process may run other threads, such as the progress bar's, when workers start.)"""
+        """The pool; with forkserver the stage's module is imported once, in the server, not in every worker."""
         if self._pool is None:
             from concurrent.futures import ProcessPoolExecutor
 
@@ -172,7 +171,7 @@ def _local_processes(config: RunnerConfig) -> bool:
 
 def _context(config: RunnerConfig, module: str) -> BaseContext:
     """The start method's context; forkserver preloads ``module`` and __main__ (else every worker runs the main script
-    again)."""
+    again). No plain fork: this process may run other threads, such as the progress bar's, when workers start."""
     import multiprocessing
 
     method = config.start_method

@@ -24,7 +24,7 @@ from vton.eval import stats, weights
 from vton.eval.registry import (ALL_METRICS, METRIC_COLUMNS, METRICS_FILE, PAIRED_METRICS, SETTING_OF, SUBSETS,
                                  SUMMARY_FILE, UNPAIRED_METRICS)
 from vton.pipelines import formats as fm
-from vton.pipelines.devices import resolve_device
+from vton.pipelines.devices import ieee_fp32, resolve_device
 from vton.pipelines.io import atomic_write_bytes, atomic_write_json, find_image, safe_join
 from vton import library_versions
 
@@ -331,6 +331,8 @@ def _protocol(settings: Settings, device: torch.device, files: dict[str, Any], k
         "metrics_requested": list(settings.metrics),
         "weights_dir": str(settings.weights_dir) if settings.weights_dir else None,
         "device": device.type,
+        "precision": "float32 (IEEE: cuDNN TF32 off and deterministic, matmul precision highest); FID, KID and IS "
+                     "in float64",
         "batch_size": settings.batch_size,
         "seed": settings.seed,
         "pairs": dict(SETTINGS_PAIRS),
@@ -388,7 +390,7 @@ def evaluate(data: Path, results: dict[str, Path | None], out: Path, settings: S
         raise FileNotFoundError(f"no in-shop cloth images in {cloth_dir}")
     lpips_net, inception, files = _models(work, settings, device)
     items = _person_items(data, pairs, results, work)
-    with torch.inference_mode():
+    with torch.inference_mode(), ieee_fp32():
         tv, resized = cloth_tv(cloths, settings, device)
         large, small, k = tv_subsets(tv, settings.subset_size)
         rows: list[tuple] = [("cloth", "", c, "tv", v) for c, v in sorted(tv.items())]

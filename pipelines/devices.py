@@ -1,6 +1,8 @@
 """The device rule every command's ``--device`` follows."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -18,3 +20,24 @@ def resolve_device(device: str | None = "auto") -> torch.device:
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+@contextmanager
+def ieee_fp32() -> Iterator[None]:
+    """Full-precision float32 convolutions and matrix products inside the block, the previous settings restored after.
+
+    On Ampere and newer GPUs cuDNN convolutions default to TF32 (10 mantissa bits), so a score would depend on the GPU
+    generation and differ from the CPU's by about 1e-3; with TF32 off and cuDNN's deterministic algorithms, a metric
+    means the same on every device. The CPU ignores these settings.
+    """
+    import torch
+
+    cudnn = torch.backends.cudnn
+    saved = cudnn.allow_tf32, cudnn.deterministic, torch.get_float32_matmul_precision()
+    cudnn.allow_tf32, cudnn.deterministic = False, True
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        cudnn.allow_tf32, cudnn.deterministic = saved[:2]
+        torch.set_float32_matmul_precision(saved[2])

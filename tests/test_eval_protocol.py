@@ -204,6 +204,36 @@ def test_checkpoints_run_inference_once_per_setting(world: dict[str, Path], tmp_
     assert both.exit_code != 0 and "exactly one" in both.output
 
 
+def test_scoring_runs_in_ieee_fp32_and_restores_the_settings(world: dict[str, Path], tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """cuDNN's TF32 default (Ampere and newer) would make scores depend on the GPU; the caller's settings come back."""
+    from vton.eval import metrics
+
+    seen = []
+    real_ssim_map = metrics.ssim_map
+
+    def spy(*args: Any, **kwargs: Any) -> torch.Tensor:
+        cudnn = torch.backends.cudnn
+        seen.append((cudnn.allow_tf32, cudnn.deterministic, torch.get_float32_matmul_precision()))
+        return real_ssim_map(*args, **kwargs)
+
+    monkeypatch.setattr(metrics, "ssim_map", spy)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", False)
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("medium")
+    try:
+        summary = evaluate(world["data"], {"paired": world["results"] / "paired", "unpaired": None}, tmp_path,
+                           Settings(metrics=("ssim",), device="cpu", workers=0, progress=False))
+        after = (torch.backends.cudnn.allow_tf32, torch.backends.cudnn.deterministic,
+                 torch.get_float32_matmul_precision())
+    finally:
+        torch.set_float32_matmul_precision(before)
+    assert seen and set(seen) == {(False, True, "highest")}
+    assert after == (True, False, "medium")
+    assert "TF32 off" in summary["protocol"]["precision"]
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_scores_equal_cpu_scores(world: dict[str, Path], run: dict, tmp_path: Path) -> None:
     settings = Settings(device="cuda", workers=2, batch_size=4, is_splits=2, kid_subset_size=4, subset_size=2,

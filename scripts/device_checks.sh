@@ -13,7 +13,7 @@ mkdir -p "$OUT" /tmp/vton-pkg
 $PYTHON -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/vton-site .whl/*.whl \
   || exit 1
 ln -sfn "$PWD" /tmp/vton-pkg/vton
-export PYTHONPATH=/tmp/vton-site:/tmp/vton-pkg PYTHONUNBUFFERED=1
+export PYTHONPATH=/tmp/vton-site:/tmp/vton-pkg PYTHONUNBUFFERED=1 PYTHONFAULTHANDLER=1  # a crash prints its Python stack
 { nvidia-smi -L || true; $PYTHON -c "import torch, vton; print(torch.__version__, torch.cuda.is_available(), vton.__file__)"; } \
   2>&1 | tee "$OUT/device.txt"
 timeout 240 $PYTHON -m pytest -q -p no:cacheprovider tests/test_eval_protocol.py -k cuda 2>&1 | tee "$OUT/cuda_test.log"

@@ -118,8 +118,12 @@ def _stage_key(item: Item) -> str:
     return item.src_split or "_"
 
 
+def _staged_folder(out: str | Path, key: str, folder: str) -> str:
+    return f"{out}/{STATE_DIR}/stage/{key}/{folder}"
+
+
 def _staged_path(out: str | Path, item: Item, folder: str, name: str) -> str:
-    return f"{out}/{STATE_DIR}/stage/{_stage_key(item)}/{folder}/{name}"
+    return f"{_staged_folder(out, _stage_key(item), folder)}/{name}"
 
 
 def _write(path: str, data: bytes) -> None:
@@ -160,7 +164,7 @@ def ingest_items(items: list[Item], src: str, layout: str, out: str, keypoints: 
     if record.exists():
         return [ItemResult(i, r["stage"], r["reason"], bytes.fromhex(r["digests"]), bytes.fromhex(r["keypoints"]))
                 for i, r in zip(items, json.loads(record.read_text()))]
-    for folder in {os.path.dirname(_staged_path(out_path, i, f, "x")) for i in items for f, _ in i.files()}:
+    for folder in {_staged_folder(out_path, _stage_key(i), f) for i in items for f, _ in i.files()}:
         os.makedirs(folder, exist_ok=True)
     results = [_ingest(Path(src), layout, out_path, keypoints, item) for item in items]
     atomic_write_json(record, [{"stage": r.stage, "reason": r.reason, "digests": r.digests.hex(),
@@ -241,8 +245,8 @@ def move_folders(out: Path, placements: list[tuple[Item, str]], staged: list[Ite
     for key, split in moves.items():
         (out / split).mkdir(parents=True, exist_ok=True)
         for folder in OUT_DIRS:
-            staged_folder, final = _state(out, "stage", key, folder), out / split / folder
-            if staged_folder.exists():
+            staged_folder, final = _staged_folder(out, key, folder), out / split / folder
+            if os.path.exists(staged_folder):
                 os.replace(staged_folder, final)
             else:
                 final.mkdir(exist_ok=True)  # nothing was staged there (or it was moved before a kill)

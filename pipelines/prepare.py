@@ -395,7 +395,7 @@ def prepare(src: str | os.PathLike, out: str | os.PathLike, options: PrepareOpti
         lines["test"] = list(zip(persons, cloths))
     for split, name in F.PAIRS_FILES.items():
         atomic_write_text(out_path / name, F.pairs_text(lines[split]))
-    atomic_write_text(out_path / F.TEST_PAIRS_SAME, F.pairs_text(line.split() for line, _ in same))
+    atomic_write_text(out_path / F.TEST_PAIRS_SAME, F.pairs_text(pair for pair, _ in same))
 
     rejected_rows = [(d.pair.line, d.split, d.stage, d.reason) for d in decisions if d.stage] + extra_rejections
     buf = io.StringIO()
@@ -418,10 +418,10 @@ def prepare(src: str | os.PathLike, out: str | os.PathLike, options: PrepareOpti
 
 
 def _paired_test(test: list[Decision], results: dict, official: bool
-                 ) -> tuple[list[tuple[str, Item | None]], list[tuple[str, str, str, str]]]:
-    """test_pairs_same.txt lines (with the own-cloth item to place) and rejections of persons left out of it."""
+                 ) -> tuple[list[tuple[tuple[str, str], Item | None]], list[tuple[str, str, str, str]]]:
+    """test_pairs_same.txt pairs (with the own-cloth item to place) and rejections of persons left out of it."""
     if not official:
-        return [(d.pair.line, None) for d in test], []
+        return [((d.pair.person.name, d.pair.cloth.name), None) for d in test], []
     same, rejected, seen = [], [], set()
     for d in test:
         person = d.pair.person
@@ -429,12 +429,11 @@ def _paired_test(test: list[Decision], results: dict, official: bool
             continue
         seen.add(person.name)
         own = Item(CLOTH, own_cloth(person.name), person.src_split)
-        line = f"{person.name} {own.name}"
         res = results[own]
         if res.ok:
-            same.append((line, own))
+            same.append(((person.name, own.name), own))
         else:
-            rejected.append((line, "test_same", res.stage, res.reason))
+            rejected.append((f"{person.name} {own.name}", "test_same", res.stage, res.reason))
     return same, rejected
 
 

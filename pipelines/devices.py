@@ -33,11 +33,11 @@ def ieee_fp32() -> Iterator[None]:
     import torch
 
     cudnn = torch.backends.cudnn
-    saved = cudnn.allow_tf32, cudnn.deterministic, torch.get_float32_matmul_precision()
+    tf32, deterministic, matmul = cudnn.allow_tf32, cudnn.deterministic, torch.get_float32_matmul_precision()
     cudnn.allow_tf32, cudnn.deterministic = False, True
     torch.set_float32_matmul_precision("highest")
     try:
         yield
     finally:
-        cudnn.allow_tf32, cudnn.deterministic = saved[:2]
-        torch.set_float32_matmul_precision(saved[2])
+        cudnn.allow_tf32, cudnn.deterministic = tf32, deterministic
+        torch.set_float32_matmul_precision(matmul)

@@ -33,11 +33,12 @@ TRIAL_FIELDS = ("person", "cloth", "left", "right")
 KEY_FIELDS = ("hit_id", "trial", "kind", "person", "cloth", "subset", "left", "right", "a_side", "correct",
               "a_run", "b_run")
 SCRAMBLE_GRID = 8
+MAX_TRIALS_PER_HIT = 100  # a HIT is one page one worker answers; more would not be answered with care
 SETTING = "unpaired"
 
 
 class StudyError(ValueError):
-    """The two runs give nothing to compare, or an option is out of range."""
+    """The two runs give nothing to compare, an option is out of range, or a study folder does not hold together."""
 
 
 @dataclass(frozen=True)
@@ -116,8 +117,9 @@ class ImageStore:
 
 
 def catch_counts(trials_per_hit: int, catch_rate: float) -> int:
-    if trials_per_hit < 1:
-        raise StudyError("--trials-per-hit must be at least 1")
+    """Catch trials per HIT; StudyError when the options leave no valid HIT (NaN is out of every range)."""
+    if not 1 <= trials_per_hit <= MAX_TRIALS_PER_HIT:
+        raise StudyError(f"--trials-per-hit must be in [1, {MAX_TRIALS_PER_HIT}], not {trials_per_hit}")
     if not 0 <= catch_rate < 1:
         raise StudyError("--catch-rate must be in [0, 1)")
     n = round(trials_per_hit * catch_rate)

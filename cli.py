@@ -400,7 +400,7 @@ def study() -> None:
 @study.command("serve")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default).")
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port.")
 def study_serve(folder: Path, host: str, port: int) -> None:
     """Serve the study in FOLDER (from `vton amt export`); answers go to FOLDER/results.csv."""
     from vton.reports.study import make_server

@@ -43,7 +43,7 @@ class RunError(ValueError):
 
 @dataclass
 class EvalRun:
-    """An evaluation run (CONTRACTS.md §5): its summary and per-image metrics."""
+    """An evaluation run as `vton evaluate` writes it: its summary.json and per-image metrics.parquet."""
 
     path: Path
     summary: dict[str, Any]
@@ -79,7 +79,7 @@ class EvalRun:
 
 @dataclass
 class PreparedRun:
-    """A prepared dataset (CONTRACTS.md §2): its prepare.json, rejections and sample visualisations."""
+    """A dataset as `vton prepare` writes it: its prepare.json, rejected.csv and sample visualisations."""
 
     path: Path
     info: dict[str, Any]

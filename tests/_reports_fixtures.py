@@ -1,4 +1,4 @@
-"""Fixture runs for the report/AMT/study tests, written in exactly the CONTRACTS.md §2 and §5 formats."""
+"""Fixture runs for the report/AMT/study tests, in exactly the formats `vton prepare` and `vton evaluate` write."""
 from __future__ import annotations
 
 import csv

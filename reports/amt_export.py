@@ -18,6 +18,7 @@ from PIL import Image
 
 from vton.pipelines import formats
 from vton.pipelines.io import atomic_write_bytes, atomic_write_json, atomic_write_text, encode_image
+from vton.reports.media import open_rgb
 from vton.reports.render import render
 from vton.reports.runs import EvalRun, cloth_subsets, load_eval_run
 from vton.reports.sheets import write_csv
@@ -112,8 +113,7 @@ class ImageStore:
         return f"{self.base_url}/{name}"
 
     def add_file(self, path: Path) -> str:
-        with Image.open(path) as img:
-            return self.add(img)
+        return self.add(open_rgb(path))
 
 
 def catch_counts(trials_per_hit: int, catch_rate: float) -> int:
@@ -160,8 +160,8 @@ def export_study(
                 labels = {"A": a.name, "B": b.name}
                 left, right = ("A", "B") if first == "left" else ("B", "A")
             else:
-                with Image.open(pair.person_img) as real:
-                    imgs = {"real": store.add(real), "scrambled": store.add(scramble(real, rng))}
+                real = open_rgb(pair.person_img)
+                imgs = {"real": store.add(real), "scrambled": store.add(scramble(real, rng))}
                 labels = {"real": "real", "scrambled": "scrambled"}
                 left, right = ("real", "scrambled") if first == "left" else ("scrambled", "real")
             row.update({f"person_{i}": store.add_file(pair.person_img), f"cloth_{i}": store.add_file(pair.cloth_img),

@@ -335,3 +335,21 @@ def test_export_options_beyond_the_cli_ranges(small_study: Path, tmp_path: Path,
     assert one_line_error(result) == f"Error: {message}"
     assert not (tmp_path / "out").exists()
 
+
+def test_export_names_an_unreadable_image(runs, tmp_path: Path) -> None:
+    a, b, _ = runs
+    person = a.parent / "data" / "test" / "image" / "000000_0.jpg"
+    person.write_bytes(b"not an image")
+    result = CliRunner().invoke(main, ["amt", "export", "--a", str(a), "--b", str(b), "--base-url", BASE,
+                                       "--out", str(tmp_path / "out")])
+    assert one_line_error(result).startswith(f"Error: {person}: not a readable image")
+
+
+def test_export_refuses_a_decompression_bomb_in_one_line(runs, tmp_path: Path, monkeypatch) -> None:
+    from PIL import Image
+
+    a, b, _ = runs
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 300)  # every 32 x 24 fixture image is now a bomb to PIL
+    result = CliRunner().invoke(main, ["amt", "export", "--a", str(a), "--b", str(b), "--base-url", BASE,
+                                       "--out", str(tmp_path / "out")])
+    assert "decompression bomb" in one_line_error(result)

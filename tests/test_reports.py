@@ -244,6 +244,34 @@ def test_report_refuses_rejected_csv_that_is_not_utf8(tmp_path: Path) -> None:
     assert message == f"Error: {prepared / 'rejected.csv'} is not UTF-8 text (byte 24: invalid start byte)"
 
 
+def _large_png(path: Path) -> None:
+    from PIL import Image
+
+    Image.new("L", (5000, 4000)).save(path, format="PNG")  # 20 M pixels, 20 kB: above MAX_PIXELS, below PIL's limit
+
+
+BAD_IMAGES = {
+    "not an image": lambda path: path.write_bytes(b"not an image"),
+    "truncated": lambda path: path.write_bytes(path.read_bytes()[:200]),
+    "more pixels than MAX_PIXELS": _large_png,
+    "a decompression bomb to PIL": lambda path: None,  # PIL's own limit lowered below the fixture's size
+}
+
+
+@pytest.mark.parametrize("bad", BAD_IMAGES)
+def test_report_shows_an_unreadable_image_as_a_placeholder(small_run: Path, monkeypatch, bad: str) -> None:
+    from PIL import Image
+
+    if bad == "a decompression bomb to PIL":
+        monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 300)  # 32 x 24 = 768 > 2 x 300: DecompressionBombError
+    person = small_run.parent / "data" / "test" / "image" / "000000_0.jpg"
+    BAD_IMAGES[bad](person)
+    result = CliRunner().invoke(main, ["report", str(small_run)])
+    assert result.exit_code == 0, result.output
+    page = (small_run / "report.html").read_text()
+    assert 'class="missing">unreadable person</span>' in page and 'class="missing">no person' not in page
+
+
 def test_histogram_bars_follow_numpy() -> None:
     v = np.array([0.0, 0.1, 0.1, 0.5, 1.0, 1.0, 1.0])
     svg = histogram_svg([("a<b", v)], "t&t", bins=4)

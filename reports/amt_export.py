@@ -18,6 +18,7 @@ from PIL import Image
 
 from vton.pipelines import formats
 from vton.pipelines.io import atomic_write_bytes, atomic_write_json, atomic_write_text, encode_image
+from vton.reports.media import open_rgb
 from vton.reports.render import render
 from vton.reports.runs import EvalRun, cloth_subsets, load_eval_run
 from vton.reports.sheets import write_csv
@@ -33,11 +34,12 @@ TRIAL_FIELDS = ("person", "cloth", "left", "right")
 KEY_FIELDS = ("hit_id", "trial", "kind", "person", "cloth", "subset", "left", "right", "a_side", "correct",
               "a_run", "b_run")
 SCRAMBLE_GRID = 8
+MAX_TRIALS_PER_HIT = 100  # a HIT is one page one worker answers; more would not be answered with care
 SETTING = "unpaired"
 
 
 class StudyError(ValueError):
-    """The two runs give nothing to compare, or an option is out of range."""
+    """The two runs give nothing to compare, an option is out of range, or a study folder does not hold together."""
 
 
 @dataclass(frozen=True)
@@ -111,13 +113,13 @@ class ImageStore:
         return f"{self.base_url}/{name}"
 
     def add_file(self, path: Path) -> str:
-        with Image.open(path) as img:
-            return self.add(img)
+        return self.add(open_rgb(path))
 
 
 def catch_counts(trials_per_hit: int, catch_rate: float) -> int:
-    if trials_per_hit < 1:
-        raise StudyError("--trials-per-hit must be at least 1")
+    """Catch trials per HIT; StudyError when the options leave no valid HIT (NaN is out of every range)."""
+    if not 1 <= trials_per_hit <= MAX_TRIALS_PER_HIT:
+        raise StudyError(f"--trials-per-hit must be in [1, {MAX_TRIALS_PER_HIT}], not {trials_per_hit}")
     if not 0 <= catch_rate < 1:
         raise StudyError("--catch-rate must be in [0, 1)")
     n = round(trials_per_hit * catch_rate)
@@ -158,8 +160,8 @@ def export_study(
                 labels = {"A": a.name, "B": b.name}
                 left, right = ("A", "B") if first == "left" else ("B", "A")
             else:
-                with Image.open(pair.person_img) as real:
-                    imgs = {"real": store.add(real), "scrambled": store.add(scramble(real, rng))}
+                real = open_rgb(pair.person_img)
+                imgs = {"real": store.add(real), "scrambled": store.add(scramble(real, rng))}
                 labels = {"real": "real", "scrambled": "scrambled"}
                 left, right = ("real", "scrambled") if first == "left" else ("scrambled", "real")
             row.update({f"person_{i}": store.add_file(pair.person_img), f"cloth_{i}": store.add_file(pair.cloth_img),

@@ -17,7 +17,7 @@ from vton import __version__
 from vton.eval.stats import paired_wilcoxon
 from vton.pipelines import formats
 from vton.pipelines.io import atomic_write_text
-from vton.reports.media import histogram_svg, thumbnail_uri
+from vton.reports.media import ImageError, histogram_svg, thumbnail_uri
 from vton.reports.render import render
 from vton.eval.registry import HIGHER_IS_BETTER
 from vton.reports.runs import EvalRun, PreparedRun, cloth_subsets, load_run
@@ -34,11 +34,18 @@ SEED = 0
 @dataclass(frozen=True)
 class Picture:
     label: str
-    uri: str | None  # None: the file is missing
+    uri: str | None  # None: shown as a placeholder "<gap> <label>"
+    gap: str = "no"  # "no": the file is missing; "unreadable"
 
 
 def picture(label: str, path: Path | None) -> Picture:
-    return Picture(label, thumbnail_uri(path) if path is not None else None)
+    """A thumbnail; a missing or unreadable file is a placeholder, so one bad image never stops the report."""
+    if path is None:
+        return Picture(label, None)
+    try:
+        return Picture(label, thumbnail_uri(path))
+    except ImageError:
+        return Picture(label, None, "unreadable")
 
 
 def direction(metric: str) -> bool | None:

@@ -13,16 +13,37 @@ from PIL import Image
 from vton.pipelines.io import encode_image
 
 THUMB_SIZE = (96, 128)  # width, height: 256x192 try-on images at half size
+MAX_PIXELS = 1 << 24  # 4096 x 4096: far above any try-on or dataset photo; PIL's own limit lets 178 M pixels decode
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+
+
+class ImageError(OSError):
+    """An image file that cannot be shown: not an image, truncated, or too large; the message names the file."""
+
+
+def open_rgb(path: Path) -> Image.Image:
+    """The image at ``path`` decoded as RGB, or ImageError naming it.
+
+    PIL signals bad files with many types besides OSError (SyntaxError, ValueError, DecompressionBombError), and
+    would decode up to 178 M pixels with only a warning; MAX_PIXELS is checked on the header, before decoding.
+    """
+    try:
+        with Image.open(path) as img:
+            if img.width * img.height > MAX_PIXELS:
+                raise ImageError(f"{path}: {img.width} x {img.height} pixels, more than {MAX_PIXELS}")
+            return img.convert("RGB")
+    except ImageError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ImageError(f"{path}: not a readable image ({exc})") from None
 
 
 @lru_cache(maxsize=4096)
 def thumbnail_uri(path: Path, size: tuple[int, int] = THUMB_SIZE) -> str:
-    """A small JPEG thumbnail of ``path`` as a ``data:`` URI; the same file is encoded once per process."""
-    with Image.open(path) as img:
-        img = img.convert("RGB")
-        img.thumbnail(size)
-        data = encode_image(img, "JPEG", quality=80)
+    """A small JPEG thumbnail of ``path`` as a ``data:`` URI (ImageError when unreadable); each file encoded once."""
+    img = open_rgb(path)
+    img.thumbnail(size)
+    data = encode_image(img, "JPEG", quality=80)
     return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
 
 

@@ -1,16 +1,17 @@
 """Reading finished runs (evaluation runs and prepared datasets) for reports and studies; files only, no upstream code."""
 from __future__ import annotations
 
-import csv
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pandas.api.types import is_bool_dtype, is_numeric_dtype, is_string_dtype
 
 from vton.pipelines import formats
 from vton.pipelines.io import find_image
+from vton.reports.shapes import ANY, COUNT, NUMBER, TEXT, ListOf, MapOf, Obj, read_json
+from vton.reports.sheets import read_csv
 
 from vton.eval.registry import METRIC_COLUMNS
 from vton.eval.registry import METRICS_FILE as METRICS
@@ -20,6 +21,21 @@ PREPARE = "prepare.json"
 REJECTED = "rejected.csv"
 SAMPLES_DIR = "samples"
 
+# What the reports read of summary.json (vton.eval.protocol.evaluate) and prepare.json (vton.pipelines.prepare);
+# null stands for "not recorded" where the writers may leave a value out.
+STAT = Obj(optional={"mean": (NUMBER, None), "std": (NUMBER, None), "ci95": (ListOf(NUMBER, 2), None), "n": COUNT})
+SUMMARY_SHAPE = Obj(
+    required={"metrics": MapOf((MapOf((STAT, None)), None))},
+    optional={"run": (TEXT, None), "data": (TEXT, None), "results": (MapOf((TEXT, None)), None),
+              "protocol": (Obj(optional={"versions": (MapOf(ANY), None)}), None), "skipped": (MapOf(ANY), None)},
+)
+PREPARE_SHAPE = Obj(optional={
+    "pairs": (MapOf(ANY), None), "splits": (MapOf(ANY), None), "versions": (MapOf(ANY), None),
+    "rejections": (ListOf(Obj(required={"stage": TEXT, "reason": TEXT, "count": COUNT})), None),
+})
+METRIC_KINDS = {"setting": "strings", "person": "strings", "cloth": "strings", "metric": "strings", "value": "numbers",
+                "large": "booleans", "small": "booleans"}  # the types of metrics.parquet's columns
+
 
 class RunError(ValueError):
     """A folder is not a readable evaluation run or prepared dataset."""
@@ -27,7 +43,7 @@ class RunError(ValueError):
 
 @dataclass
 class EvalRun:
-    """An evaluation run (CONTRACTS.md §5): its summary and per-image metrics."""
+    """An evaluation run as `vton evaluate` writes it: its summary.json and per-image metrics.parquet."""
 
     path: Path
     summary: dict[str, Any]
@@ -63,7 +79,7 @@ class EvalRun:
 
 @dataclass
 class PreparedRun:
-    """A prepared dataset (CONTRACTS.md §2): its prepare.json, rejections and sample visualisations."""
+    """A dataset as `vton prepare` writes it: its prepare.json, rejected.csv and sample visualisations."""
 
     path: Path
     info: dict[str, Any]
@@ -76,26 +92,41 @@ class PreparedRun:
 
 
 def load_eval_run(path: Path) -> EvalRun:
-    summary = json.loads((path / SUMMARY).read_text(encoding="utf-8"))
-    if not isinstance(summary, dict) or "metrics" not in summary:
-        raise RunError(f"{path / SUMMARY} has no 'metrics' section")
+    summary = read_json(path / SUMMARY, SUMMARY_SHAPE)
     metrics_file = path / METRICS
     if metrics_file.is_file():
-        metrics = pd.read_parquet(metrics_file)
-        missing = set(METRIC_COLUMNS) - set(metrics.columns)
-        if missing:
-            raise RunError(f"{metrics_file} lacks columns {sorted(missing)}")
+        metrics = read_metrics(metrics_file)
     else:
         metrics = pd.DataFrame({c: pd.Series(dtype=object) for c in METRIC_COLUMNS})
     return EvalRun(path=path, summary=summary, metrics=metrics)
 
 
+def _column_fits(column: pd.Series, kind: str) -> bool:
+    if kind == "strings":
+        return is_string_dtype(column) and not column.isna().any()
+    if kind == "numbers":
+        return is_numeric_dtype(column) and not is_bool_dtype(column)
+    return is_bool_dtype(column)
+
+
+def read_metrics(path: Path) -> pd.DataFrame:
+    """metrics.parquet with the columns and types the reports compute on; RunError naming the file and column.
+
+    Checked here because a wrong type would pass silently later: ``"False"`` read as a flag is true.
+    """
+    metrics = pd.read_parquet(path)
+    missing = set(METRIC_COLUMNS) - set(metrics.columns)
+    if missing:
+        raise RunError(f"{path} lacks columns {sorted(missing)}")
+    for column, kind in METRIC_KINDS.items():
+        if not _column_fits(metrics[column], kind):
+            raise RunError(f"{path}: column {column!r} must hold {kind}, not {metrics[column].dtype}")
+    return metrics
+
+
 def load_prepared_run(path: Path) -> PreparedRun:
-    info = json.loads((path / PREPARE).read_text(encoding="utf-8"))
-    rejected: list[dict[str, str]] = []
-    if (path / REJECTED).is_file():
-        with open(path / REJECTED, newline="", encoding="utf-8") as fh:
-            rejected = list(csv.DictReader(fh))
+    info = read_json(path / PREPARE, PREPARE_SHAPE)
+    rejected = read_csv(path / REJECTED) if (path / REJECTED).is_file() else []
     samples_dir = path / SAMPLES_DIR
     samples = sorted(p for p in samples_dir.iterdir() if p.suffix.lower() in formats.IMAGE_SUFFIXES) if samples_dir.is_dir() else []
     return PreparedRun(path=path, info=info, rejected=rejected, samples=samples)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from vton.pipelines.io import atomic_write_text
+from vton.reports.shapes import ShapeError
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -34,5 +35,16 @@ def write_csv(path: Path, header: Sequence[str], rows: Iterable[Mapping[str, Any
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        return list(csv.DictReader(fh))
+    """The rows of a UTF-8 CSV file by header; a short row's missing cells read as "" (not None).
+
+    Text that is not UTF-8, or a cell over csv's field size limit, is a ShapeError naming the file and where.
+    """
+    try:
+        text = Path(path).read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ShapeError(f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""), restval="")
+    try:
+        return list(reader)
+    except csv.Error as exc:
+        raise ShapeError(f"{path} line {reader.line_num + 1}: {exc}") from None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import fcntl
 import html
-import json
 import os
 import re
 import secrets
@@ -21,7 +20,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from vton.pipelines.io import UnsafePathError, safe_join
-from vton.reports.amt_export import BATCH_CSV, IMAGES_DIR, RESULTS_CSV, SIDES, STUDY_JSON, TEMPLATE
+from vton.reports.amt_export import BATCH_CSV, IMAGES_DIR, RESULTS_CSV, SIDES, STUDY_JSON, TEMPLATE, StudyError
+from vton.reports.shapes import COUNT, TEXT, Obj, read_json
 from vton.reports.sheets import csv_text, read_csv
 
 VARIABLE = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
@@ -30,6 +30,8 @@ IMAGE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,128}\.(png|jpe?g)$")
 ASSIGNMENT_COLUMNS = ("HITId", "AssignmentId", "WorkerId", "AssignmentStatus", "AcceptTime", "SubmitTime",
                       "WorkTimeInSeconds")
 CONTENT_TYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg"}
+STUDY_SHAPE = Obj(required={"base_url": TEXT, "trials_per_hit": COUNT})  # what serving needs of study.json
+MAX_FORM = 1 << 20
 CSP = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; form-action 'self'"
 
 
@@ -37,13 +39,18 @@ class Study:
     """One exported study folder: the HITs, the template, and the results file with its lock."""
 
     def __init__(self, folder: Path) -> None:
+        """Reads the study once; a study.json of the wrong shape, or a hits.csv that lacks a column the template
+        fills, is an error here rather than at a participant's request."""
         self.folder = Path(folder)
-        info = json.loads((self.folder / STUDY_JSON).read_text(encoding="utf-8"))
-        self.base_url = str(info["base_url"]).rstrip("/") + "/"
-        self.trials = int(info["trials_per_hit"])
+        info = read_json(self.folder / STUDY_JSON, STUDY_SHAPE)
+        self.base_url = info["base_url"].rstrip("/") + "/"
+        self.trials = info["trials_per_hit"]
         self.hits = read_csv(self.folder / BATCH_CSV)
         self.inputs = list(self.hits[0]) if self.hits else []
         self.template = (self.folder / TEMPLATE).read_text(encoding="utf-8")
+        missing = sorted({"hit_id", *VARIABLE.findall(self.template)} - set(self.inputs))
+        if missing:
+            raise StudyError(f"{self.folder / BATCH_CSV} lacks columns {', '.join(missing)} that {TEMPLATE} uses")
         self.results = self.folder / RESULTS_CSV
         self.header = (list(ASSIGNMENT_COLUMNS) + [f"Input.{c}" for c in self.inputs]
                        + [f"Answer.choice_{i}" for i in range(self.trials)])
@@ -173,10 +180,12 @@ def make_handler(study: Study) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             if urlsplit(self.path).path != "/submit":
                 return self._error(HTTPStatus.NOT_FOUND, "not found")
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > 1 << 20:
+            length = (self.headers.get("Content-Length") or "0").strip()
+            if not length.isdecimal():  # read(-1) would wait for the client to close; int("x") would raise
+                return self._error(HTTPStatus.BAD_REQUEST, "Content-Length must be a byte count")
+            if int(length) > MAX_FORM:
                 return self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "form too large")
-            form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode("utf-8")).items()}
+            form = {k: v[0] for k, v in parse_qs(self.rfile.read(int(length)).decode("utf-8", "replace")).items()}
             worker, hit = form.get("worker", ""), study.hit(form.get("hit_id", ""))
             if not WORKER_ID.match(worker) or hit is None:
                 return self._error(HTTPStatus.BAD_REQUEST, "unknown participant or HIT")

@@ -1,4 +1,4 @@
-"""Fixture runs for the report/AMT/study tests, written in exactly the CONTRACTS.md §2 and §5 formats."""
+"""Fixture runs for the report/AMT/study tests, in exactly the formats `vton prepare` and `vton evaluate` write."""
 from __future__ import annotations
 
 import csv
@@ -7,11 +7,20 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from click.testing import Result
 from PIL import Image
 
 H, W = 32, 24
 EVIL = "<script>alert(1)"  # a person id that is also a valid file name
 FORMULA = "=SUM(1)"
+
+
+def one_line_error(result: Result) -> str:
+    """The message of a CLI call that refused its input cleanly: exit 1, no traceback, one ``Error: ...`` line."""
+    assert isinstance(result.exception, SystemExit), repr(result.exception)  # not an uncaught exception
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    return lines[0]
 
 
 def person_ids(n: int) -> list[str]:

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from PIL import Image
 from scipy import stats
 
-from _reports_fixtures import EVIL, FORMULA, person_ids, write_data, write_eval_run
+from _reports_fixtures import EVIL, FORMULA, one_line_error, person_ids, write_data, write_eval_run
 from vton.cli import main
 
 N = 24
@@ -198,3 +198,158 @@ def test_analyze_rejects_broken_task_answers(runs, tmp_path: Path) -> None:
     results.write_text("AssignmentId,WorkerId,Input.hit_id\nA1,W1,nohit\n")
     res = CliRunner().invoke(main, ["amt", "analyze", str(results), "--key", str(study / "key.csv")])
     assert res.exit_code != 0 and "no trials" in res.output
+
+
+@pytest.fixture(scope="module")
+def small_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A study of 8 pairs, 4 trials per HIT (1 catch), shared by the tests that only read its key."""
+    root = tmp_path_factory.mktemp("small_study")
+    data = write_data(root, person_ids(8))
+    a = write_eval_run(root, "runA", "cpvton", data, np.linspace(0.5, 0.9, 8), 2, set(), set())
+    b = write_eval_run(root, "runB", "baseline", data, np.linspace(0.5, 0.9, 8), 3, set(), set())
+    export(a, b, root / "study", "--trials-per-hit", "4", "--catch-rate", "0.25")
+    return root / "study"
+
+
+def write_results(path: Path, hit: str, task_answers: str) -> Path:
+    with open(path, "w", newline="") as fh:
+        csv.writer(fh).writerows([["AssignmentId", "WorkerId", "Input.hit_id", "Answer.taskAnswers"],
+                                  ["A1", "W1", hit, task_answers]])
+    return path
+
+
+def analyze(results: Path, key: Path, *extra: str):
+    return CliRunner().invoke(main, ["amt", "analyze", str(results), "--key", str(key), "--bootstrap", "20", *extra])
+
+
+ANSWER_FAULTS = {  # Answer.taskAnswers cell: the part of the message that names the fault
+    "nested 100000 deep": ("[" * 100_000, "is not JSON: maximum recursion depth exceeded"),  # json's parser recurses
+    "nested 100 deep": ('[{"choice_0": ' + "[" * 100 + "]" * 100 + "}]", "nests deeper than 64 levels"),
+    "invalid JSON": ("[{not json", "is not JSON: Expecting property name"),
+    "a string": ('"left"', "the top level must be an object or an array, not \"left\""),
+    "a list of numbers": ("[1, 2]", "[0] must be an object, not 1"),
+    "a choice as a number": ('[{"choice_0": 1}]', '["choice_0"] must be a string or an object, not 1'),
+    "a choice as null": ('{"choice_0": null}', '["choice_0"] must be a string or an object, not null'),
+    "a radio group of strings": ('[{"choice_0": {"left": "yes", "right": ""}}]',
+                                 '["choice_0"]["left"] must be true or false, not "yes"'),
+}
+
+
+@pytest.mark.parametrize("fault", ANSWER_FAULTS)
+def test_analyze_names_the_row_of_a_malformed_answer(small_study: Path, tmp_path: Path, fault: str) -> None:
+    cell, names_fault = ANSWER_FAULTS[fault]
+    hit = read(small_study / "hits.csv")[0]["hit_id"]
+    results = write_results(tmp_path / "results.csv", hit, cell)
+    message = one_line_error(analyze(results, small_study / "key.csv", "--out", str(tmp_path / "an")))
+    assert message.startswith(f"Error: {results} row 1 (assignment 'A1') Answer.taskAnswers") and names_fault in message
+    assert not (tmp_path / "an").exists()  # nothing half-written
+
+
+def test_analyze_refuses_a_cell_over_the_csv_field_limit(small_study: Path, tmp_path: Path) -> None:
+    hit = read(small_study / "hits.csv")[0]["hit_id"]
+    results = write_results(tmp_path / "results.csv", hit, "[" * 100_000 + "]" * 100_000)
+    message = one_line_error(analyze(results, small_study / "key.csv"))
+    assert message == f"Error: {results} line 2: field larger than field limit (131072)"
+
+
+@pytest.mark.parametrize("change, names_fault", [
+    ({"trial": "x"}, "row 1: trial must be a non-negative integer, not 'x'"),
+    ({"trial": "-1"}, "row 1: trial must be a non-negative integer, not '-1'"),
+    ({"kind": "abc"}, "row 1: kind must be ab or catch, not 'abc'"),
+    ({"kind": "ab", "a_side": "middle"}, "row 1: a_side must be left or right for kind ab, not 'middle'"),
+    ({"kind": "catch", "correct": ""}, "row 1: correct must be left or right for kind catch, not ''"),
+    (None, "row 1: trial must be a non-negative integer, not ''"),  # a row cut short after its hit_id
+])
+def test_analyze_names_the_row_of_a_malformed_key(small_study: Path, tmp_path: Path, change, names_fault) -> None:
+    rows = read(small_study / "key.csv")
+    key = tmp_path / "key.csv"
+    with open(key, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(list(rows[0]))
+        w.writerow(list((rows[0] | change).values()) if change else [rows[0]["hit_id"]])
+        w.writerows(list(r.values()) for r in rows[1:])
+    results = write_results(tmp_path / "results.csv", rows[0]["hit_id"], "[]")
+    assert one_line_error(analyze(results, key)) == f"Error: {key} {names_fault}"
+
+
+@pytest.mark.parametrize("text, names_fault", [
+    ("", "holds no assignments"),
+    ("AssignmentId,WorkerId,Input.hit_id,Answer.choice_0\n", "holds no assignments"),
+    ("AssignmentId,Answer.choice_0\nA1,left\n", "is not an MTurk results file: no column WorkerId, Input.hit_id"),
+    ("AssignmentId,WorkerId,Input.hit_id\nA1,W1,nohit\n", "row 1 (assignment 'A1'): HIT 'nohit' has no trials in"),
+])
+def test_analyze_refuses_results_without_assignments(small_study: Path, tmp_path: Path, text, names_fault) -> None:
+    results = tmp_path / "results.csv"
+    results.write_text(text)
+    message = one_line_error(analyze(results, small_study / "key.csv", "--out", str(tmp_path / "an")))
+    assert message.startswith(f"Error: {results} {names_fault}")
+    assert not (tmp_path / "an").exists()
+
+
+@pytest.mark.parametrize("args", [
+    ["amt", "analyze", "{results}", "--key", "{key}", "--bootstrap", "0"],
+    ["amt", "analyze", "{results}", "--key", "{key}", "--bootstrap", "-1"],
+    ["amt", "analyze", "{results}", "--key", "{key}", "--min-catch-accuracy", "1.5"],
+    ["amt", "analyze", "{results}", "--key", "{key}", "--min-catch-accuracy", "-0.1"],
+    ["amt", "analyze", "{results}", "--key", "{key}", "--seed", "-1"],
+    ["amt", "export", "--a", "{a}", "--b", "{a}", "--base-url", BASE, "--out", "{out}", "--trials-per-hit", "0"],
+    ["amt", "export", "--a", "{a}", "--b", "{a}", "--base-url", BASE, "--out", "{out}", "--catch-rate", "1"],
+    ["amt", "export", "--a", "{a}", "--b", "{a}", "--base-url", BASE, "--out", "{out}", "--catch-rate", "-0.1"],
+])
+def test_out_of_range_options_are_usage_errors(small_study: Path, tmp_path: Path, args: list[str]) -> None:
+    paths = {"results": small_study / "key.csv", "key": small_study / "key.csv", "a": small_study.parent / "runA",
+             "out": tmp_path / "out"}
+    result = CliRunner().invoke(main, [a.format(**paths) for a in args])
+    assert result.exit_code == 2 and f"Invalid value for '{args[-2]}'" in result.output, result.output
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--bootstrap", str(10**30)], "--bootstrap must be in [1, 100000], not 1" + "0" * 30),
+    (["--min-catch-accuracy", "nan"], "--min-catch-accuracy must be in [0, 1], not nan"),
+])
+def test_analyze_options_beyond_the_cli_ranges(small_study: Path, tmp_path: Path, args, message: str) -> None:
+    hit = read(small_study / "hits.csv")[0]["hit_id"]
+    results = write_results(tmp_path / "results.csv", hit, "[]")
+    assert one_line_error(analyze(results, small_study / "key.csv", *args)) == f"Error: {message}"
+
+
+@pytest.mark.parametrize("options", [dict(n_boot=0), dict(n_boot=-5), dict(min_catch_accuracy=float("nan")),
+                                     dict(min_catch_accuracy=2.0), dict(seed=-1)])
+def test_analyze_results_checks_its_options_first(tmp_path: Path, options: dict) -> None:
+    from vton.reports.amt_analyze import ResultsError, analyze_results
+
+    with pytest.raises(ResultsError, match="must be"):  # before any file is read: these do not exist
+        analyze_results(tmp_path / "results.csv", tmp_path / "key.csv", tmp_path / "an", **options)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--trials-per-hit", "101"], "--trials-per-hit must be in [1, 100], not 101"),
+    (["--trials-per-hit", str(10**30)], "--trials-per-hit must be in [1, 100], not 1" + "0" * 30),
+    (["--catch-rate", "nan"], "--catch-rate must be in [0, 1)"),
+])
+def test_export_options_beyond_the_cli_ranges(small_study: Path, tmp_path: Path, args, message: str) -> None:
+    a = small_study.parent / "runA"
+    result = CliRunner().invoke(main, ["amt", "export", "--a", str(a), "--b", str(a), "--base-url", BASE,
+                                       "--out", str(tmp_path / "out"), *args])
+    assert one_line_error(result) == f"Error: {message}"
+    assert not (tmp_path / "out").exists()
+
+
+def test_export_names_an_unreadable_image(runs, tmp_path: Path) -> None:
+    a, b, _ = runs
+    person = a.parent / "data" / "test" / "image" / "000000_0.jpg"
+    person.write_bytes(b"not an image")
+    result = CliRunner().invoke(main, ["amt", "export", "--a", str(a), "--b", str(b), "--base-url", BASE,
+                                       "--out", str(tmp_path / "out")])
+    assert one_line_error(result).startswith(f"Error: {person}: not a readable image")
+
+
+def test_export_refuses_a_decompression_bomb_in_one_line(runs, tmp_path: Path, monkeypatch) -> None:
+    from PIL import Image
+
+    a, b, _ = runs
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 300)  # every 32 x 24 fixture image is now a bomb to PIL
+    result = CliRunner().invoke(main, ["amt", "export", "--a", str(a), "--b", str(b), "--base-url", BASE,
+                                       "--out", str(tmp_path / "out")])
+    assert "decompression bomb" in one_line_error(result)

@@ -1,6 +1,7 @@
 """`vton report`: a self-contained HTML page, parsed back and checked against independent computations."""
 from __future__ import annotations
 
+import json
 import math
 import re
 from html.parser import HTMLParser
@@ -11,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from scipy import stats
 
-from _reports_fixtures import EVIL, person_ids, write_data, write_eval_run, write_prepared
+from _reports_fixtures import EVIL, one_line_error, person_ids, write_data, write_eval_run, write_prepared
 from vton.cli import main
 from vton.eval.stats import binomial_test, cluster_bootstrap_preference, paired_wilcoxon, wilson_interval
 from vton.reports.media import histogram_svg
@@ -134,6 +135,141 @@ def test_report_prepared_dataset(tmp_path: Path) -> None:
 def test_report_refuses_unknown_folder(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["report", str(tmp_path)])
     assert result.exit_code == 1 and "neither" in result.output
+
+
+def _js(obj: object) -> bytes:
+    return json.dumps(obj).encode()
+
+
+def _stat(**entry: object) -> dict:
+    return {"metrics": {"paired/ssim": {"all": {"mean": 0.5, "std": 0.1, "ci95": [0.4, 0.6], "n": 3, **entry}}}}
+
+
+def _nested(levels: int) -> object:
+    value: object = 0
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+SUMMARY_FAULTS = {  # name: (summary.json's bytes from the good summary, the part of the message that names the key)
+    "metrics is a list": (lambda s: _js({**s, "metrics": []}), '["metrics"] must be an object, not an array'),
+    "top level is a list": (lambda s: _js([s]), "the top level must be an object"),
+    "no metrics": (lambda s: _js({k: v for k, v in s.items() if k != "metrics"}), '["metrics"] is missing'),
+    "metric entry is a list": (lambda s: _js({**s, "metrics": {"paired/ssim": [0.5]}}),
+                               '["metrics"]["paired/ssim"] must be an object or null'),
+    "subset entry is a number": (lambda s: _js({**s, "metrics": {"paired/ssim": {"all": 0.5}}}),
+                                 '["metrics"]["paired/ssim"]["all"] must be an object or null, not 0.5'),
+    "mean as a string": (lambda s: _js({**s, **_stat(mean="0.5")}),
+                         '["metrics"]["paired/ssim"]["all"]["mean"] must be a number or null, not "0.5"'),
+    "n as a string": (lambda s: _js({**s, **_stat(n="3")}), '["n"] must be a non-negative integer, not "3"'),
+    "n negative": (lambda s: _js({**s, **_stat(n=-3)}), '["n"] must be a non-negative integer, not -3'),
+    "ci95 of one bound": (lambda s: _js({**s, **_stat(ci95=[0.4])}), '["ci95"] must be an array of 2 entries or null'),
+    "ci95 as text": (lambda s: _js({**s, **_stat(ci95="[0.4, 0.6]")}), '["ci95"] must be an array of 2 entries'),
+    "results as a list": (lambda s: _js({**s, "results": ["x"]}), '["results"] must be an object or null'),
+    "a results folder as a number": (lambda s: _js({**s, "results": {"paired": 3}}), '["results"]["paired"] must be'),
+    "versions as a list": (lambda s: _js({**s, "protocol": {"versions": ["torch"]}}), '["protocol"]["versions"]'),
+    "skipped as a string": (lambda s: _js({**s, "skipped": "lpips"}), '["skipped"] must be an object or null'),
+    "run name as a number": (lambda s: _js({**s, "run": 7}), '["run"] must be a string or null, not 7'),
+    "invalid JSON": (lambda s: b"{not json", "is not JSON"),
+    "truncated": (lambda s: _js(s)[:40], "is not JSON"),
+    "empty": (lambda s: b"", "is not JSON"),
+    "not UTF-8": (lambda s: b'{"metrics": {"\xff": {}}}', "is not JSON"),
+    "nested 100000 deep": (lambda s: b"[" * 100_000 + b"]" * 100_000, "is not JSON"),
+    "a protocol nested 800 deep": (lambda s: _js({**s, "protocol": {"x": _nested(800)}}), "nests deeper than 64"),
+}
+
+
+@pytest.fixture()
+def small_run(tmp_path: Path) -> Path:
+    data = write_data(tmp_path, person_ids(6))
+    return write_eval_run(tmp_path, "run", "run", data, np.linspace(0.5, 0.9, 6), 1, set(), set())
+
+
+@pytest.mark.parametrize("fault", SUMMARY_FAULTS)
+def test_report_refuses_malformed_summary_in_one_line(small_run: Path, fault: str) -> None:
+    summary = small_run / "summary.json"
+    make, names_key = SUMMARY_FAULTS[fault]
+    summary.write_bytes(make(json.loads(summary.read_text())))
+    message = one_line_error(CliRunner().invoke(main, ["report", str(small_run)]))
+    assert message.startswith(f"Error: {summary}") and names_key in message
+    assert not (small_run / "report.html").exists()
+
+
+@pytest.mark.parametrize("column, values, kind", [
+    ("value", lambda m: m["value"].astype(str), "numbers"),  # numbers as strings
+    ("large", lambda m: m["large"].astype(str), "booleans"),  # "False" would count as true
+    ("small", lambda m: m["small"].astype(int), "booleans"),
+    ("person", lambda m: None, "strings"),
+])
+def test_report_refuses_metrics_columns_of_the_wrong_type(small_run: Path, column: str, values, kind: str) -> None:
+    import pandas as pd
+
+    path = small_run / "metrics.parquet"
+    metrics = pd.read_parquet(path)
+    metrics[column] = values(metrics)
+    metrics.to_parquet(path)
+    message = one_line_error(CliRunner().invoke(main, ["report", str(small_run)]))
+    assert message.startswith(f"Error: {path}: column {column!r} must hold {kind}")
+
+
+@pytest.mark.parametrize("info, names_key", [
+    ([{"source": "x"}], "the top level must be an object"),
+    ({"pairs": [10, 3]}, '["pairs"] must be an object or null'),
+    ({"rejections": [{"stage": "pose", "reason": "no keypoints"}]}, '["rejections"][0]["count"] is missing'),
+    ({"rejections": [{"stage": "pose", "reason": "no keypoints", "count": "2"}]}, '["rejections"][0]["count"] must'),
+    ({"rejections": ["pose"]}, '["rejections"][0] must be an object, not "pose"'),
+])
+def test_report_refuses_malformed_prepare_json_in_one_line(tmp_path: Path, info: object, names_key: str) -> None:
+    prepared = write_prepared(tmp_path, [], samples=0)
+    (prepared / "prepare.json").write_text(json.dumps(info))
+    message = one_line_error(CliRunner().invoke(main, ["report", str(prepared)]))
+    assert message.startswith(f"Error: {prepared / 'prepare.json'}: ") and names_key in message
+
+
+def test_report_reads_short_rejected_rows_as_blank(tmp_path: Path) -> None:
+    prepared = write_prepared(tmp_path, [("a_0.jpg b_1.jpg", "test", "pose", "no keypoints")], samples=0)
+    with open(prepared / "rejected.csv", "a") as fh:
+        fh.write("c_0.jpg d_1.jpg,test\n")  # a row cut short: no stage, no reason
+    out = tmp_path / "p.html"
+    result = CliRunner().invoke(main, ["report", str(prepared), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert parse(out).rows["rejections"][1:] == [["1"], ["pose", "no keypoints", "1"]]
+
+
+def test_report_refuses_rejected_csv_that_is_not_utf8(tmp_path: Path) -> None:
+    prepared = write_prepared(tmp_path, [], samples=0)
+    (prepared / "rejected.csv").write_bytes(b"pair,split,stage,reason\n\xff_0.jpg x_1.jpg,test,pose,bad\n")
+    message = one_line_error(CliRunner().invoke(main, ["report", str(prepared)]))
+    assert message == f"Error: {prepared / 'rejected.csv'} is not UTF-8 text (byte 24: invalid start byte)"
+
+
+def _large_png(path: Path) -> None:
+    from PIL import Image
+
+    Image.new("L", (5000, 4000)).save(path, format="PNG")  # 20 M pixels, 20 kB: above MAX_PIXELS, below PIL's limit
+
+
+BAD_IMAGES = {
+    "not an image": lambda path: path.write_bytes(b"not an image"),
+    "truncated": lambda path: path.write_bytes(path.read_bytes()[:200]),
+    "more pixels than MAX_PIXELS": _large_png,
+    "a decompression bomb to PIL": lambda path: None,  # PIL's own limit lowered below the fixture's size
+}
+
+
+@pytest.mark.parametrize("bad", BAD_IMAGES)
+def test_report_shows_an_unreadable_image_as_a_placeholder(small_run: Path, monkeypatch, bad: str) -> None:
+    from PIL import Image
+
+    if bad == "a decompression bomb to PIL":
+        monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 300)  # 32 x 24 = 768 > 2 x 300: DecompressionBombError
+    person = small_run.parent / "data" / "test" / "image" / "000000_0.jpg"
+    BAD_IMAGES[bad](person)
+    result = CliRunner().invoke(main, ["report", str(small_run)])
+    assert result.exit_code == 0, result.output
+    page = (small_run / "report.html").read_text()
+    assert 'class="missing">unreadable person</span>' in page and 'class="missing">no person' not in page
 
 
 def test_histogram_bars_follow_numpy() -> None:

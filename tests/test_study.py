@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import http.client
+import json
 import re
 import shutil
 import threading
@@ -48,7 +49,7 @@ def server(study: Path):
     srv.server_close()
 
 
-def request(srv, method: str, path: str, body: str | None = None) -> tuple[int, dict[str, str], bytes]:
+def request(srv, method: str, path: str, body: str | bytes | None = None) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", srv.server_address[1], timeout=10)
     headers = {"Content-Type": "application/x-www-form-urlencoded"} if body is not None else {}
     conn.request(method, path, body=body, headers=headers)
@@ -107,6 +108,54 @@ def test_template_values_are_escaped(study: Path) -> None:
     hit = dict(s.hits[0]) | {"person_0": '"><script>alert(1)</script>'}
     filled = s.fill(hit)
     assert "<script>alert(1)" not in filled and "&quot;&gt;&lt;script&gt;" in filled
+
+
+@pytest.mark.parametrize("info, names_key", [
+    ([], "the top level must be an object"),
+    ({"base_url": "https://cdn.example.org/s"}, '["trials_per_hit"] is missing'),
+    ({"base_url": "https://cdn.example.org/s", "trials_per_hit": "4"}, '["trials_per_hit"] must be a non-negative'),
+    ({"base_url": 5, "trials_per_hit": 4}, '["base_url"] must be a string, not 5'),
+])
+def test_study_refuses_malformed_study_json(study: Path, info: object, names_key: str) -> None:
+    from vton.reports.shapes import ShapeError
+
+    (study / "study.json").write_text(json.dumps(info))
+    with pytest.raises(ShapeError, match=re.escape(f"{study / 'study.json'}: {names_key}")):
+        Study(study)
+
+
+def test_study_refuses_hits_without_the_template_columns(study: Path) -> None:
+    from vton.reports.amt_export import StudyError
+
+    hits = rows(study / "hits.csv")
+    with open(study / "hits.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, [c for c in hits[0] if c != "person_1"], extrasaction="ignore")
+        w.writeheader()
+        w.writerows(hits)
+    with pytest.raises(StudyError, match="lacks columns person_1 that hit_template.html uses"):
+        Study(study)
+
+
+@pytest.mark.parametrize("length", ["-1", "abc", " 12x"])
+def test_submit_refuses_a_bad_content_length(server, study: Path, length: str) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
+    conn.putrequest("POST", "/submit")
+    conn.putheader("Content-Length", length)
+    conn.endheaders()
+    assert conn.getresponse().status == 400  # read(-1) would wait for the client to hang up; int("abc") would raise
+    conn.close()
+    assert not (study / "results.csv").exists()
+
+
+def test_submit_refuses_a_form_that_is_not_utf8(server, study: Path) -> None:
+    status, _, _ = request(server, "POST", "/submit", "worker=P1&hit_id=hit00001&choice_0=left\xff".encode("latin-1"))
+    assert status == 400 and not (study / "results.csv").exists()
+
+
+@pytest.mark.parametrize("port", ["70000", "-1"])
+def test_serve_refuses_a_port_out_of_range(study: Path, port: str) -> None:
+    result = CliRunner().invoke(main, ["study", "serve", str(study), "--port", port])
+    assert result.exit_code == 2 and "Invalid value for '--port'" in result.output, result.output
 
 
 def find_browser() -> tuple[str, str]:

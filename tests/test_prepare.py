@@ -267,7 +267,7 @@ def test_sigkilled_prepare_resumes_to_identical_outputs(synth_cpvton: Path, tmp_
     clean = tmp_path / "clean"
     prepare(synth_cpvton, clean, PrepareOptions(), QUIET)
     out = tmp_path / "out"
-    env = {**os.environ, "PYTHONPATH": str(Path(vton.__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(vton.__file__).parents[1])}  # the checkout imported here
     command = [sys.executable, "-m", "vton.cli", "prepare", str(synth_cpvton), str(out)]
     for kill_at in (3, 60):  # early, then later in the resumed run (staged JPEGs: 3 per pair)
         proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

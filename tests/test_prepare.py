@@ -5,10 +5,13 @@ import csv
 import hashlib
 import json
 import os
+import shutil
 import signal
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -21,6 +24,7 @@ from PIL import Image
 
 from vton.cli import main
 from vton.pipelines.formats import palette_bytes
+from vton.pipelines.io import DATA_FILE_LIMIT
 from vton.pipelines.pose import parse_pose_json
 from vton.pipelines.prepare import PrepareOptions, prepare
 from vton.pipelines.runner import RunnerConfig
@@ -149,6 +153,124 @@ def test_hand_made_faults_content_mode_and_keypoint_count(tmp_path: Path) -> Non
         "000002_0.jpg 000002_1.jpg": ("train", "labels"), "000003_0.jpg 000003_1.jpg": ("train", "keypoints"),
         "000004_0.jpg": ("train", "discover")}
     assert summary.splits == {"train": 2, "test": len(ids["test"])}
+
+
+# --- hostile files: each is one recorded rejection, never an aborted or hung run ---------------------------------
+
+
+def _first_pid(root: Path, pairs_file: str) -> str:
+    return (root / pairs_file).read_text().split()[0][: -len("_0.jpg")]
+
+
+def _append_line(root: Path, pairs_file: str, line: bytes) -> None:
+    with open(root / pairs_file, "ab") as fh:
+        fh.write(line + b"\n")
+
+
+def _nul_in_pairs_line(root: Path) -> tuple[str, str, str]:
+    _append_line(root, "train_pairs.txt", b"9999\x0099_0.jpg 999999_1.jpg")
+    return "9999\\x0099_0.jpg 999999_1.jpg", "discover", "holds a NUL byte"
+
+
+def _invalid_utf8_in_pairs_line(root: Path) -> tuple[str, str, str]:
+    _append_line(root, "train_pairs.txt", b"99\xff9999_0.jpg 999999_1.jpg")
+    return "99\\xff9999_0.jpg 999999_1.jpg", "discover", "not valid UTF-8"
+
+
+def _invalid_utf8_file_name(root: Path) -> tuple[str, str, str]:
+    pid = _first_pid(root, "train_pairs.txt")
+    for name in ("train_pairs.txt", "test_pairs.txt", "test_pairs_same.txt"):  # persons then come from the folders
+        (root / name).unlink()
+    for folder, suffix in (("image", "_0.jpg"), ("cloth", "_1.jpg")):
+        name = os.fsdecode(b"99\xff9999" + suffix.encode())  # as os.listdir gives it back
+        shutil.copy(root / "train" / folder / f"{pid}{suffix}", root / "train" / folder / name)
+    return "99\\xff9999_0.jpg 99\\xff9999_1.jpg", "discover", "not valid UTF-8"
+
+
+def _pose(root: Path) -> tuple[Path, str]:
+    pid = _first_pid(root, "train_pairs.txt")
+    pose = root / "train" / "pose" / f"{pid}_0_keypoints.json"
+    pose.unlink()
+    return pose, f"{pid}_0.jpg {pid}_1.jpg"
+
+
+def _pose_nested_200000_deep(root: Path) -> tuple[str, str, str]:
+    pose, line = _pose(root)
+    pose.write_text("[" * 200_000 + "]" * 200_000)
+    return line, "keypoints", "nests too deeply"
+
+
+def _pose_links_to_dev_zero(root: Path) -> tuple[str, str, str]:
+    pose, line = _pose(root)
+    pose.symlink_to("/dev/zero")
+    return line, "file", "is not a regular file (a character device)"
+
+
+def _pose_is_a_fifo(root: Path) -> tuple[str, str, str]:
+    pose, line = _pose(root)
+    os.mkfifo(pose)
+    return line, "file", "is not a regular file (a FIFO)"
+
+
+def _pose_over_the_size_limit(root: Path) -> tuple[str, str, str]:
+    pose, line = _pose(root)
+    with open(pose, "wb") as fh:
+        fh.truncate(DATA_FILE_LIMIT + 1)  # sparse: no disk used
+    return line, "file", f"holds {DATA_FILE_LIMIT + 1} bytes, more than the {DATA_FILE_LIMIT} allowed"
+
+
+def mat_bomb(name: str, rows: int, cols: int) -> bytes:
+    """A MAT v5 file of one zlib-compressed uint8 array of zeros, rows x cols: about 4 kB per inflated MB."""
+    def element(kind: int, payload: bytes) -> bytes:
+        return struct.pack("<II", kind, len(payload)) + payload + bytes(-len(payload) % 8)
+
+    size = rows * cols + (-rows * cols % 8)
+    head = (element(6, struct.pack("<II", 9, 0)) + element(5, struct.pack("<ii", rows, cols))  # uint8 class, dims
+            + element(1, name.encode()) + struct.pack("<II", 2, rows * cols))  # name, then the data's tag
+    deflate = zlib.compressobj(1)
+    stream = deflate.compress(struct.pack("<II", 14, len(head) + size) + head)
+    for start in range(0, size, 1 << 20):
+        stream += deflate.compress(bytes(min(1 << 20, size - start)))
+    stream += deflate.flush()
+    header = b"MATLAB 5.0 MAT-file".ljust(116) + bytes(8) + struct.pack("<H", 0x0100) + b"IM"
+    return header + struct.pack("<II", 15, len(stream)) + stream
+
+
+def _segment_mat_declares_a_huge_array(root: Path) -> tuple[str, str, str]:
+    pid = _first_pid(root, "viton_train_pairs.txt")
+    (root / "segment" / f"{pid}_0.mat").write_bytes(mat_bomb("segment", 9000, 9000))  # 81 MB inflated
+    return f"{pid}_0.jpg {pid}_1.jpg", "decode", "segment .mat declares a 9000x9000 uint8 array"
+
+
+def _pose_mat_with_a_nan_joint_index(root: Path) -> tuple[str, str, str]:
+    from vton.pipelines.synth import savemat_bytes
+
+    pid = _first_pid(root, "viton_train_pairs.txt")
+    (root / "pose" / f"{pid}_0.mat").write_bytes(savemat_bytes({"subset": np.full((1, 20), np.nan),
+                                                                 "candidate": np.zeros((2, 4))}))
+    return f"{pid}_0.jpg {pid}_1.jpg", "keypoints", "pose subset holds a non-finite joint index"
+
+
+@pytest.mark.parametrize("dataset, hostile", [
+    ("synth_cpvton", _nul_in_pairs_line), ("synth_cpvton", _invalid_utf8_in_pairs_line),
+    ("synth_cpvton", _invalid_utf8_file_name), ("synth_cpvton", _pose_nested_200000_deep),
+    ("synth_cpvton", _pose_links_to_dev_zero), ("synth_cpvton", _pose_is_a_fifo),
+    ("synth_cpvton", _pose_over_the_size_limit), ("synth_viton_raw", _segment_mat_declares_a_huge_array),
+    ("synth_viton_raw", _pose_mat_with_a_nan_joint_index),
+], ids=lambda v: v.__name__.strip("_") if callable(v) else None)
+def test_a_hostile_file_is_one_recorded_rejection(dataset: str, hostile, request: pytest.FixtureRequest,
+                                                  tmp_path: Path) -> None:
+    root = tmp_path / "src"
+    shutil.copytree(request.getfixturevalue(dataset), root)
+    clean_persons = {line.split()[0] for path in root.glob("*pairs*.txt") for line in path.read_text().splitlines()}
+    line, stage, reason = hostile(root)
+    out = tmp_path / "out"
+    summary = prepare(root, out, PrepareOptions(), QUIET)  # returns: no exception, no hang
+    with open(out / "rejected.csv", newline="") as fh:
+        rows = [(r["pair"], r["split"], r["stage"], r["reason"]) for r in csv.DictReader(fh)]
+    assert [row[:3] for row in rows] == [(line, "train", stage)] and reason in rows[0][3], rows
+    kept = {r.person for r in pd.read_parquet(out / "manifest.parquet").itertuples() if r.status == "kept"}
+    assert kept == clean_persons - {line.split()[0]} and summary.kept == len(kept)  # every clean pair is kept
 
 
 # --- layouts and outputs ----------------------------------------------------------------------------------------

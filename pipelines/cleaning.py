@@ -7,8 +7,8 @@ file (a FIFO, a device) or is larger than `io.DATA_FILE_LIMIT`, refused before i
 not decode, has the wrong mode or size (or a .mat declaring an array larger than the limit); ``labels`` a parse that
 is not a label image or holds labels outside 0..19; ``content`` a person without a cloth region or without a head;
 ``keypoints`` a pose file without 18 finite joints (or nested too deeply to parse); ``mask`` an empty cloth mask;
-``leak`` a train pair using an ID of the test split; ``duplicate`` an image identical to one an earlier pair keeps;
-``split`` a clean pair left over by the requested split sizes.
+``leak`` a train pair using an ID of the test split; ``duplicate`` a person listed again in its split, or an image
+identical to one an earlier pair keeps; ``split`` a clean pair left over by the requested split sizes.
 """
 from __future__ import annotations
 

@@ -187,8 +187,10 @@ def _id(name: str) -> str:
 
 def decide(pairs: list[Pair], results: dict[Item, ItemResult], official: bool,
            options: PrepareOptions) -> list[Decision]:
-    """Apply, in order: item faults, IDs in both splits (the train pair goes), exact duplicates (the first pair in
-    order keeps the image), then the drawn split when there is no official one."""
+    """Apply, in order: item faults, IDs in both splits (the train pair goes), a person listed again in its split (the
+    first listing stays: inference and evaluation name their outputs by the person, and refuse a person listed twice),
+    exact duplicates (the first pair in order keeps the image), then the drawn split when there is no official one
+    (before it, a person stays once in all: both listings would land in one split, their IDs being linked)."""
     decisions = [Decision(p, p.split) for p in pairs]
     for d in decisions:
         if d.pair.problem:
@@ -204,6 +206,13 @@ def decide(pairs: list[Pair], results: dict[Item, ItemResult], official: bool,
     for d in decisions:  # the test set stays whole: a train pair using a test ID is the one rejected
         if not d.stage and d.split == "train" and {_id(d.pair.person.name), _id(d.pair.cloth.name)} & test_ids:
             d.stage, d.reason = "leak", "ID also used in test"
+    listed: set[tuple[str, str]] = set()
+    for d in decisions:
+        if not d.stage:
+            key = (d.split if official else "", d.pair.person.name)
+            if key in listed:
+                d.stage, d.reason = "duplicate", "person listed twice; the first listing is kept"
+            listed.add(key)
     for kind in (PERSON, CLOTH):
         live = [d for d in decisions if not d.stage]
         items = [d.pair.person if kind == PERSON else d.pair.cloth for d in live]
@@ -422,12 +431,9 @@ def _paired_test(test: list[Decision], results: dict, official: bool
     """test_pairs_same.txt pairs (with the own-cloth item to place) and rejections of persons left out of it."""
     if not official:
         return [((d.pair.person.name, d.pair.cloth.name), None) for d in test], []
-    same, rejected, seen = [], [], set()
-    for d in test:
+    same, rejected = [], []
+    for d in test:  # each person once: `decide` rejects a person listed twice
         person = d.pair.person
-        if person.name in seen:
-            continue
-        seen.add(person.name)
         own = Item(CLOTH, own_cloth(person.name), person.src_split)
         res = results[own]
         if res.ok:

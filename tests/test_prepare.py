@@ -23,7 +23,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from vton.cli import main
-from vton.pipelines.formats import palette_bytes
+from vton.pipelines.formats import palette_bytes, read_pairs
 from vton.pipelines.io import DATA_FILE_LIMIT
 from vton.pipelines.pose import parse_pose_json
 from vton.pipelines.prepare import PrepareOptions, prepare
@@ -271,6 +271,27 @@ def test_a_hostile_file_is_one_recorded_rejection(dataset: str, hostile, request
     assert [row[:3] for row in rows] == [(line, "train", stage)] and reason in rows[0][3], rows
     kept = {r.person for r in pd.read_parquet(out / "manifest.parquet").itertuples() if r.status == "kept"}
     assert kept == clean_persons - {line.split()[0]} and summary.kept == len(kept)  # every clean pair is kept
+
+
+def test_a_person_listed_twice_keeps_its_first_listing(synth_cpvton: Path, tmp_path: Path) -> None:
+    """Infer and evaluate refuse a person listed twice (outputs are named by person): prepare decides, once."""
+    src = tmp_path / "src"
+    shutil.copytree(synth_cpvton, src)
+    lines = {s: (src / f"{s}_pairs.txt").read_text().splitlines() for s in ("train", "test")}
+    again = {"train": lines["train"][0], "test": f"{lines['test'][0].split()[0]} {lines['test'][1].split()[1]}"}
+    for split, line in again.items():
+        _append_line(src, f"{split}_pairs.txt", line.encode())
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["prepare", str(src), str(out)])
+    assert result.exit_code == 3, result.output
+    with open(out / "rejected.csv", newline="") as fh:
+        rows = [(r["pair"], r["split"], r["stage"], r["reason"]) for r in csv.DictReader(fh)]
+    assert sorted(rows) == sorted((line, split, "duplicate", "person listed twice; the first listing is kept")
+                                  for split, line in again.items())
+    for split in ("train", "test"):
+        assert (out / f"{split}_pairs.txt").read_text().splitlines() == lines[split]
+    for name in ("train_pairs.txt", "test_pairs.txt", "test_pairs_same.txt"):
+        read_pairs(out / name, unique_persons=True)  # what infer and evaluate accept
 
 
 # --- layouts and outputs ----------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from vton.pipelines.pose import KeypointLoader, keypoint_loader, parse_pose_json
 from vton.pipelines.representation import visualise
 from vton.pipelines.runner import Runner, RunnerConfig
 from vton.pipelines.sources import (
-    CLOTH, PERSON, Item, Pair, detect_layout, discover, ingest_cloth, ingest_person, own_cloth,
+    CLOTH, PERSON, Item, Pair, detect_layout, discover, ingest_cloth, ingest_person, own_cloth, split_warnings,
 )
 from vton.pipelines.split import seeded_split, split_sizes, unpaired_cloths
 from vton import library_versions
@@ -58,6 +58,7 @@ class PrepareOptions:
     # (vton.pipelines.pifpaf.PifpafKeypoints: JSON-able fields, so the recorded configuration holds them)
     keypoints: str | KeypointLoader = "dataset"
     samples: int = 4
+    strict: bool = False  # refuse to run, writing nothing, where a warning would be given (see `PrepareSummary`)
 
 
 @dataclass
@@ -67,6 +68,7 @@ class PrepareSummary:
     kept: int
     splits: dict[str, int]
     rejections: list[dict] = field(default_factory=list)  # {"stage", "reason", "count"}, most frequent first
+    warnings: list[str] = field(default_factory=list)  # e.g. a missing pairs file: a split left empty
 
     @property
     def rejected(self) -> int:
@@ -362,15 +364,21 @@ def _remove_temporaries(out: Path) -> None:
 
 def prepare(src: str | os.PathLike, out: str | os.PathLike, options: PrepareOptions = PrepareOptions(),
             runner: RunnerConfig = RunnerConfig()) -> PrepareSummary:
-    """Clean, split and precompute ``src`` (CP-VTON or raw VITON layout, detected) into ``out``."""
+    """Clean, split and precompute ``src`` (CP-VTON or raw VITON layout, detected) into ``out``.
+
+    ``options.strict`` turns warnings (a missing pairs file) into a refusal before anything is written.
+    """
     src_path, out_path = Path(src).resolve(), Path(out).resolve()
     layout = detect_layout(src_path)
     keypoint_loader(options.keypoints)  # an unknown source fails here, not in every task
     config = {"source": str(src_path), "layout": layout, **asdict(options)}
-    del config["samples"]
+    del config["samples"], config["strict"]
+    pairs, official = discover(src_path, layout, options.resplit)
+    warnings = split_warnings(src_path, layout, pairs)
+    if warnings and options.strict:
+        raise ValueError(f"strict: {'; '.join(warnings)}; nothing written")
     _check_out(out_path, config)
 
-    pairs, official = discover(src_path, layout, options.resplit)
     items = {i for p in pairs for i in (p.person, p.cloth) if i is not None}
     if official:  # the paired test list needs each test person's own cloth
         items |= {Item(CLOTH, own_cloth(p.person.name), p.person.src_split)
@@ -415,11 +423,13 @@ def prepare(src: str | os.PathLike, out: str | os.PathLike, options: PrepareOpti
     counts = Counter((d.stage, d.reason) for d in decisions if d.stage)
     summary = PrepareSummary(out_path, len(decisions), len(kept), {s: len(by_split[s]) for s in F.SPLITS},
                              [{"stage": s, "reason": r, "count": n}
-                              for (s, r), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))])
+                              for (s, r), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))],
+                             warnings)
     atomic_write_json(out_path / F.PREPARE_FILE, {
         "source": str(src_path), "layout": layout, "seed": options.seed,
         "pairs": {"total": summary.total, "kept": summary.kept, "rejected": summary.rejected},
-        "splits": summary.splits, "rejections": summary.rejections, "versions": library_versions("numpy", "pillow", "scipy", "dask", "pyarrow"), "options": config})
+        "splits": summary.splits, "rejections": summary.rejections, "warnings": summary.warnings,
+        "versions": library_versions("numpy", "pillow", "scipy", "dask", "pyarrow"), "options": config})
     _write_samples(out_path, (by_split["test"] or by_split["train"])[: options.samples])
     shutil.rmtree(_state(out_path), ignore_errors=True)
     _remove_temporaries(out_path)

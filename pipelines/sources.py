@@ -64,9 +64,12 @@ def detect_layout(src: str | os.PathLike) -> str:
                      f"nor the raw VITON layout ({F.RAW_IMAGE_DIR}/)")
 
 
+def _pairs_names(layout: str) -> dict[str, str]:
+    return F.PAIRS_FILES if layout == "cpvton" else {"train": F.RAW_TRAIN_PAIRS, "test": F.RAW_TEST_PAIRS}
+
+
 def pairs_files(src: Path, layout: str) -> dict[str, Path]:
-    names = F.PAIRS_FILES if layout == "cpvton" else {"train": F.RAW_TRAIN_PAIRS, "test": F.RAW_TEST_PAIRS}
-    return {split: src / name for split, name in names.items() if (src / name).is_file()}
+    return {split: src / name for split, name in _pairs_names(layout).items() if (src / name).is_file()}
 
 
 def _pair(line: str, split: str, src_split: str) -> Pair:
@@ -88,6 +91,16 @@ def read_pairs(path: Path, split: str, src_split: str) -> list[Pair]:
     """The pairs of a pairs file; a file that is no regular file or is huge is an error (`io.read_data_file`)."""
     text = io.TextIOWrapper(io.BytesIO(read_data_file(path)), encoding="utf-8", errors="surrogateescape")
     return [_pair(line.strip(), split, src_split) for line in text if line.strip()]
+
+
+def split_warnings(src: Path, layout: str, pairs: list[Pair]) -> list[str]:
+    """A split that gets no pairs because its pairs file is missing or empty while the other exists (without any
+    pairs file, the pairs come from the image folders by design)."""
+    files = pairs_files(src, layout)
+    if not files:
+        return []
+    return [f"{src / name} {'lists no pairs' if split in files else 'does not exist'}: no {split} pairs are read"
+            for split, name in _pairs_names(layout).items() if not any(p.split == split for p in pairs)]
 
 
 def own_cloth(person: str) -> str:

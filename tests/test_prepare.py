@@ -294,6 +294,20 @@ def test_a_person_listed_twice_keeps_its_first_listing(synth_cpvton: Path, tmp_p
         read_pairs(out / name, unique_persons=True)  # what infer and evaluate accept
 
 
+def test_a_missing_pairs_file_warns_and_strict_refuses(synth_cpvton: Path, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    shutil.copytree(synth_cpvton, src)
+    (src / "train_pairs.txt").unlink()
+    warning = f"{src / 'train_pairs.txt'} does not exist: no train pairs are read"
+    strict = CliRunner().invoke(main, ["prepare", str(src), str(tmp_path / "strict"), "--strict"])
+    assert strict.exit_code == 1 and strict.output == f"Error: strict: {warning}; nothing written\n"
+    assert not (tmp_path / "strict").exists()
+    result = CliRunner().invoke(main, ["prepare", str(src), str(tmp_path / "out")])
+    assert result.exit_code == 0 and result.stderr == f"warning: {warning}\n"
+    report = json.loads((tmp_path / "out" / "prepare.json").read_text())
+    assert report["warnings"] == [warning] and report["splits"] == {"train": 0, "test": 3}
+
+
 # --- layouts and outputs ----------------------------------------------------------------------------------------
 
 

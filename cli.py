@@ -101,7 +101,8 @@ def prepare_cmd(src: Path, out: Path, workers: int, local: str, scheduler: str |
     """Clean, split and precompute the VITON dataset SRC (CP-VTON or raw layout) into OUT.
 
     Exit status 3 when bad data made pairs be rejected (see OUT/rejected.csv), unless --allow-rejects; pairs left
-    over by --train-size/--test-size do not count.
+    over by --train-size/--test-size do not count. Run again, the same command resumes an interrupted run, or on a
+    finished OUT prints its summary again; other options are refused, as is a second run on an OUT in use.
     """
     from vton.pipelines.runner import RunnerConfig, boot_workers
 

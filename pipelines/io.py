@@ -1,12 +1,15 @@
-"""Safe file I/O: atomic writes, paths that never leave their root, checked reads of data files."""
+"""Safe file I/O: atomic writes, paths that never leave their root, checked reads of data files, a folder lock."""
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +156,36 @@ def read_data_file(path: str | os.PathLike, limit: int = DATA_FILE_LIMIT) -> byt
     finally:
         os.close(fd)
 
+
+class LockedError(OSError):
+    """Another process holds the lock."""
+
+
+@contextmanager
+def exclusive_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the file ``path`` (created) for the block, or raise `LockedError` at once.
+
+    The lock dies with its process, so the file a killed holder leaves blocks nobody; it is removed on exit. A lock
+    won on a file that its holder removed meanwhile is no lock (a newcomer may lock the new file): then try again.
+    """
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, _FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise LockedError(f"another process is using {Path(path).parent} (it holds {path}); wait for it to "
+                              "finish or use another folder") from None
+        try:
+            if os.path.samestat(os.stat(path), os.fstat(fd)):
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        yield
+    finally:
+        try:
+            os.unlink(path)
+        finally:
+            os.close(fd)

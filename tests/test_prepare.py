@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import hashlib
 import json
 import os
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -26,7 +28,8 @@ from vton.cli import main
 from vton.pipelines.formats import palette_bytes, read_pairs
 from vton.pipelines.io import DATA_FILE_LIMIT
 from vton.pipelines.pose import parse_pose_json
-from vton.pipelines.prepare import PrepareOptions, prepare
+from vton.pipelines.prepare import PrepareOptions, move_folders, prepare
+from vton.pipelines.sources import PERSON, Item
 from vton.pipelines.runner import RunnerConfig
 
 W, H = 192, 256
@@ -85,8 +88,9 @@ def make_cpvton(root: Path, n_train: int, n_test: int, seed: int = 0, pairs: boo
 
 
 def tree_hashes(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    """Every file's sha256 and every folder ("/"), by relative path."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "/"
+            for p in sorted(root.rglob("*"))}
 
 
 def rejected(out: Path) -> dict[str, tuple[str, str]]:
@@ -436,6 +440,92 @@ def test_sigkilled_prepare_resumes_to_identical_outputs(synth_cpvton: Path, tmp_
     assert (out / ".prepare").exists() and not (out / "prepare.json").exists()
     assert subprocess.run(command, env=env, capture_output=True).returncode == 0
     assert tree_hashes(out) == tree_hashes(clean)
+
+
+def test_rerun_on_a_finished_out_changes_nothing_and_other_options_are_refused(synth_cpvton: Path,
+                                                                                 tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    command = ["prepare", str(synth_cpvton), str(out)]
+    first = CliRunner().invoke(main, command)
+    assert first.exit_code == 0, first.output
+    before = {p: (p.stat().st_mtime_ns, p.stat().st_ino) for p in out.rglob("*")}
+    again = CliRunner().invoke(main, command)
+    assert again.exit_code == 0 and again.output == first.output.splitlines(keepends=True)[-1]  # no progress bar
+    other = CliRunner().invoke(main, [*command, "--seed", "1"])
+    assert other.exit_code == 1
+    assert other.output == f"Error: {out} holds a preparation with other options (seed 0, now 1); use a new OUT folder\n"
+    assert {p: (p.stat().st_mtime_ns, p.stat().st_ino) for p in out.rglob("*")} == before  # nothing touched
+
+
+class Killed(BaseException):
+    """A simulated SIGKILL (not an Exception: no handler of the code under test catches it)."""
+
+
+def _steps(monkeypatch: pytest.MonkeyPatch, kill_at: int | None) -> list[int]:
+    """Count the file-system steps from here on (renames, removals, new folders); from step ``kill_at`` on, each
+    raises `Killed` instead of acting, as a killed process does nothing more, not even its clean-up."""
+    count = [0]
+
+    def counted(call: Callable) -> Callable:
+        def step(*args, **kwargs):
+            count[0] += 1
+            if kill_at is not None and count[0] >= kill_at:
+                raise Killed
+            return call(*args, **kwargs)
+        return step
+
+    for name in ("replace", "rename", "unlink", "rmdir", "mkdir"):
+        monkeypatch.setattr(os, name, counted(getattr(os, name)))
+    return count
+
+
+@pytest.mark.parametrize("resplit, stride", [(False, 1), (True, 3)], ids=["official", "resplit"])
+def test_killed_at_any_step_a_rerun_ends_identical(resplit: bool, stride: int, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each step (every one for the official split, every third for a drawn one, whose placing moves file by file):
+    ingest records, placement, pairs files, manifest, samples, prepare.json, clean-up."""
+    src = tmp_path / "src"
+    make_cpvton(src, 3, 2)
+    options = PrepareOptions(resplit=resplit, train_size=3 if resplit else None, test_size=1 if resplit else None)
+    with monkeypatch.context() as patch:
+        steps = _steps(patch, None)
+        prepare(src, tmp_path / "clean", options, QUIET)
+    clean = tree_hashes(tmp_path / "clean")
+    for kill_at in range(1, steps[0] + 1, stride):
+        out = tmp_path / f"out{kill_at}"
+        with monkeypatch.context() as patch:
+            _steps(patch, kill_at)
+            with pytest.raises(Killed):
+                prepare(src, out, options, QUIET)
+        prepare(src, out, options, QUIET)
+        assert tree_hashes(out) == clean, f"killed at step {kill_at} of {steps[0]}"
+
+
+def test_a_second_prepare_on_an_out_in_use_is_refused(synth_cpvton: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    fd = os.open(out / ".prepare.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # as a running prepare holds it
+    try:
+        second = CliRunner().invoke(main, ["prepare", str(synth_cpvton), str(out)])
+        assert second.exit_code == 1 and second.output.startswith("Error: another process is using")
+        assert second.output.count("\n") == 1 and os.listdir(out) == [".prepare.lock"]
+    finally:
+        os.close(fd)
+    rerun = CliRunner().invoke(main, ["prepare", str(synth_cpvton), str(out)])  # the lock file of a killed run
+    assert rerun.exit_code == 0 and not (out / ".prepare.lock").exists()
+
+
+def test_a_staged_folder_is_placed_onto_a_filled_target_by_merging(tmp_path: Path) -> None:
+    item = Item(PERSON, "000001_0.jpg", "train")
+    staged, final = tmp_path / ".prepare" / "stage" / "train" / "image", tmp_path / "train" / "image"
+    for folder, files in ((staged, {"000001_0.jpg": b"new"}), (final, {"000000_0.jpg": b"a", "000001_0.jpg": b"old"})):
+        folder.mkdir(parents=True)
+        for name, data in files.items():
+            (folder / name).write_bytes(data)
+    assert move_folders(tmp_path, [(item, "train")], [item]) == {"train"}
+    assert not staged.exists() and {p.name: p.read_bytes() for p in final.iterdir()} == {
+        "000000_0.jpg": b"a", "000001_0.jpg": b"new"}
 
 
 @dataclass(frozen=True)

@@ -92,14 +92,17 @@ def synth(out: Path, n_pairs: int, seed: int, layout: str, defects: bool) -> Non
 @click.option("--pose-threshold", type=click.FloatRange(0, 1), default=None, help=THRESHOLD_HELP)
 @click.option("--pose-device", default=None, help=DEVICE_HELP)
 @click.option("--allow-rejects", is_flag=True, help="Exit 0 even when pairs were rejected (otherwise exit 3).")
+@click.option("--strict", is_flag=True,
+              help="Refuse (exit 1, nothing written) where a warning would be given, e.g. a missing pairs file.")
 def prepare_cmd(src: Path, out: Path, workers: int, local: str, scheduler: str | None, resplit: bool, seed: int,
                 train_size: int | None, test_size: int | None, keypoints: str, overwrite_keypoints: bool,
                 pose_checkpoint: str | None, trust_checkpoint: bool, pose_threshold: float | None,
-                pose_device: str | None, allow_rejects: bool) -> None:
+                pose_device: str | None, allow_rejects: bool, strict: bool) -> None:
     """Clean, split and precompute the VITON dataset SRC (CP-VTON or raw layout) into OUT.
 
     Exit status 3 when bad data made pairs be rejected (see OUT/rejected.csv), unless --allow-rejects; pairs left
-    over by --train-size/--test-size do not count.
+    over by --train-size/--test-size do not count. Run again, the same command resumes an interrupted run, or on a
+    finished OUT prints its summary again; other options are refused, as is a second run on an OUT in use.
     """
     from vton.pipelines.runner import RunnerConfig, boot_workers
 
@@ -115,7 +118,9 @@ def prepare_cmd(src: Path, out: Path, workers: int, local: str, scheduler: str |
     except KeypointsError as exc:
         raise click.ClickException(str(exc)) from exc
     summary = prepare(src, out, PrepareOptions(seed=seed, resplit=resplit, train_size=train_size,
-                                               test_size=test_size, keypoints=source), runner)
+                                               test_size=test_size, keypoints=source, strict=strict), runner)
+    for warning in summary.warnings:
+        click.echo(f"warning: {warning}", err=True)
     click.echo(summary.text())
     if summary.faults and not allow_rejects:
         sys.exit(EXIT_REJECTED)

@@ -1,12 +1,14 @@
 """Cleaning rules: each check either passes or raises `Rejection(stage, reason)`; nothing is dropped silently.
 
 Stages, in the order a pair meets them (stable names, they appear in rejected.csv and prepare.json):
-``discover`` malformed pairs line; ``path`` a name that would leave SRC; ``missing`` a file that does not exist;
-``decode`` a file that does not decode, has the wrong mode or size; ``labels`` a parse that is not a label image or
-holds labels outside 0..19; ``content`` a person without a cloth region or without a head; ``keypoints`` a pose file
-without 18 finite joints; ``mask`` an empty cloth mask; ``leak`` a train pair using an ID of the test split;
-``duplicate`` an image identical to one an earlier pair keeps; ``split`` a clean pair left over by the requested
-split sizes.
+``discover`` malformed pairs line (also a NUL byte or bytes that are not UTF-8 in it, or in a listed file name);
+``path`` a name that would leave SRC; ``missing`` a file that does not exist; ``file`` a file that is not a regular
+file (a FIFO, a device) or is larger than `io.DATA_FILE_LIMIT`, refused before it is read; ``decode`` a file that does
+not decode, has the wrong mode or size (or a .mat declaring an array larger than the limit); ``labels`` a parse that
+is not a label image or holds labels outside 0..19; ``content`` a person without a cloth region or without a head;
+``keypoints`` a pose file without 18 finite joints (or nested too deeply to parse); ``mask`` an empty cloth mask;
+``leak`` a train pair using an ID of the test split; ``duplicate`` a person listed again in its split, or an image
+identical to one an earlier pair keeps; ``split`` a clean pair left over by the requested split sizes.
 """
 from __future__ import annotations
 
@@ -19,8 +21,8 @@ from PIL import Image
 
 from vton.pipelines.formats import CLOTH_LABELS, HEAD_LABELS, NUM_LABELS
 
-STAGES = ("discover", "path", "missing", "decode", "labels", "content", "keypoints", "mask", "leak", "duplicate",
-          "split")
+STAGES = ("discover", "path", "missing", "file", "decode", "labels", "content", "keypoints", "mask", "leak",
+          "duplicate", "split")
 
 
 class Rejection(Exception):

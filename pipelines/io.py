@@ -1,11 +1,15 @@
-"""Safe file I/O: atomic writes and paths that never leave their root."""
+"""Safe file I/O: atomic writes, paths that never leave their root, checked reads of data files, a folder lock."""
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
 import os
+import stat
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +109,83 @@ def sha256_file(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+DATA_FILE_LIMIT = 64 << 20  # bytes: far above any VITON file (a raw segment .mat is under 4 MB), far below memory
+_NOT_REGULAR = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+class DataFileError(OSError):
+    """A data file refused before its bytes are read: not a regular file, or larger than the limit."""
+
+    def __init__(self, path: str | os.PathLike, problem: str) -> None:
+        super().__init__(f"{path} {problem}")
+        self.problem = problem
+
+
+def _regular_size(info: os.stat_result, path: str | os.PathLike, limit: int) -> int:
+    if not stat.S_ISREG(info.st_mode):
+        kind = next((name for test, name in _NOT_REGULAR if test(info.st_mode)), "a special file")
+        raise DataFileError(path, f"is not a regular file ({kind})")
+    if info.st_size > limit:
+        raise DataFileError(path, f"holds {info.st_size} bytes, more than the {limit} allowed")
+    return info.st_size
+
+
+def read_data_file(path: str | os.PathLike, limit: int = DATA_FILE_LIMIT) -> bytes:
+    """The bytes of the regular file ``path`` (links followed), at most ``limit`` of them; else `DataFileError`.
+
+    Checked before any read, so one hostile file cannot stall or sink a run: opening a FIFO waits for a writer, a
+    device such as /dev/zero never ends, a huge file fills memory. The stat spares opening devices at all; the open is
+    non-blocking and fstat'ed again, in case the path changed in between. One read for a file that keeps its size.
+    """
+    _regular_size(os.stat(path), path, limit)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    try:
+        size = _regular_size(os.fstat(fd), path, limit)
+        data = os.read(fd, size + 1)
+        while len(data) > size:  # it grew since the fstat: read on to its end, within the limit
+            if len(data) > limit:
+                raise DataFileError(path, f"grew past the {limit} bytes allowed while read")
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            data += chunk
+        return data
+    finally:
+        os.close(fd)
+
+
+class LockedError(OSError):
+    """Another process holds the lock."""
+
+
+@contextmanager
+def exclusive_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the file ``path`` (created) for the block, or raise `LockedError` at once.
+
+    The lock dies with its process, so the file a killed holder leaves blocks nobody; it is removed on exit. A lock
+    won on a file that its holder removed meanwhile is no lock (a newcomer may lock the new file): then try again.
+    """
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, _FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise LockedError(f"another process is using {Path(path).parent} (it holds {path}); wait for it to "
+                              "finish or use another folder") from None
+        try:
+            if os.path.samestat(os.stat(path), os.fstat(fd)):
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        yield
+    finally:
+        try:
+            os.unlink(path)
+        finally:
+            os.close(fd)

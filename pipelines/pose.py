@@ -25,6 +25,8 @@ def parse_pose_json(data: bytes) -> np.ndarray:
     try:
         doc = json.loads(data)
         values = doc["people"][0]["pose_keypoints"]
+    except RecursionError:  # e.g. 200,000 nested brackets: a small file that Python's parser cannot descend
+        raise KeypointError("pose JSON nests too deeply to parse") from None
     except (ValueError, KeyError, IndexError, TypeError) as exc:
         raise KeypointError(f"no people[0].pose_keypoints ({type(exc).__name__})") from None
     if not isinstance(values, list) or len(values) != 3 * NUM_JOINTS:
@@ -57,6 +59,10 @@ def keypoints_from_mat(subset: np.ndarray, candidate: np.ndarray, raw_width: int
     candidate = np.atleast_2d(np.asarray(candidate, np.float64))
     if subset.size < NUM_JOINTS:
         raise KeypointError(f"pose subset holds {subset.size} joints, expected {NUM_JOINTS}")
+    if not np.isfinite(subset[:NUM_JOINTS]).all():
+        raise KeypointError("pose subset holds a non-finite joint index")
+    if candidate.ndim != 2:
+        raise KeypointError(f"pose candidate has {candidate.ndim} dimensions, expected 2")
     keypoints = np.zeros((NUM_JOINTS, 3))
     for j in range(NUM_JOINTS):
         index = int(np.floor(subset[j] + 0.5))  # MATLAB int32() rounds half away from zero (-1 stays -1)

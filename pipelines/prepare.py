@@ -11,12 +11,15 @@ target and the 18 pose squares are recomputed on load: they are exact masks of t
 geometry from the stored keypoints (pose/<ID>_0_keypoints.json, also in the manifest), cheaper to draw than to read.
 
 Resumable: each partition's item metadata is recorded in ``OUT/.prepare/records`` after its files are staged in
-``OUT/.prepare/stage``; a rerun skips recorded partitions and staged files already moved. ``.prepare`` is removed at the
-end, so an interrupted run followed by a rerun ends byte-identical to an uninterrupted one.
+``OUT/.prepare/stage``; a rerun skips recorded partitions and staged files already moved. ``prepare.json`` is written
+last of the outputs and marks the run finished; ``.prepare`` is removed after it, so an interrupted run followed by a
+rerun ends byte-identical to an uninterrupted one, and a rerun on a finished OUT changes nothing. One run at a time per
+OUT: ``OUT/.prepare.lock`` is held (flock) for the run's life.
 """
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import io
 import json
@@ -34,17 +37,20 @@ from PIL import Image
 
 from vton.pipelines import formats as F
 from vton.pipelines.cleaning import Rejection, duplicate_of
-from vton.pipelines.io import atomic_save_image, atomic_write_json, atomic_write_text
+from vton.pipelines.io import (
+    atomic_save_image, atomic_write_json, atomic_write_text, exclusive_lock, read_data_file,
+)
 from vton.pipelines.pose import KeypointLoader, keypoint_loader, parse_pose_json
 from vton.pipelines.representation import visualise
 from vton.pipelines.runner import Runner, RunnerConfig
 from vton.pipelines.sources import (
-    CLOTH, PERSON, Item, Pair, detect_layout, discover, ingest_cloth, ingest_person, own_cloth,
+    CLOTH, PERSON, Item, Pair, detect_layout, discover, ingest_cloth, ingest_person, own_cloth, split_warnings,
 )
 from vton.pipelines.split import seeded_split, split_sizes, unpaired_cloths
 from vton import library_versions
 
 STATE_DIR = ".prepare"
+LOCK_FILE = ".prepare.lock"
 EXIT_REJECTED = 3  # CLI exit status when data faults rejected pairs (without --allow-rejects)
 
 
@@ -58,6 +64,7 @@ class PrepareOptions:
     # (vton.pipelines.pifpaf.PifpafKeypoints: JSON-able fields, so the recorded configuration holds them)
     keypoints: str | KeypointLoader = "dataset"
     samples: int = 4
+    strict: bool = False  # refuse to run, writing nothing, where a warning would be given (see `PrepareSummary`)
 
 
 @dataclass
@@ -67,6 +74,13 @@ class PrepareSummary:
     kept: int
     splits: dict[str, int]
     rejections: list[dict] = field(default_factory=list)  # {"stage", "reason", "count"}, most frequent first
+    warnings: list[str] = field(default_factory=list)  # e.g. a missing pairs file: a split left empty
+
+    @classmethod
+    def from_report(cls, out: Path, report: dict) -> PrepareSummary:
+        """The summary of a finished run, from its prepare.json."""
+        return cls(out, report["pairs"]["total"], report["pairs"]["kept"], report["splits"], report["rejections"],
+                   report.get("warnings", []))
 
     @property
     def rejected(self) -> int:
@@ -187,8 +201,10 @@ def _id(name: str) -> str:
 
 def decide(pairs: list[Pair], results: dict[Item, ItemResult], official: bool,
            options: PrepareOptions) -> list[Decision]:
-    """Apply, in order: item faults, IDs in both splits (the train pair goes), exact duplicates (the first pair in
-    order keeps the image), then the drawn split when there is no official one."""
+    """Apply, in order: item faults, IDs in both splits (the train pair goes), a person listed again in its split (the
+    first listing stays: inference and evaluation name their outputs by the person, and refuse a person listed twice),
+    exact duplicates (the first pair in order keeps the image), then the drawn split when there is no official one
+    (before it, a person stays once in all: both listings would land in one split, their IDs being linked)."""
     decisions = [Decision(p, p.split) for p in pairs]
     for d in decisions:
         if d.pair.problem:
@@ -204,6 +220,13 @@ def decide(pairs: list[Pair], results: dict[Item, ItemResult], official: bool,
     for d in decisions:  # the test set stays whole: a train pair using a test ID is the one rejected
         if not d.stage and d.split == "train" and {_id(d.pair.person.name), _id(d.pair.cloth.name)} & test_ids:
             d.stage, d.reason = "leak", "ID also used in test"
+    listed: set[tuple[str, str]] = set()
+    for d in decisions:
+        if not d.stage:
+            key = (d.split if official else "", d.pair.person.name)
+            if key in listed:
+                d.stage, d.reason = "duplicate", "person listed twice; the first listing is kept"
+            listed.add(key)
     for kind in (PERSON, CLOTH):
         live = [d for d in decisions if not d.stage]
         items = [d.pair.person if kind == PERSON else d.pair.cloth for d in live]
@@ -229,7 +252,8 @@ def move_folders(out: Path, placements: list[tuple[Item, str]], staged: list[Ite
     """Place whole staged folders with one rename each where a stage folder feeds exactly one split and that split
     only from it (the CP-VTON layout with its official split); the stage keys so placed.
 
-    Staged files of items no kept pair uses are removed first. Resumable: a folder already renamed is left alone.
+    Staged files of items no kept pair uses are removed first. Resumable: a folder already renamed is left alone
+    (see `_place_folder`).
     """
     targets: dict[str, set[str]] = {}
     for item, split in placements:
@@ -245,12 +269,25 @@ def move_folders(out: Path, placements: list[tuple[Item, str]], staged: list[Ite
     for key, split in moves.items():
         (out / split).mkdir(parents=True, exist_ok=True)
         for folder in OUT_DIRS:
-            staged_folder, final = _staged_folder(out, key, folder), out / split / folder
-            if os.path.exists(staged_folder):
-                os.replace(staged_folder, final)
-            else:
-                final.mkdir(exist_ok=True)  # nothing was staged there (or it was moved before a kill)
+            _place_folder(_staged_folder(out, key, folder), out / split / folder)
     return set(moves)
+
+
+def _place_folder(staged: str, final: Path) -> None:
+    """Rename a staged folder into place. Idempotent: with nothing staged (never, or moved before a kill) the target
+    is only made sure of; onto a target that holds files already, the staged files are moved in one by one
+    (replacing: a rerun stages the same bytes), then the emptied staged folder is removed."""
+    if not os.path.exists(staged):
+        final.mkdir(exist_ok=True)
+        return
+    try:
+        os.replace(staged, final)  # onto an absent or empty folder
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+        for name in os.listdir(staged):
+            os.replace(os.path.join(staged, name), final / name)
+        os.rmdir(staged)
 
 
 def place_items(placements: list[tuple[Item, str]], out: str) -> list[int]:
@@ -328,19 +365,30 @@ def write_manifest(path: Path, rows: Iterator[dict], chunk: int = 256) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _check_out(out: Path, config: dict) -> None:
-    """Refuse an OUT that holds another preparation (files could sit in the wrong split)."""
+def _same_options(out: Path, previous: dict | None, config: dict) -> None:
+    if previous != config:
+        previous = previous or {}
+        changed = ", ".join(f"{k} {previous.get(k)!r}, now {config.get(k)!r}" for k in sorted({*previous, *config})
+                            if previous.get(k) != config.get(k))
+        raise FileExistsError(f"{out} holds a preparation with other options ({changed}); use a new OUT folder")
+
+
+def _check_out(out: Path, config: dict) -> dict | None:
+    """The report (prepare.json) of the finished preparation with ``config`` that OUT holds; None for a new OUT (its
+    state begun) or an interrupted one (resumed). Refuse an OUT holding anything else: files could sit in the wrong
+    split. The lock file and a state folder without a configuration (a run killed as it began) count as nothing."""
     state = _state(out, "config.json")
-    previous = None
+    if (out / F.PREPARE_FILE).exists():
+        report = json.loads(read_data_file(out / F.PREPARE_FILE))
+        _same_options(out, report.get("options"), config)
+        return report
     if state.exists():
-        previous = json.loads(state.read_text())
-    elif (out / F.PREPARE_FILE).exists():
-        previous = json.loads((out / F.PREPARE_FILE).read_text()).get("options")
-    elif out.exists() and any(out.iterdir()):
+        _same_options(out, json.loads(read_data_file(state)), config)
+        return None
+    if any(name not in (STATE_DIR, LOCK_FILE) for name in os.listdir(out)):
         raise FileExistsError(f"{out} is not empty and holds no preparation; choose a new folder")
-    if previous is not None and previous != config:
-        raise FileExistsError(f"{out} holds a preparation with other options ({previous}); choose a new folder")
     atomic_write_json(state, config)
+    return None
 
 
 def _remove_temporaries(out: Path) -> None:
@@ -351,17 +399,53 @@ def _remove_temporaries(out: Path) -> None:
                 Path(folder, name).unlink()
 
 
+def _clean_up(out: Path) -> None:
+    """Remove what a run leaves beside its outputs: temp files of atomic writes cut short by a kill, then the state
+    folder (last: while it exists, a rerun knows the clean-up is unfinished)."""
+    _remove_temporaries(out)
+    shutil.rmtree(_state(out), ignore_errors=True)
+
+
+class Source(NamedTuple):
+    """SRC as discovered: its layout, the candidate pairs, whether they carry the official split, and warnings."""
+    path: Path
+    layout: str
+    pairs: list[Pair]
+    official: bool
+    warnings: list[str]
+
+
 def prepare(src: str | os.PathLike, out: str | os.PathLike, options: PrepareOptions = PrepareOptions(),
             runner: RunnerConfig = RunnerConfig()) -> PrepareSummary:
-    """Clean, split and precompute ``src`` (CP-VTON or raw VITON layout, detected) into ``out``."""
+    """Clean, split and precompute ``src`` (CP-VTON or raw VITON layout, detected) into ``out``.
+
+    A rerun resumes an interrupted run, and on a finished OUT returns its summary again, changing nothing; other
+    options than OUT's are refused, as is a second run while one holds OUT's lock. ``options.strict`` turns warnings
+    (a missing pairs file) into a refusal before anything is written.
+    """
     src_path, out_path = Path(src).resolve(), Path(out).resolve()
     layout = detect_layout(src_path)
     keypoint_loader(options.keypoints)  # an unknown source fails here, not in every task
     config = {"source": str(src_path), "layout": layout, **asdict(options)}
-    del config["samples"]
-    _check_out(out_path, config)
-
+    del config["samples"], config["strict"]
     pairs, official = discover(src_path, layout, options.resplit)
+    source = Source(src_path, layout, pairs, official, split_warnings(src_path, layout, pairs))
+    if source.warnings and options.strict:
+        raise ValueError(f"strict: {'; '.join(source.warnings)}; nothing written")
+    out_path.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(out_path / LOCK_FILE):
+        report = _check_out(out_path, config)
+        if report is not None:
+            if _state(out_path).exists():  # killed while cleaning up
+                _clean_up(out_path)
+            return PrepareSummary.from_report(out_path, report)
+        return _run(source, out_path, options, runner, config)
+
+
+def _run(source: Source, out_path: Path, options: PrepareOptions, runner: RunnerConfig, config: dict
+         ) -> PrepareSummary:
+    """The preparation proper, into an OUT that is new or holds the state of an interrupted run."""
+    src_path, layout, pairs, official = source.path, source.layout, source.pairs, source.official
     items = {i for p in pairs for i in (p.person, p.cloth) if i is not None}
     if official:  # the paired test list needs each test person's own cloth
         items |= {Item(CLOTH, own_cloth(p.person.name), p.person.src_split)
@@ -406,14 +490,15 @@ def prepare(src: str | os.PathLike, out: str | os.PathLike, options: PrepareOpti
     counts = Counter((d.stage, d.reason) for d in decisions if d.stage)
     summary = PrepareSummary(out_path, len(decisions), len(kept), {s: len(by_split[s]) for s in F.SPLITS},
                              [{"stage": s, "reason": r, "count": n}
-                              for (s, r), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))])
-    atomic_write_json(out_path / F.PREPARE_FILE, {
+                              for (s, r), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))],
+                             source.warnings)
+    _write_samples(out_path, (by_split["test"] or by_split["train"])[: options.samples])
+    atomic_write_json(out_path / F.PREPARE_FILE, {  # last: it marks the run finished
         "source": str(src_path), "layout": layout, "seed": options.seed,
         "pairs": {"total": summary.total, "kept": summary.kept, "rejected": summary.rejected},
-        "splits": summary.splits, "rejections": summary.rejections, "versions": library_versions("numpy", "pillow", "scipy", "dask", "pyarrow"), "options": config})
-    _write_samples(out_path, (by_split["test"] or by_split["train"])[: options.samples])
-    shutil.rmtree(_state(out_path), ignore_errors=True)
-    _remove_temporaries(out_path)
+        "splits": summary.splits, "rejections": summary.rejections, "warnings": summary.warnings,
+        "versions": library_versions("numpy", "pillow", "scipy", "dask", "pyarrow"), "options": config})
+    _clean_up(out_path)
     return summary
 
 
@@ -422,12 +507,9 @@ def _paired_test(test: list[Decision], results: dict, official: bool
     """test_pairs_same.txt pairs (with the own-cloth item to place) and rejections of persons left out of it."""
     if not official:
         return [((d.pair.person.name, d.pair.cloth.name), None) for d in test], []
-    same, rejected, seen = [], [], set()
-    for d in test:
+    same, rejected = [], []
+    for d in test:  # each person once: `decide` rejects a person listed twice
         person = d.pair.person
-        if person.name in seen:
-            continue
-        seen.add(person.name)
         own = Item(CLOTH, own_cloth(person.name), person.src_split)
         res = results[own]
         if res.ok:

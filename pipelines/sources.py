@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from PIL import Image
 
 from vton.pipelines import formats as F
 from vton.pipelines.cleaning import Rejection, check_mask, check_parse, decode_image
-from vton.pipelines.io import UnsafePathError, encode_image, safe_join
+from vton.pipelines.io import DATA_FILE_LIMIT, DataFileError, UnsafePathError, encode_image, read_data_file, safe_join
 from vton.pipelines.pose import KeypointError, KeypointLoader, keypoint_loader, keypoints_from_mat, pose_json
 from vton.pipelines.representation import shape_image
 
@@ -63,12 +64,21 @@ def detect_layout(src: str | os.PathLike) -> str:
                      f"nor the raw VITON layout ({F.RAW_IMAGE_DIR}/)")
 
 
+def _pairs_names(layout: str) -> dict[str, str]:
+    return F.PAIRS_FILES if layout == "cpvton" else {"train": F.RAW_TRAIN_PAIRS, "test": F.RAW_TEST_PAIRS}
+
+
 def pairs_files(src: Path, layout: str) -> dict[str, Path]:
-    names = F.PAIRS_FILES if layout == "cpvton" else {"train": F.RAW_TRAIN_PAIRS, "test": F.RAW_TEST_PAIRS}
-    return {split: src / name for split, name in names.items() if (src / name).is_file()}
+    return {split: src / name for split, name in _pairs_names(layout).items() if (src / name).is_file()}
 
 
 def _pair(line: str, split: str, src_split: str) -> Pair:
+    """One pairs line. Names arrive decoded with surrogateescape: bytes that are not UTF-8, and NUL bytes, are rejected
+    here, before they reach a file call or an output file; the recorded line shows them as ``\\xNN``."""
+    shown = line.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").replace("\0", "\\x00")
+    if shown != line:
+        reason = "pairs line holds a NUL byte" if "\0" in line else "pairs line is not valid UTF-8"
+        return Pair(shown, split, None, None, ("discover", reason))
     parts = line.split()
     if any(os.path.basename(p) != p or p in (".", "..") for p in parts):
         return Pair(line, split, None, None, ("path", "a name in the pairs line leaves its folder"))
@@ -78,8 +88,19 @@ def _pair(line: str, split: str, src_split: str) -> Pair:
 
 
 def read_pairs(path: Path, split: str, src_split: str) -> list[Pair]:
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        return [_pair(line.strip(), split, src_split) for line in fh if line.strip()]
+    """The pairs of a pairs file; a file that is no regular file or is huge is an error (`io.read_data_file`)."""
+    text = io.TextIOWrapper(io.BytesIO(read_data_file(path)), encoding="utf-8", errors="surrogateescape")
+    return [_pair(line.strip(), split, src_split) for line in text if line.strip()]
+
+
+def split_warnings(src: Path, layout: str, pairs: list[Pair]) -> list[str]:
+    """A split that gets no pairs because its pairs file is missing or empty while the other exists (without any
+    pairs file, the pairs come from the image folders by design)."""
+    files = pairs_files(src, layout)
+    if not files:
+        return []
+    return [f"{src / name} {'lists no pairs' if split in files else 'does not exist'}: no {split} pairs are read"
+            for split, name in _pairs_names(layout).items() if not any(p.split == split for p in pairs)]
 
 
 def own_cloth(person: str) -> str:
@@ -128,22 +149,10 @@ def _folder(src: Path, folder: str) -> str:
     return str(safe_join(src, folder))
 
 
-def _read_whole(path: str) -> bytes:
-    """A whole file by one fstat and one read: a buffered file object costs as much again on files this small."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        size = os.fstat(fd).st_size
-        data = os.read(fd, size + 1)
-        if len(data) > size:  # it grew since the fstat: read on to the end
-            data += b"".join(iter(lambda: os.read(fd, 1 << 20), b""))
-        return data
-    finally:
-        os.close(fd)
-
-
 def _read(src: Path, relative: str) -> bytes:
     """Bytes of ``SRC/relative``; a name that is not a plain file name is a ``path`` rejection (the check is lexical,
-    as in `safe_join`: links an owner put inside SRC are followed)."""
+    as in `safe_join`: links an owner put inside SRC are followed), one that is no regular file or is too large a
+    ``file`` rejection, refused before it is read (`io.read_data_file`)."""
     folder, _, name = relative.rpartition("/")
     try:
         if os.path.basename(name) != name or name in ("", ".", ".."):
@@ -152,7 +161,9 @@ def _read(src: Path, relative: str) -> bytes:
     except UnsafePathError as exc:
         raise Rejection("path", str(exc)) from None
     try:
-        return _read_whole(path)
+        return read_data_file(path)
+    except DataFileError as exc:
+        raise Rejection("file", f"{relative} {exc.problem}") from None
     except FileNotFoundError:
         raise Rejection("missing", f"{relative} does not exist") from None
     except OSError as exc:
@@ -163,12 +174,28 @@ def _cpvton_path(item: Item, folder: str, name: str) -> str:
     return f"{item.src_split}/{folder}/{name}"
 
 
+_MAT_ITEMSIZE = {"double": 8, "single": 4, "int8": 1, "uint8": 1, "int16": 2, "uint16": 2, "int32": 4, "uint32": 4,
+                "int64": 8, "uint64": 8, "logical": 1}  # the numeric classes scipy's whosmat names
+
+
 def _load_mat(data: bytes, what: str) -> dict:
-    from scipy.io import loadmat  # raw layout only: keeps worker start-up light
+    """The numeric arrays of a .mat file. Their declared sizes are read from the headers first (a compressed array
+    of zeros inflates a thousandfold): one above `io.DATA_FILE_LIMIT` is refused before it is inflated. Other
+    variables (cells, structs) are never loaded."""
+    from scipy.io import loadmat, whosmat  # raw layout only: keeps worker start-up light
 
     try:
-        return loadmat(io.BytesIO(data))
+        listed = whosmat(io.BytesIO(data))
     except Exception as exc:  # scipy raises several types for broken files
+        raise Rejection("decode", f"{what} .mat does not load ({type(exc).__name__})") from None
+    for name, shape, kind in listed:
+        declared = math.prod(shape) * _MAT_ITEMSIZE.get(kind, 0)
+        if declared > DATA_FILE_LIMIT:
+            raise Rejection("decode", f"{what} .mat declares a {'x'.join(map(str, shape))} {kind} array "
+                                      f"({declared} bytes), more than the {DATA_FILE_LIMIT} allowed")
+    try:
+        return loadmat(io.BytesIO(data), variable_names=[name for name, _, kind in listed if kind in _MAT_ITEMSIZE])
+    except Exception as exc:
         raise Rejection("decode", f"{what} .mat does not load ({type(exc).__name__})") from None
 
 

@@ -2,13 +2,18 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import hashlib
 import json
 import os
+import shutil
 import signal
+import struct
 import subprocess
 import sys
 import time
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -20,9 +25,11 @@ from click.testing import CliRunner
 from PIL import Image
 
 from vton.cli import main
-from vton.pipelines.formats import palette_bytes
+from vton.pipelines.formats import palette_bytes, read_pairs
+from vton.pipelines.io import DATA_FILE_LIMIT
 from vton.pipelines.pose import parse_pose_json
-from vton.pipelines.prepare import PrepareOptions, prepare
+from vton.pipelines.prepare import PrepareOptions, move_folders, prepare
+from vton.pipelines.sources import PERSON, Item
 from vton.pipelines.runner import RunnerConfig
 
 W, H = 192, 256
@@ -81,8 +88,9 @@ def make_cpvton(root: Path, n_train: int, n_test: int, seed: int = 0, pairs: boo
 
 
 def tree_hashes(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    """Every file's sha256 and every folder ("/"), by relative path."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "/"
+            for p in sorted(root.rglob("*"))}
 
 
 def rejected(out: Path) -> dict[str, tuple[str, str]]:
@@ -149,6 +157,159 @@ def test_hand_made_faults_content_mode_and_keypoint_count(tmp_path: Path) -> Non
         "000002_0.jpg 000002_1.jpg": ("train", "labels"), "000003_0.jpg 000003_1.jpg": ("train", "keypoints"),
         "000004_0.jpg": ("train", "discover")}
     assert summary.splits == {"train": 2, "test": len(ids["test"])}
+
+
+# --- hostile files: each is one recorded rejection, never an aborted or hung run ---------------------------------
+
+
+def _first_pid(root: Path, pairs_file: str) -> str:
+    return (root / pairs_file).read_text().split()[0][: -len("_0.jpg")]
+
+
+def _append_line(root: Path, pairs_file: str, line: bytes) -> None:
+    with open(root / pairs_file, "ab") as fh:
+        fh.write(line + b"\n")
+
+
+def _nul_in_pairs_line(root: Path) -> tuple[str, str, str]:
+    _append_line(root, "train_pairs.txt", b"9999\x0099_0.jpg 999999_1.jpg")
+    return "9999\\x0099_0.jpg 999999_1.jpg", "discover", "holds a NUL byte"
+
+
+def _invalid_utf8_in_pairs_line(root: Path) -> tuple[str, str, str]:
+    _append_line(root, "train_pairs.txt", b"99\xff9999_0.jpg 999999_1.jpg")
+    return "99\\xff9999_0.jpg 999999_1.jpg", "discover", "not valid UTF-8"
+
+
+def _invalid_utf8_file_name(root: Path) -> tuple[str, str, str]:
+    pid = _first_pid(root, "train_pairs.txt")
+    for name in ("train_pairs.txt", "test_pairs.txt", "test_pairs_same.txt"):  # persons then come from the folders
+        (root / name).unlink()
+    for folder, suffix in (("image", "_0.jpg"), ("cloth", "_1.jpg")):
+        name = os.fsdecode(b"99\xff9999" + suffix.encode())  # as os.listdir gives it back
+        shutil.copy(root / "train" / folder / f"{pid}{suffix}", root / "train" / folder / name)
+    return "99\\xff9999_0.jpg 99\\xff9999_1.jpg", "discover", "not valid UTF-8"
+
+
+def _pose(root: Path) -> tuple[Path, str]:
+    pid = _first_pid(root, "train_pairs.txt")
+    pose = root / "train" / "pose" / f"{pid}_0_keypoints.json"
+    pose.unlink()
+    return pose, f"{pid}_0.jpg {pid}_1.jpg"
+
+
+def _pose_nested_200000_deep(root: Path) -> tuple[str, str, str]:
+    pose, line = _pose(root)
+    pose.write_text("[" * 200_000 + "]" * 200_000)
+    return line, "keypoints", "nests too deeply"
+
+
+def _pose_links_to_dev_zero(root: Path) -> tuple[str, str, str]:
+    pose, line = _pose(root)
+    pose.symlink_to("/dev/zero")
+    return line, "file", "is not a regular file (a character device)"
+
+
+def _pose_is_a_fifo(root: Path) -> tuple[str, str, str]:
+    pose, line = _pose(root)
+    os.mkfifo(pose)
+    return line, "file", "is not a regular file (a FIFO)"
+
+
+def _pose_over_the_size_limit(root: Path) -> tuple[str, str, str]:
+    pose, line = _pose(root)
+    with open(pose, "wb") as fh:
+        fh.truncate(DATA_FILE_LIMIT + 1)  # sparse: no disk used
+    return line, "file", f"holds {DATA_FILE_LIMIT + 1} bytes, more than the {DATA_FILE_LIMIT} allowed"
+
+
+def mat_bomb(name: str, rows: int, cols: int) -> bytes:
+    """A MAT v5 file of one zlib-compressed uint8 array of zeros, rows x cols: about 4 kB per inflated MB."""
+    def element(kind: int, payload: bytes) -> bytes:
+        return struct.pack("<II", kind, len(payload)) + payload + bytes(-len(payload) % 8)
+
+    size = rows * cols + (-rows * cols % 8)
+    head = (element(6, struct.pack("<II", 9, 0)) + element(5, struct.pack("<ii", rows, cols))  # uint8 class, dims
+            + element(1, name.encode()) + struct.pack("<II", 2, rows * cols))  # name, then the data's tag
+    deflate = zlib.compressobj(1)
+    stream = deflate.compress(struct.pack("<II", 14, len(head) + size) + head)
+    for start in range(0, size, 1 << 20):
+        stream += deflate.compress(bytes(min(1 << 20, size - start)))
+    stream += deflate.flush()
+    header = b"MATLAB 5.0 MAT-file".ljust(116) + bytes(8) + struct.pack("<H", 0x0100) + b"IM"
+    return header + struct.pack("<II", 15, len(stream)) + stream
+
+
+def _segment_mat_declares_a_huge_array(root: Path) -> tuple[str, str, str]:
+    pid = _first_pid(root, "viton_train_pairs.txt")
+    (root / "segment" / f"{pid}_0.mat").write_bytes(mat_bomb("segment", 9000, 9000))  # 81 MB inflated
+    return f"{pid}_0.jpg {pid}_1.jpg", "decode", "segment .mat declares a 9000x9000 uint8 array"
+
+
+def _pose_mat_with_a_nan_joint_index(root: Path) -> tuple[str, str, str]:
+    from vton.pipelines.synth import savemat_bytes
+
+    pid = _first_pid(root, "viton_train_pairs.txt")
+    (root / "pose" / f"{pid}_0.mat").write_bytes(savemat_bytes({"subset": np.full((1, 20), np.nan),
+                                                                 "candidate": np.zeros((2, 4))}))
+    return f"{pid}_0.jpg {pid}_1.jpg", "keypoints", "pose subset holds a non-finite joint index"
+
+
+@pytest.mark.parametrize("dataset, hostile", [
+    ("synth_cpvton", _nul_in_pairs_line), ("synth_cpvton", _invalid_utf8_in_pairs_line),
+    ("synth_cpvton", _invalid_utf8_file_name), ("synth_cpvton", _pose_nested_200000_deep),
+    ("synth_cpvton", _pose_links_to_dev_zero), ("synth_cpvton", _pose_is_a_fifo),
+    ("synth_cpvton", _pose_over_the_size_limit), ("synth_viton_raw", _segment_mat_declares_a_huge_array),
+    ("synth_viton_raw", _pose_mat_with_a_nan_joint_index),
+], ids=lambda v: v.__name__.strip("_") if callable(v) else None)
+def test_a_hostile_file_is_one_recorded_rejection(dataset: str, hostile, request: pytest.FixtureRequest,
+                                                  tmp_path: Path) -> None:
+    root = tmp_path / "src"
+    shutil.copytree(request.getfixturevalue(dataset), root)
+    clean_persons = {line.split()[0] for path in root.glob("*pairs*.txt") for line in path.read_text().splitlines()}
+    line, stage, reason = hostile(root)
+    out = tmp_path / "out"
+    summary = prepare(root, out, PrepareOptions(), QUIET)  # returns: no exception, no hang
+    with open(out / "rejected.csv", newline="") as fh:
+        rows = [(r["pair"], r["split"], r["stage"], r["reason"]) for r in csv.DictReader(fh)]
+    assert [row[:3] for row in rows] == [(line, "train", stage)] and reason in rows[0][3], rows
+    kept = {r.person for r in pd.read_parquet(out / "manifest.parquet").itertuples() if r.status == "kept"}
+    assert kept == clean_persons - {line.split()[0]} and summary.kept == len(kept)  # every clean pair is kept
+
+
+def test_a_person_listed_twice_keeps_its_first_listing(synth_cpvton: Path, tmp_path: Path) -> None:
+    """Infer and evaluate refuse a person listed twice (outputs are named by person): prepare decides, once."""
+    src = tmp_path / "src"
+    shutil.copytree(synth_cpvton, src)
+    lines = {s: (src / f"{s}_pairs.txt").read_text().splitlines() for s in ("train", "test")}
+    again = {"train": lines["train"][0], "test": f"{lines['test'][0].split()[0]} {lines['test'][1].split()[1]}"}
+    for split, line in again.items():
+        _append_line(src, f"{split}_pairs.txt", line.encode())
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["prepare", str(src), str(out)])
+    assert result.exit_code == 3, result.output
+    with open(out / "rejected.csv", newline="") as fh:
+        rows = [(r["pair"], r["split"], r["stage"], r["reason"]) for r in csv.DictReader(fh)]
+    assert sorted(rows) == sorted((line, split, "duplicate", "person listed twice; the first listing is kept")
+                                  for split, line in again.items())
+    for split in ("train", "test"):
+        assert (out / f"{split}_pairs.txt").read_text().splitlines() == lines[split]
+    for name in ("train_pairs.txt", "test_pairs.txt", "test_pairs_same.txt"):
+        read_pairs(out / name, unique_persons=True)  # what infer and evaluate accept
+
+
+def test_a_missing_pairs_file_warns_and_strict_refuses(synth_cpvton: Path, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    shutil.copytree(synth_cpvton, src)
+    (src / "train_pairs.txt").unlink()
+    warning = f"{src / 'train_pairs.txt'} does not exist: no train pairs are read"
+    strict = CliRunner().invoke(main, ["prepare", str(src), str(tmp_path / "strict"), "--strict"])
+    assert strict.exit_code == 1 and strict.output == f"Error: strict: {warning}; nothing written\n"
+    assert not (tmp_path / "strict").exists()
+    result = CliRunner().invoke(main, ["prepare", str(src), str(tmp_path / "out")])
+    assert result.exit_code == 0 and result.stderr == f"warning: {warning}\n"
+    report = json.loads((tmp_path / "out" / "prepare.json").read_text())
+    assert report["warnings"] == [warning] and report["splits"] == {"train": 0, "test": 3}
 
 
 # --- layouts and outputs ----------------------------------------------------------------------------------------
@@ -267,7 +428,7 @@ def test_sigkilled_prepare_resumes_to_identical_outputs(synth_cpvton: Path, tmp_
     clean = tmp_path / "clean"
     prepare(synth_cpvton, clean, PrepareOptions(), QUIET)
     out = tmp_path / "out"
-    env = {**os.environ, "PYTHONPATH": str(Path(vton.__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(vton.__file__).parents[1])}  # the checkout imported here
     command = [sys.executable, "-m", "vton.cli", "prepare", str(synth_cpvton), str(out)]
     for kill_at in (3, 60):  # early, then later in the resumed run (staged JPEGs: 3 per pair)
         proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -279,6 +440,92 @@ def test_sigkilled_prepare_resumes_to_identical_outputs(synth_cpvton: Path, tmp_
     assert (out / ".prepare").exists() and not (out / "prepare.json").exists()
     assert subprocess.run(command, env=env, capture_output=True).returncode == 0
     assert tree_hashes(out) == tree_hashes(clean)
+
+
+def test_rerun_on_a_finished_out_changes_nothing_and_other_options_are_refused(synth_cpvton: Path,
+                                                                                 tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    command = ["prepare", str(synth_cpvton), str(out)]
+    first = CliRunner().invoke(main, command)
+    assert first.exit_code == 0, first.output
+    before = {p: (p.stat().st_mtime_ns, p.stat().st_ino) for p in out.rglob("*")}
+    again = CliRunner().invoke(main, command)
+    assert again.exit_code == 0 and again.output == first.output.splitlines(keepends=True)[-1]  # no progress bar
+    other = CliRunner().invoke(main, [*command, "--seed", "1"])
+    assert other.exit_code == 1
+    assert other.output == f"Error: {out} holds a preparation with other options (seed 0, now 1); use a new OUT folder\n"
+    assert {p: (p.stat().st_mtime_ns, p.stat().st_ino) for p in out.rglob("*")} == before  # nothing touched
+
+
+class Killed(BaseException):
+    """A simulated SIGKILL (not an Exception: no handler of the code under test catches it)."""
+
+
+def _steps(monkeypatch: pytest.MonkeyPatch, kill_at: int | None) -> list[int]:
+    """Count the file-system steps from here on (renames, removals, new folders); from step ``kill_at`` on, each
+    raises `Killed` instead of acting, as a killed process does nothing more, not even its clean-up."""
+    count = [0]
+
+    def counted(call: Callable) -> Callable:
+        def step(*args, **kwargs):
+            count[0] += 1
+            if kill_at is not None and count[0] >= kill_at:
+                raise Killed
+            return call(*args, **kwargs)
+        return step
+
+    for name in ("replace", "rename", "unlink", "rmdir", "mkdir"):
+        monkeypatch.setattr(os, name, counted(getattr(os, name)))
+    return count
+
+
+@pytest.mark.parametrize("resplit, stride", [(False, 1), (True, 3)], ids=["official", "resplit"])
+def test_killed_at_any_step_a_rerun_ends_identical(resplit: bool, stride: int, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each step (every one for the official split, every third for a drawn one, whose placing moves file by file):
+    ingest records, placement, pairs files, manifest, samples, prepare.json, clean-up."""
+    src = tmp_path / "src"
+    make_cpvton(src, 3, 2)
+    options = PrepareOptions(resplit=resplit, train_size=3 if resplit else None, test_size=1 if resplit else None)
+    with monkeypatch.context() as patch:
+        steps = _steps(patch, None)
+        prepare(src, tmp_path / "clean", options, QUIET)
+    clean = tree_hashes(tmp_path / "clean")
+    for kill_at in range(1, steps[0] + 1, stride):
+        out = tmp_path / f"out{kill_at}"
+        with monkeypatch.context() as patch:
+            _steps(patch, kill_at)
+            with pytest.raises(Killed):
+                prepare(src, out, options, QUIET)
+        prepare(src, out, options, QUIET)
+        assert tree_hashes(out) == clean, f"killed at step {kill_at} of {steps[0]}"
+
+
+def test_a_second_prepare_on_an_out_in_use_is_refused(synth_cpvton: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    fd = os.open(out / ".prepare.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # as a running prepare holds it
+    try:
+        second = CliRunner().invoke(main, ["prepare", str(synth_cpvton), str(out)])
+        assert second.exit_code == 1 and second.output.startswith("Error: another process is using")
+        assert second.output.count("\n") == 1 and os.listdir(out) == [".prepare.lock"]
+    finally:
+        os.close(fd)
+    rerun = CliRunner().invoke(main, ["prepare", str(synth_cpvton), str(out)])  # the lock file of a killed run
+    assert rerun.exit_code == 0 and not (out / ".prepare.lock").exists()
+
+
+def test_a_staged_folder_is_placed_onto_a_filled_target_by_merging(tmp_path: Path) -> None:
+    item = Item(PERSON, "000001_0.jpg", "train")
+    staged, final = tmp_path / ".prepare" / "stage" / "train" / "image", tmp_path / "train" / "image"
+    for folder, files in ((staged, {"000001_0.jpg": b"new"}), (final, {"000000_0.jpg": b"a", "000001_0.jpg": b"old"})):
+        folder.mkdir(parents=True)
+        for name, data in files.items():
+            (folder / name).write_bytes(data)
+    assert move_folders(tmp_path, [(item, "train")], [item]) == {"train"}
+    assert not staged.exists() and {p.name: p.read_bytes() for p in final.iterdir()} == {
+        "000000_0.jpg": b"a", "000001_0.jpg": b"new"}
 
 
 @dataclass(frozen=True)

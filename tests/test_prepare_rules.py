@@ -68,6 +68,16 @@ def test_pose_json_round_trip_and_mat_conversion() -> None:
     assert not out[[1, 2, 3, 4, 6]].any()
 
 
+@pytest.mark.parametrize("subset, candidate, message", [
+    (np.full((1, 20), np.nan), np.zeros((2, 4)), "non-finite joint index"),
+    (np.full((1, 20), np.inf), np.zeros((2, 4)), "non-finite joint index"),
+    (np.zeros((1, 20)), np.zeros((2, 4, 2)), "3 dimensions"),
+])
+def test_pose_mat_conversion_rejects_malformed_arrays(subset: np.ndarray, candidate: np.ndarray, message: str) -> None:
+    with pytest.raises(KeypointError, match=message):
+        keypoints_from_mat(subset, candidate, 762, 1100, 192, 256)
+
+
 def test_raw_cloth_mask_fills_holes_and_drops_specks() -> None:
     cloth = np.full((40, 30, 3), 255, np.uint8)
     cloth[5:35, 5:25] = 90  # the garment

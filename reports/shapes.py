@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Union
 
+from vton.pipelines.io import read_data_file
+
 MAX_DEPTH = 64  # far above any file vton writes; deeper nesting would overflow the recursive readers and writers
 
 
@@ -148,5 +150,6 @@ def parse_json(text: str | bytes, where: str, spec: Spec = ANY) -> Any:
 
 
 def read_json(path: Path, spec: Spec) -> Any:
-    """The JSON file ``path`` checked against ``spec`` (see parse_json); a missing file is the OSError of opening it."""
-    return parse_json(Path(path).read_bytes(), str(path), spec)
+    """The JSON file ``path`` checked against ``spec`` (see parse_json); a missing file, a FIFO, a device or an
+    oversized file is an OSError naming it (`read_data_file`), never a hang."""
+    return parse_json(read_data_file(path), str(path), spec)

@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from vton.pipelines.io import atomic_write_text
+from vton.pipelines.io import atomic_write_text, read_data_file
 from vton.reports.shapes import ShapeError
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -40,7 +40,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
     Text that is not UTF-8, or a cell over csv's field size limit, is a ShapeError naming the file and where.
     """
     try:
-        text = Path(path).read_bytes().decode("utf-8-sig")
+        text = read_data_file(path).decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ShapeError(f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     reader = csv.DictReader(io.StringIO(text, newline=""), restval="")

@@ -309,3 +309,20 @@ def test_cluster_bootstrap_and_wilcoxon_edges() -> None:
     x = np.arange(5.0)
     assert paired_wilcoxon(x, x) == 1.0
     assert paired_wilcoxon(x, x + np.array([1, 2, 3, 4, 5.5])) == pytest.approx(stats.wilcoxon(x, x + np.array([1, 2, 3, 4, 5.5])).pvalue)
+
+
+
+def test_run_files_that_are_fifos_are_refused_not_read(tmp_path: Path) -> None:
+    """A FIFO in place of a run file is refused from its stat: reading it would wait for a writer for ever."""
+    import os
+
+    from vton.reports.runs import SUMMARY_SHAPE
+    from vton.reports.shapes import read_json
+    from vton.reports.sheets import read_csv
+
+    for name in ("rejected.csv", "summary.json"):
+        os.mkfifo(tmp_path / name)
+    with pytest.raises(OSError, match="rejected.csv is not a regular file"):
+        read_csv(tmp_path / "rejected.csv")
+    with pytest.raises(OSError, match="summary.json is not a regular file"):
+        read_json(tmp_path / "summary.json", SUMMARY_SHAPE)

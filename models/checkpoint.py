@@ -9,7 +9,7 @@ Our bundle is a plain dict saved with ``torch.save`` (readable with ``weights_on
 ``train``/``optimizer``/``elapsed`` are filled by the training loop for ``--resume``.
 
 Every file is checked before use (types of every field, keys, shapes and dtypes against the network built on the
-meta device): a malformed file gives one CheckpointError line naming the file and what is wrong,
+meta device, finite values): a malformed file gives one CheckpointError line naming the file and what is wrong,
 never a TypeError deep inside, nor a network allocated at the size a bad config asks for.
 """
 from __future__ import annotations
@@ -57,9 +57,14 @@ class ModuleInfo:
     source: str  # "state_dict" (original format) or "bundle"
     step: int | None = None
     mismatches: list[str] = field(default_factory=list)
+    nonfinite_keys: list[str] = field(default_factory=list)  # tensors holding NaN or an infinity
+
+    @property
+    def usable(self) -> bool:
+        return self.strict and not self.nonfinite_keys
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "nonfinite": len(self.nonfinite_keys)}
 
 
 @dataclass(frozen=True)
@@ -222,6 +227,21 @@ def meta_mismatches(module: str, variant: str, width: int, state: Mapping[str, t
         return state_mismatches(build(module, variant, width), state)
 
 
+def nonfinite_keys(tensors: Mapping[str, torch.Tensor]) -> list[str]:
+    """Names of the floating tensors holding NaN or an infinity: such weights make black or white images."""
+    return [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+
+
+def nonfinite_message(path: str | os.PathLike, what: str, keys: list[str]) -> str:
+    return f"{path}: {what} tensor {keys[0]} holds NaN or infinite values ({len(keys)} such tensors)"
+
+
+def refuse_nonfinite(tensors: Mapping[str, torch.Tensor], path: str | os.PathLike, what: str, hint: str = "") -> None:
+    bad = nonfinite_keys(tensors)
+    if bad:
+        raise CheckpointError(nonfinite_message(path, what, bad) + hint)
+
+
 def file_states(path: str | os.PathLike) -> tuple[dict[str, tuple[dict[str, torch.Tensor], str, int]], Bundle | None]:
     """{module: (state, variant, width)} for every network in a file, plus the bundle when the file is one."""
     obj = read_checkpoint(path)
@@ -237,14 +257,16 @@ def file_states(path: str | os.PathLike) -> tuple[dict[str, tuple[dict[str, torc
 
 
 def inspect_checkpoint(path: str | os.PathLike) -> list[ModuleInfo]:
-    """One entry per network in the file (a bundle gives one per module it holds); never raises for shape mismatches."""
+    """One entry per network in the file (a bundle gives one per module it holds); shape mismatches and non-finite
+    values are reported in the entries, not raised."""
     states, bundle = file_states(path)
     source, step = ("bundle", bundle.step) if bundle is not None else ("state_dict", None)
     infos = []
     for module, (state, variant, width) in states.items():
         lines = meta_mismatches(module, variant, width, state)
         params = sum(int(v.numel()) for k, v in state.items() if not k.endswith(("running_mean", "running_var", "num_batches_tracked")))
-        infos.append(ModuleInfo(str(path), module, variant, width, params, not lines, source, step, lines))
+        infos.append(ModuleInfo(str(path), module, variant, width, params, not lines, source, step, lines,
+                                nonfinite_keys(state)))
     return infos
 
 
@@ -280,11 +302,12 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return files
 
 
-def load_models(paths: Iterable[str | os.PathLike], device: str | torch.device = "cpu"
+def load_models(paths: Iterable[str | os.PathLike], device: str | torch.device = "cpu", allow_nonfinite: bool = False
                 ) -> tuple[GMM | None, TOM | None, ModelConfig]:
     """Build and strictly load the GMM and/or TOM from our bundle, a folder of *_final.pth, or files told apart by keys.
 
-    Networks come back on ``device`` in eval mode. GMM and TOM must be the same variant.
+    Networks come back on ``device`` in eval mode. GMM and TOM must be the same variant. Weights holding NaN or an
+    infinity are refused (they would make black or white images with no error) unless ``allow_nonfinite``.
     """
     found: dict[str, tuple[dict[str, torch.Tensor], str, int, Path]] = {}
     for path in expand_paths(paths):
@@ -299,6 +322,8 @@ def load_models(paths: Iterable[str | os.PathLike], device: str | torch.device =
         raise CheckpointError("GMM and TOM are different variants: " + ", ".join(f"{m} {v[1]} ({v[3]})" for m, v in found.items()))
     models: dict[str, nn.Module] = {}
     for module, (state, variant, width, path) in found.items():
+        if not allow_nonfinite:
+            refuse_nonfinite(state, path, module.upper(), "; --allow-nonfinite loads it anyway")
         models[module] = load_network(module, variant, width, state, path).to(device).eval()
     config = ModelConfig(variants.pop(), *(found[m][2] if m in found else PAPER_WIDTH for m in MODULES))
     return models.get("gmm"), models.get("tom"), config  # type: ignore[return-value]
@@ -321,13 +346,16 @@ def save_bundle(path: str | os.PathLike, config: ModelConfig, *, gmm: nn.Module 
 
 
 def format_table(infos: list[ModuleInfo]) -> str:
-    """A plain-text table of inspect results, then the first mismatches of every entry that does not load strictly."""
-    header = ["file", "module", "variant", "width", "parameters", "strict", "source", "step"]
+    """A plain-text table of inspect results, then a line for every entry that does not load strictly (its first
+    mismatches) or holds non-finite values (the first such tensor)."""
+    header = ["file", "module", "variant", "width", "parameters", "strict", "nonfinite", "source", "step"]
     rows = [[Path(i.path).name, i.module, i.variant, str(i.width), f"{i.parameters:,}", "yes" if i.strict else "no",
-             i.source, "" if i.step is None else str(i.step)] for i in infos]
+             str(len(i.nonfinite_keys)), i.source, "" if i.step is None else str(i.step)] for i in infos]
     widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in [header, *rows]]
     for info in infos:
         if not info.strict:
             lines.append(str(mismatch_error(info.path, info.module, info.variant, info.width, info.mismatches)))
+        if info.nonfinite_keys:
+            lines.append(nonfinite_message(info.path, info.module.upper(), info.nonfinite_keys))
     return "\n".join(lines)

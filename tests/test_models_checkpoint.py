@@ -144,16 +144,17 @@ def test_bundle_round_trip_and_inspect_cli(tmp_path: Path) -> None:
     result = runner.invoke(main, ["checkpoint", "inspect", str(path), str(tmp_path / "gmm_final.pth"), "--json"])
     assert result.exit_code == 0, result.output
     entries = json.loads(result.output)
-    assert [(e["module"], e["variant"], e["width"], e["strict"], e["source"]) for e in entries] == [
-        ("gmm", "cpvton+", 2, True, "bundle"), ("tom", "cpvton+", 3, True, "bundle"), ("gmm", "cpvton", 64, True, "state_dict")]
+    assert [(e["module"], e["variant"], e["width"], e["strict"], e["nonfinite"], e["source"]) for e in entries] == [
+        ("gmm", "cpvton+", 2, True, 0, "bundle"), ("tom", "cpvton+", 3, True, 0, "bundle"),
+        ("gmm", "cpvton", 64, True, 0, "state_dict")]
     assert entries[1]["parameters"] == sum(p.numel() for p in tom.parameters())
     assert entries[2]["parameters"] == 19_057_650
 
     result = runner.invoke(main, ["checkpoint", "inspect", str(tmp_path / "gmm_final.pth")])
     assert result.exit_code == 0
     header, row = result.output.splitlines()[:2]
-    assert header.split() == ["file", "module", "variant", "width", "parameters", "strict", "source", "step"]
-    assert row.split() == ["gmm_final.pth", "gmm", "cpvton", "64", "19,057,650", "yes", "state_dict"]
+    assert header.split() == ["file", "module", "variant", "width", "parameters", "strict", "nonfinite", "source", "step"]
+    assert row.split() == ["gmm_final.pth", "gmm", "cpvton", "64", "19,057,650", "yes", "0", "state_dict"]
 
 
 def test_inspect_cli_reports_non_strict_file(tmp_path: Path) -> None:
@@ -267,7 +268,7 @@ def assert_one_line_naming(message: str, path: Path) -> None:
 @pytest.mark.parametrize("case", list(MALFORMED))
 def test_malformed_checkpoints_give_one_checkpoint_error_line(tmp_path: Path, bundle_contents: dict, case: str) -> None:
     """Loading raises CheckpointError (no TypeError, KeyError, AttributeError, MemoryError: width 100000 is refused on
-    the meta device before a 1 TB network is allocated); inspect raises it too or reports the file as not strict."""
+    the meta device before a 1 TB network is allocated); inspect raises it too or reports the file as unusable."""
     path = tmp_path / "bad.pth"
     torch.save(MALFORMED[case](copy.deepcopy(bundle_contents)), path)
     with pytest.raises(CheckpointError) as err:
@@ -278,7 +279,7 @@ def test_malformed_checkpoints_give_one_checkpoint_error_line(tmp_path: Path, bu
     except CheckpointError as exc:
         assert_one_line_naming(str(exc), path)
     else:
-        assert not all(info.strict for info in infos)
+        assert not all(info.usable for info in infos)
 
 
 @pytest.mark.parametrize("case", ["gmm entry a list", "step a list", "width 100000"])
@@ -298,3 +299,49 @@ def test_cli_commands_name_a_malformed_checkpoint_in_one_line(tmp_path: Path, bu
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 1, (name, result.output, result.exception)
         assert_one_line_naming(result.output.strip().removeprefix("Error: "), path)
+
+
+def nonfinite_bundle(path: Path) -> Path:
+    """GMM and TOM of width 2 with one NaN in the GMM and one infinity in the TOM."""
+    torch.manual_seed(0)
+    gmm, tom = GMM(width=2), TOM(width=2)
+    with torch.no_grad():
+        gmm.regression.linear.bias[3] = float("nan")
+        tom.model.model[0].weight[0, 0, 0, 0] = float("-inf")
+    return save_bundle(path, ModelConfig("cpvton", 2, 2), gmm=gmm, tom=tom)
+
+
+def test_nonfinite_weights_are_reported_and_refused_unless_allowed(tmp_path: Path) -> None:
+    path = nonfinite_bundle(tmp_path / "nan.pth")
+    infos = inspect_checkpoint(path)
+    assert [(i.module, i.strict, i.nonfinite_keys) for i in infos] == [
+        ("gmm", True, ["regression.linear.bias"]), ("tom", True, ["model.model.0.weight"])]
+    result = CliRunner().invoke(main, ["checkpoint", "inspect", "--json", str(path)])
+    assert result.exit_code == 1 and [e["nonfinite"] for e in json.loads(result.output)] == [1, 1]
+    result = CliRunner().invoke(main, ["checkpoint", "inspect", str(path)])
+    lines = result.output.splitlines()
+    assert result.exit_code == 1 and lines[1].split()[5:8] == ["yes", "1", "bundle"]
+    assert f"{path}: GMM tensor regression.linear.bias holds NaN or infinite values (1 such tensors)" in lines
+    with pytest.raises(CheckpointError) as err:
+        load_models([path])
+    assert str(err.value) == (f"{path}: GMM tensor regression.linear.bias holds NaN or infinite values "
+                              "(1 such tensors); --allow-nonfinite loads it anyway")
+    gmm, tom, _ = load_models([path], allow_nonfinite=True)
+    assert torch.isnan(gmm.regression.linear.bias[3]) and torch.isinf(tom.model.model[0].weight[0, 0, 0, 0])
+
+
+def test_infer_and_evaluate_load_nonfinite_weights_only_when_allowed(synth_cpvton: Path, tmp_path: Path) -> None:
+    path = nonfinite_bundle(tmp_path / "nan.pth")
+    runs = {"infer": ["infer", str(synth_cpvton), "--checkpoint", str(path), "--out", str(tmp_path / "i"),
+                      "--device", "cpu"],
+            "evaluate": ["evaluate", str(synth_cpvton), "--checkpoint", str(path), "--out", str(tmp_path / "e"),
+                         "--device", "cpu", "--metrics", "ssim", "--workers", "0", "--bootstrap", "10"]}
+    for name, args in runs.items():
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 1, (name, result.output)
+        assert_one_line_naming(result.output.strip().removeprefix("Error: "), path)
+        assert "regression.linear.bias holds NaN" in result.output
+        result = CliRunner().invoke(main, [*args, "--allow-nonfinite"])
+        assert result.exit_code == 0, (name, result.output, result.exception)
+    assert len(list((tmp_path / "i" / "try-on").glob("*.png"))) == 3
+    assert len(list((tmp_path / "e" / "results" / "unpaired" / "try-on").glob("*.png"))) == 3

@@ -23,6 +23,7 @@ from vton.models.config import ModelConfig
 from vton.models.gmm import GMM, run_gmm
 from vton.models.losses import VGGLoss, grid_regularizer
 from vton.models.tom import TOM, binarize_warped_mask, run_tom
+from vton.pipelines.devices import resolve_device
 from vton.pipelines.io import atomic_write_text
 
 STAGES = ("gmm", "tom")
@@ -183,7 +184,7 @@ def train(stage: str, dataset: Dataset, out: str | Path, config: ModelConfig, op
         raise ValueError("training the TOM needs a trained GMM to warp the cloth (give --gmm CKPT)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    device = torch.device(opts.device)
+    device = resolve_device(opts.device)
     torch.manual_seed(opts.seed)
     net: GMM | TOM = GMM(config.variant, config.gmm_width) if stage == "gmm" else TOM(config.variant, config.tom_width)
     net.to(device).train()

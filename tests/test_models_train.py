@@ -206,3 +206,15 @@ def test_cli_trains_on_a_synthetic_dataset(synth_cpvton: Path, tmp_path: Path) -
     result = runner.invoke(main, ["checkpoint", "inspect", "--json", str(tmp_path / "t" / "tom_final.pth")])
     assert [(e["module"], e["variant"], e["strict"]) for e in json.loads(result.output)] == [
         ("gmm", "cpvton", True), ("tom", "cpvton", True)]
+
+
+def test_cli_train_device_follows_the_device_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--device auto (CUDA when visible, else the CPU) as for every command; a misspelt device is one line."""
+    monkeypatch.setitem(sys.modules, "vton.pipelines.dataset",
+                        types.SimpleNamespace(TryOnDataset=lambda *args, **kwargs: TinyTryOn(1)))
+    args = ["train", "gmm", str(tmp_path), "--steps", "1", "--batch-size", "1", "--width", "2", "--workers", "0"]
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "auto"), "--device", "auto"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert (tmp_path / "auto" / "gmm_final.pth").is_file()
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "bad"), "--device", "gpu0"])
+    assert result.exit_code == 1 and result.output == "Error: unknown device 'gpu0': use auto, cpu, cuda or cuda:N\n"

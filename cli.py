@@ -204,7 +204,8 @@ def checkpoint() -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per network (a bundle gives one per module).")
 def checkpoint_inspect(paths: tuple[Path, ...], as_json: bool) -> None:
-    """What each file is: gmm or tom, cpvton or cpvton+, width, parameters, whether it loads strictly."""
+    """What each file is: gmm or tom, cpvton or cpvton+, width, parameters, whether it loads strictly, how many of its
+    tensors hold NaN or infinite values. Exit status 1 when any network does not load strictly or holds such values."""
     import json
 
     from vton.models.checkpoint import CheckpointError, format_table, inspect_checkpoint
@@ -214,11 +215,13 @@ def checkpoint_inspect(paths: tuple[Path, ...], as_json: bool) -> None:
     except CheckpointError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(json.dumps([i.to_dict() for i in infos], indent=2) if as_json else format_table(infos))
-    if not all(i.strict for i in infos):
+    if not all(i.usable for i in infos):
         sys.exit(1)
 
 
 # --- infer -------------------------------------------------------------------------------------
+NONFINITE_HELP = ("Load checkpoints whose weights hold NaN or infinite values (refused by default: they make black or "
+                  "white images).")
 
 
 @main.command()
@@ -238,13 +241,16 @@ def checkpoint_inspect(paths: tuple[Path, ...], as_json: bool) -> None:
 @click.option("--extras", is_flag=True, help="Also write the rendered person and the composition mask.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1), help="Local Dask processes.")
 @click.option("--scheduler", default=None, help="Address of an existing Dask scheduler (tcp://HOST:PORT).")
+@click.option("--allow-nonfinite", is_flag=True, help=NONFINITE_HELP)
 def infer(data: Path, checkpoints: tuple[Path, ...], split: str, pairs: str, out: Path, batch_size: int, device: str,
-          precision: str, jpeg_quality: int | None, extras: bool, workers: int, scheduler: str | None) -> None:
+          precision: str, jpeg_quality: int | None, extras: bool, workers: int, scheduler: str | None,
+          allow_nonfinite: bool) -> None:
     """Run GMM and TOM over DATA and write warp-cloth/, warp-mask/ and try-on/ images named by person."""
     from vton.pipelines.infer import InferOptions, run_inference
 
     opts = InferOptions(split=split, pairs=pairs, batch_size=batch_size, device=device, precision=precision,
-                        jpeg_quality=jpeg_quality, extras=extras, workers=workers, scheduler=scheduler)
+                        jpeg_quality=jpeg_quality, extras=extras, workers=workers, scheduler=scheduler,
+                        allow_nonfinite=allow_nonfinite)
     summary = run_inference(data, checkpoints, out, opts)
     click.echo(f"infer: {summary.pairs} pairs ({summary.written} written, {summary.skipped} already there) "
                f"on {summary.device} -> {summary.out}")
@@ -272,9 +278,10 @@ def infer(data: Path, checkpoints: tuple[Path, ...], split: str, pairs: str, out
 @click.option("--kid-subset-size", default=1000, show_default=True, type=click.IntRange(2))
 @click.option("--subset-size", default=50, show_default=True, type=click.IntRange(1),
               help="Cloths in each of the LARGE / SMALL TV subsets.")
+@click.option("--allow-nonfinite", is_flag=True, help="With --checkpoint: " + NONFINITE_HELP)
 def evaluate(data: Path, results: Path | None, checkpoints: tuple[Path, ...], out: Path, metrics: str,
              weights_dir: Path | None, device: str | None, batch_size: int, workers: int | None, seed: int,
-             n_boot: int, is_splits: int, kid_subset_size: int, subset_size: int) -> None:
+             n_boot: int, is_splits: int, kid_subset_size: int, subset_size: int, allow_nonfinite: bool) -> None:
     """Score try-on results on DATA (CP-VTON layout): SSIM, LPIPS, IoU, SSIM in the cloth, IS, FID, KID, TV."""
     from vton.eval.protocol import Settings, evaluate_run, format_table
 
@@ -287,7 +294,7 @@ def evaluate(data: Path, results: Path | None, checkpoints: tuple[Path, ...], ou
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--metrics") from exc
     try:
-        summary = evaluate_run(data, out, results, checkpoints, settings)
+        summary = evaluate_run(data, out, results, checkpoints, settings, allow_nonfinite=allow_nonfinite)
     except (ValueError, FileNotFoundError) as exc:  # bad pairs files, missing inputs: a message, not a traceback
         raise click.ClickException(str(exc)) from exc
     click.echo(format_table(summary))

@@ -444,8 +444,8 @@ def write_run(out: Path, frame: pd.DataFrame, summary: dict) -> None:
 
 
 # --- runs with inference -------------------------------------------------------------------------
-def resolve_results(data: Path, out: Path, results: Path | None = None,
-                    checkpoints: Sequence[Path] = (), device: str | None = None) -> dict[str, Path | None]:
+def resolve_results(data: Path, out: Path, results: Path | None = None, checkpoints: Sequence[Path] = (),
+                    device: str | None = None, allow_nonfinite: bool = False) -> dict[str, Path | None]:
     """The results folder per setting: taken from ``results``, or produced by inference into RUN/results/<setting>.
 
     Inference runs only for a setting whose folder has no manifest.csv yet (a finished earlier run is reused; an
@@ -463,15 +463,18 @@ def resolve_results(data: Path, out: Path, results: Path | None = None,
         target = Path(out) / "results" / setting
         if not (target / "manifest.csv").is_file():
             run_inference(Path(data), [Path(c) for c in checkpoints], target,
-                          InferOptions(split="test", pairs=setting, device=device or "auto"))
+                          InferOptions(split="test", pairs=setting, device=device or "auto",
+                                       allow_nonfinite=allow_nonfinite))
         found[setting] = target
     return found
 
 
 def evaluate_run(data: Path, out: Path, results: Path | None = None, checkpoints: Sequence[Path] = (),
-                 settings: Settings = Settings()) -> dict:
-    """The ``vton evaluate`` entry point: find or make the results, then score them."""
-    return evaluate(data, resolve_results(data, out, results, checkpoints, settings.device), out, settings)
+                 settings: Settings = Settings(), allow_nonfinite: bool = False) -> dict:
+    """The ``vton evaluate`` entry point: find or make the results (inference loads non-finite weights only with
+    ``allow_nonfinite``), then score them."""
+    return evaluate(data, resolve_results(data, out, results, checkpoints, settings.device, allow_nonfinite), out,
+                    settings)
 
 
 def format_table(summary: dict) -> str:

@@ -1,11 +1,14 @@
 """Which network variant and width to build; stored in our bundles so the same nets are rebuilt on load."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any, Final
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Final, Mapping
 
 VARIANTS: Final = ("cpvton", "cpvton+")
 PAPER_WIDTH: Final = 64  # ngf of both GMM and TOM in the paper
+# Far above any trainable net, and low enough that every layer's element count fits in 64 bits (a width of 1e9 read
+# from a file would overflow even on the meta device).
+MAX_WIDTH: Final = 1 << 20
 AGNOSTIC_CHANNELS: Final = 22  # shape (1) + head (3) + pose maps (18)
 GRID_SIZE: Final = 5  # 5x5 TPS control points
 # GMM extractionB input: the RGB cloth (CP-VTON) or the 1-channel cloth mask (CP-VTON+).
@@ -21,8 +24,8 @@ def check_variant(variant: str) -> str:
 
 
 def check_width(width: int) -> int:
-    if int(width) < 1:
-        raise ValueError(f"network width must be a positive channel count, got {width!r}")
+    if not 1 <= int(width) <= MAX_WIDTH:
+        raise ValueError(f"network width must be a channel count from 1 to {MAX_WIDTH}, got {width!r}")
     return int(width)
 
 
@@ -43,5 +46,15 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
-        return cls(variant=str(data["variant"]), gmm_width=int(data["gmm_width"]), tom_width=int(data["tom_width"]))
+    def from_dict(cls, data: Any) -> "ModelConfig":
+        """Strict, since the data come from a file: every field present with the type of its default (a width of
+        "64", 2.7 or True is refused rather than guessed); ValueError says which field is wrong."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"config is a {type(data).__name__}, not a mapping")
+        for f in fields(cls):
+            if f.name not in data:
+                raise ValueError(f"config lacks {f.name}")
+            value, kind = data[f.name], type(f.default)
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise ValueError(f"config {f.name} is {value!r}, not of type {kind.__name__}")
+        return cls(**{f.name: data[f.name] for f in fields(cls)})

@@ -18,18 +18,24 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
-from vton.models.checkpoint import FINAL_NAMES, CheckpointError, read_checkpoint, save_bundle
+from vton.models.checkpoint import (FINAL_NAMES, Bundle, CheckpointError, check_loadable, check_tensors, read_bundle,
+                                   refuse_nonfinite, save_bundle, show)
 from vton.models.config import ModelConfig
 from vton.models.gmm import GMM, run_gmm
 from vton.models.losses import VGGLoss, grid_regularizer
 from vton.models.tom import TOM, binarize_warped_mask, run_tom
+from vton.pipelines.devices import resolve_device
 from vton.pipelines.io import atomic_write_text
 
 STAGES = ("gmm", "tom")
 LOG_NAME = "train_log.csv"
 STEP_FILE = re.compile(r"^step_(\d{6,})\.pth$")
 
-RESUME_KEYS = ("seed", "batch_size")
+# The options that change what a step computes. A resumed run must train with the ones its checkpoint records, and is
+# refused otherwise: the batch order is a function of (seed, batch size, step), and the restored optimizer would carry
+# on at the recorded lr and betas whatever the new run records. steps may differ (raising it continues the run), and
+# so may save_every, log_every, workers, device and vgg_weights (a path: the same file may have moved).
+RESUME_KEYS = ("seed", "batch_size", "lr", "beta1", "beta2", "lambda_l1", "lambda_vgg", "lambda_mask", "lambda_gic")
 
 
 @dataclass
@@ -134,7 +140,7 @@ def latest_checkpoint(out: Path, stage: str) -> Path | None:
         candidates.append(out / FINAL_NAMES[stage])
     best, best_step = None, -1
     for path in candidates:
-        step = int(read_checkpoint(path).get("step", -1))
+        step = read_bundle(path).step
         if step > best_step:
             best, best_step = path, step
     return best
@@ -155,41 +161,92 @@ def to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
+def same_weights(model: torch.nn.Module, state: Mapping[str, torch.Tensor] | None) -> bool:
+    own = model.state_dict()
+    return (state is not None and own.keys() == state.keys()
+            and all(torch.equal(v.cpu(), state[k]) for k, v in own.items()))
+
+
+def resume_conflicts(bundle: Bundle, config: ModelConfig, opts: TrainOptions, gmm: GMM | None) -> list[str]:
+    """'name old -> new' for each setting of the recorded run that this one would change (variant, widths, the
+    RESUME_KEYS options, an unrecorded one counting as changed, and for the TOM the frozen GMM)."""
+    record = bundle.train or {}
+    old = {**bundle.config.to_dict(), **{k: record.get(k) for k in RESUME_KEYS}}
+    new = {**config.to_dict(), **{k: getattr(opts, k) for k in RESUME_KEYS}}
+    lines = [f"{k} {old[k]} -> {new[k]}" for k in new if old[k] != new[k]]
+    if gmm is not None and not same_weights(gmm, bundle.states.get("gmm")):
+        lines.append("GMM weights (--gmm) other than those the TOM was trained with")
+    return lines
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, saved: Mapping[str, Any], path: Path) -> None:
+    """The per-parameter state (Adam's moments and step counts) from the file, checked to be finite tensors of the
+    parameters' shapes; the hyperparameters stay the ones the optimizer was built with from the options, which
+    resume_conflicts found equal to the run's record."""
+    state = saved.get("state")
+    if not isinstance(state, Mapping) or not all(isinstance(m, Mapping) for m in state.values()):
+        raise CheckpointError(f"{path}: optimizer state is {show(state)}, not a mapping of parameters to tensors")
+    moments = check_tensors({f"state.{i}.{k}": v for i, m in state.items() for k, v in m.items()}, path, "optimizer")
+    refuse_nonfinite(moments, path, "optimizer")
+    hyper = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
+    try:
+        optimizer.load_state_dict(saved)
+    except Exception as exc:  # torch's own format: a malformed one fails with any of several exception types
+        raise CheckpointError(f"{path}: optimizer state that does not fit the network "
+                              f"({type(exc).__name__}: {exc})") from exc
+    for group, own in zip(optimizer.param_groups, hyper):
+        group.update(own)
+    for i, p in enumerate(p for group in optimizer.param_groups for p in group["params"]):
+        for name, value in optimizer.state[p].items():
+            if value.shape not in (p.shape, torch.Size()):
+                raise CheckpointError(f"{path}: optimizer state.{i}.{name} has shape {list(value.shape)}, not its "
+                                      f"parameter's {list(p.shape)}")
+
+
 def restore(path: Path, stage: str, config: ModelConfig, opts: TrainOptions, net: torch.nn.Module,
-            optimizer: torch.optim.Optimizer) -> tuple[int, float]:
-    """Load network and optimizer state from one of our training checkpoints; (step, seconds so far)."""
-    bundle = read_checkpoint(path)
-    saved = ModelConfig.from_dict(bundle["config"])
-    saved_stage = (bundle.get("train") or {}).get("stage")
-    if saved_stage != stage or bundle.get(stage) is None or bundle.get("optimizer") is None or saved != config:
-        raise CheckpointError(f"{path}: cannot resume {stage} {config} from a checkpoint of {saved_stage} {saved}")
-    # The batch order is a function of (seed, batch size, step): a resume with others would not continue the run.
-    started = bundle.get("train") or {}
-    changed = {k: started[k] for k in RESUME_KEYS if k in started and started[k] != getattr(opts, k)}
-    if changed:
-        was = ", ".join(f"{k}={v}" for k, v in changed.items())
-        raise CheckpointError(f"{path}: cannot resume with other {', '.join(changed)} than the run was started with ({was})")
-    net.load_state_dict(bundle[stage], strict=True)
-    optimizer.load_state_dict(bundle["optimizer"])
-    return int(bundle["step"]), float(bundle.get("elapsed", 0.0))
+            optimizer: torch.optim.Optimizer, gmm: GMM | None = None) -> tuple[int, float]:
+    """Load network and optimizer state from one of our training checkpoints; (step, seconds so far).
+
+    A resumed run trains with exactly the settings its checkpoint records: one that differs in any of them (see
+    RESUME_KEYS) is refused with one line listing each difference, old -> new; so is a checkpoint holding NaN or
+    infinite weights or optimizer moments, which would only train on to NaN.
+    """
+    bundle = read_bundle(path)
+    saved_stage = (bundle.train or {}).get("stage")
+    if saved_stage != stage or stage not in bundle.states or bundle.optimizer is None:
+        raise CheckpointError(f"{path}: cannot resume {stage} training: not a checkpoint of {stage} training with its "
+                              f"optimizer state (it records stage {saved_stage})")
+    conflicts = resume_conflicts(bundle, config, opts, gmm)
+    if conflicts:
+        raise CheckpointError(f"{path}: cannot resume with other settings than the run's: {', '.join(conflicts)}")
+    state = bundle.states[stage]
+    refuse_nonfinite(state, path, stage.upper())
+    check_loadable(net, state, path)
+    net.load_state_dict(state, strict=True)
+    load_optimizer(optimizer, bundle.optimizer, path)
+    return bundle.step, bundle.elapsed
 
 
 def train(stage: str, dataset: Dataset, out: str | Path, config: ModelConfig, opts: TrainOptions,
           gmm: GMM | None = None, resume: bool = False) -> TrainResult:
-    """Train the GMM or the TOM (the latter with a frozen, given ``gmm``) and write checkpoints and a CSV log to ``out``."""
+    """Train the GMM or the TOM (the latter with a frozen, given ``gmm``) and write checkpoints and a CSV log to ``out``.
+
+    ``resume`` continues from the latest checkpoint in ``out``, with the settings that run recorded (see restore).
+    """
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
     if stage == "tom" and gmm is None:
         raise ValueError("training the TOM needs a trained GMM to warp the cloth (give --gmm CKPT)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    device = torch.device(opts.device)
+    device = resolve_device(opts.device)
     torch.manual_seed(opts.seed)
     net: GMM | TOM = GMM(config.variant, config.gmm_width) if stage == "gmm" else TOM(config.variant, config.tom_width)
     net.to(device).train()
     optimizer = torch.optim.Adam(net.parameters(), lr=opts.lr, betas=(opts.beta1, opts.beta2))
     ckpt = latest_checkpoint(out, stage) if resume else None
-    start, elapsed = restore(ckpt, stage, config, opts, net, optimizer) if ckpt is not None else (0, 0.0)
+    start, elapsed = (restore(ckpt, stage, config, opts, net, optimizer, gmm if stage == "tom" else None)
+                      if ckpt is not None else (0, 0.0))
     frozen = None
     vgg = None
     if stage == "tom":

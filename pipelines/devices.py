@@ -19,7 +19,10 @@ def resolve_device(device: str | None = "auto") -> torch.device:
 
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        return torch.device(device)
+    except RuntimeError as exc:  # a misspelt --device is bad input: one line, not a traceback
+        raise ValueError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from exc
 
 
 @contextmanager

@@ -48,6 +48,7 @@ class InferOptions:
     workers: int = 1  # Dask processes (local scheduler); 1 runs here
     scheduler: str | None = None  # address of an existing Dask cluster
     progress: bool = True
+    allow_nonfinite: bool = False  # load weights holding NaN/inf (refused by default: black or white images)
 
 
 @dataclass
@@ -84,13 +85,13 @@ def output_folders(tom: bool, extras: bool) -> tuple[str, ...]:
 _MODEL_CACHE: dict[tuple, tuple] = {}
 
 
-def cached_models(checkpoints: tuple[str, ...], device: torch.device) -> tuple:
+def cached_models(checkpoints: tuple[str, ...], device: torch.device, allow_nonfinite: bool = False) -> tuple:
     """(gmm, tom, config) loaded once per worker process and device; tasks of a Dask worker share them."""
     from vton.models.checkpoint import load_models
 
     key = (checkpoints, str(device))
     if key not in _MODEL_CACHE:
-        _MODEL_CACHE[key] = load_models([Path(p) for p in checkpoints], device)
+        _MODEL_CACHE[key] = load_models([Path(p) for p in checkpoints], device, allow_nonfinite)
     return _MODEL_CACHE[key]
 
 
@@ -158,7 +159,7 @@ def infer_partition(indices: list[int], data: str, checkpoints: tuple[str, ...],
     device = resolve_device(opts.device)
     if device.type == "cuda" and device.index is None and device_index is not None:
         device = torch.device("cuda", device_index % torch.cuda.device_count())
-    gmm, tom, config = cached_models(checkpoints, device)  # run_inference checked that a GMM is there
+    gmm, tom, config = cached_models(checkpoints, device, opts.allow_nonfinite)  # run_inference checked that a GMM is there
     if dataset is None:
         dataset = TryOnDataset(data, split=opts.split, pairs=opts.pairs, variant=config.variant, unique_persons=True)
     folders = output_folders(tom is not None, opts.extras)
@@ -235,7 +236,7 @@ def run_inference(data: str | os.PathLike, checkpoints: Sequence[str | os.PathLi
 
     out = Path(out)
     paths = tuple(str(p.resolve()) for p in expand_paths(checkpoints))
-    gmm, tom, config = load_models([Path(p) for p in paths], "cpu")  # validates the files before any work
+    gmm, tom, config = load_models([Path(p) for p in paths], "cpu", opts.allow_nonfinite)  # validates the files before any work
     if gmm is None:
         raise ValueError("inference needs a GMM checkpoint (the TOM consumes the GMM's warped cloth)")
     dataset = TryOnDataset(data, split=opts.split, pairs=opts.pairs, variant=config.variant, unique_persons=True)

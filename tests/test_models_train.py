@@ -1,11 +1,14 @@
 """Training: loss falls, seeded runs are byte-identical, resume equals an uninterrupted run, VGG19 loss layout, CLI."""
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import io
+import re
 import sys
 import types
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,7 +18,7 @@ from click.testing import CliRunner
 from torch.utils.data import Dataset
 
 from vton.cli import main
-from vton.models.checkpoint import load_models, read_checkpoint
+from vton.models.checkpoint import CheckpointError, load_models, read_checkpoint
 from vton.models.config import ModelConfig
 from vton.models.losses import VGG19_FILE, MissingWeightsError, VGGLoss, grid_regularizer
 from vton.models.train import TrainOptions, train
@@ -94,7 +97,7 @@ def test_same_seed_same_bytes_and_resume_equals_uninterrupted(tmp_path: Path) ->
     assert [r["loss"] for r in log_rows(tmp_path / "c")] == [r["loss"] for r in log_rows(tmp_path / "a")]
     with pytest.raises(ValueError, match="cannot resume"):
         train("gmm", TinyTryOn(3), tmp_path / "c", ModelConfig("cpvton", gmm_width=2), opts(steps=5), resume=True)
-    with pytest.raises(ValueError, match="cannot resume with other seed"):
+    with pytest.raises(ValueError, match="cannot resume with other settings than the run's: seed 0 -> 7$"):
         train("gmm", TinyTryOn(3), tmp_path / "c", config, opts(steps=5, seed=7), resume=True)
 
 
@@ -206,3 +209,76 @@ def test_cli_trains_on_a_synthetic_dataset(synth_cpvton: Path, tmp_path: Path) -
     result = runner.invoke(main, ["checkpoint", "inspect", "--json", str(tmp_path / "t" / "tom_final.pth")])
     assert [(e["module"], e["variant"], e["strict"]) for e in json.loads(result.output)] == [
         ("gmm", "cpvton", True), ("tom", "cpvton", True)]
+
+
+def test_resume_refuses_changed_settings_and_trains_at_the_recorded_lr(tmp_path: Path) -> None:
+    """--resume --lr 0.5 on a run trained at 1e-3 used to record 0.5 and train at 1e-3 (the optimizer state's lr)."""
+    config = ModelConfig("cpvton", gmm_width=2)
+    train("gmm", TinyTryOn(2), tmp_path, config, opts(steps=2, save_every=0))
+    final = tmp_path / "gmm_final.pth"
+    before = final.read_bytes()
+    with pytest.raises(CheckpointError) as err:
+        train("gmm", TinyTryOn(2), tmp_path, ModelConfig("cpvton", gmm_width=4), opts(steps=4, lr=0.5, lambda_l1=2.0),
+              resume=True)
+    assert str(err.value) == (f"{final}: cannot resume with other settings than the run's: "
+                              "gmm_width 2 -> 4, lr 0.001 -> 0.5, lambda_l1 1.0 -> 2.0")
+    assert final.read_bytes() == before
+    # Raising steps continues the run, at the lr it records even where the optimizer state says otherwise.
+    bundle = torch.load(final, weights_only=True)
+    bundle["optimizer"]["param_groups"][0]["lr"] = 0.5
+    torch.save(bundle, final)
+    result = train("gmm", TinyTryOn(2), tmp_path, config, opts(steps=3, save_every=0), resume=True)
+    saved = read_checkpoint(final)
+    assert (result.start_step, saved["step"], saved["train"]["lr"]) == (2, 3, 1e-3)
+    assert [group["lr"] for group in saved["optimizer"]["param_groups"]] == [1e-3]
+
+
+def test_resume_refuses_nonfinite_or_malformed_training_state(tmp_path: Path) -> None:
+    config = ModelConfig("cpvton", gmm_width=2)
+    train("gmm", TinyTryOn(2), tmp_path, config, opts(steps=1, save_every=0))
+    final = tmp_path / "gmm_final.pth"
+    good = torch.load(final, weights_only=True)
+    nan, inf = copy.deepcopy(good), copy.deepcopy(good)
+    nan["gmm"]["regression.linear.bias"][0] = float("nan")
+    inf["optimizer"]["state"][0]["exp_avg_sq"].fill_(float("inf"))
+    shape = copy.deepcopy(good)
+    shape["optimizer"]["state"][0]["exp_avg"] = torch.zeros(3)
+    text = copy.deepcopy(good)
+    text["optimizer"]["state"][0]["exp_avg"] = "zeros"
+    cases = [(nan, "GMM tensor regression.linear.bias holds NaN or infinite values"),
+             (inf, "optimizer tensor state.0.exp_avg_sq holds NaN or infinite values"),
+             (shape, r"optimizer state.0.exp_avg has shape \[3\], not its parameter's \[2, 22, 4, 4\]"),
+             (text, "optimizer entry state.0.exp_avg is 'zeros' \\(str\\), not a dense tensor"),
+             ({**good, "optimizer": {"state": {}, "param_groups": []}}, "optimizer state that does not fit"),
+             ({**good, "step": [1]}, "vton-bundle entry 'step' is \\[1\\] \\(list\\), not an integer")]
+    for bundle, message in cases:
+        torch.save(bundle, final)
+        with pytest.raises(CheckpointError, match=f"^{re.escape(str(final))}: {message}"):
+            train("gmm", TinyTryOn(2), tmp_path, config, opts(steps=2, save_every=0), resume=True)
+
+
+def test_tom_resume_refuses_another_gmm(tmp_path: Path) -> None:
+    """The frozen GMM shapes every TOM step: resuming with other GMM weights would not continue the run."""
+    for seed in (0, 1):
+        train("gmm", TinyTryOn(1), tmp_path / f"gmm{seed}", ModelConfig("cpvton", gmm_width=2),
+              opts(steps=1, batch_size=1, seed=seed))
+    gmm0, gmm1 = (load_models([tmp_path / f"gmm{seed}"])[0] for seed in (0, 1))
+    config = ModelConfig("cpvton", gmm_width=2, tom_width=2)
+    tom_opts = opts(batch_size=1, lambda_vgg=0.0, save_every=0)
+    train("tom", TinyTryOn(1), tmp_path / "tom", config, replace(tom_opts, steps=1), gmm=gmm0)
+    with pytest.raises(CheckpointError, match="GMM weights \\(--gmm\\) other than those the TOM was trained with$"):
+        train("tom", TinyTryOn(1), tmp_path / "tom", config, replace(tom_opts, steps=2), gmm=gmm1, resume=True)
+    assert train("tom", TinyTryOn(1), tmp_path / "tom", config, replace(tom_opts, steps=2), gmm=gmm0,
+                 resume=True).start_step == 1
+
+
+def test_cli_train_device_follows_the_device_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--device auto (CUDA when visible, else the CPU) as for every command; a misspelt device is one line."""
+    monkeypatch.setitem(sys.modules, "vton.pipelines.dataset",
+                        types.SimpleNamespace(TryOnDataset=lambda *args, **kwargs: TinyTryOn(1)))
+    args = ["train", "gmm", str(tmp_path), "--steps", "1", "--batch-size", "1", "--width", "2", "--workers", "0"]
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "auto"), "--device", "auto"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert (tmp_path / "auto" / "gmm_final.pth").is_file()
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "bad"), "--device", "gpu0"])
+    assert result.exit_code == 1 and result.output == "Error: unknown device 'gpu0': use auto, cpu, cuda or cuda:N\n"

@@ -6,6 +6,7 @@ device. A second, small pass scores the in-shop cloths (TV norm), which defines 
 """
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -370,6 +371,7 @@ def evaluate(data: Path, results: dict[str, Path | None], out: Path, settings: S
     data, out = Path(data).resolve(), Path(out).resolve()
     device = resolve_device(settings.device)
     work = _Work([m for m in ALL_METRICS if m in settings.metrics or m == "tv"])
+    inference = inference_records(results)
     pairs: dict[str, list[tuple[str, str]]] = {}
     for setting, filename in SETTINGS_PAIRS.items():
         names = [m for m in work.metrics if SETTING_OF[m] == setting]
@@ -413,6 +415,8 @@ def evaluate(data: Path, results: dict[str, Path | None], out: Path, settings: S
         "run": out.name,
         "data": str(data),
         "results": {s: str(Path(p).resolve()) for s, p in results.items() if p is not None},
+        "checkpoints": scored_checkpoints(inference),
+        "inference": inference,
         "protocol": _protocol(settings, device, files, k, len(tv), resized, used, len(banks["real"])),
         "metrics": {**_per_image_summary(frame, settings), **set_scores},
         "skipped": work.skipped,
@@ -420,6 +424,47 @@ def evaluate(data: Path, results: dict[str, Path | None], out: Path, settings: S
     }
     write_run(out, frame, summary)
     return summary
+
+
+def inference_records(results: dict[str, Path | None]) -> dict[str, dict | None]:
+    """Each results folder's infer.json (what made its images; None for another method's outputs without one).
+
+    A folder made for another split or pairs list than its setting is refused: its scores would belong to other
+    pairs.
+    """
+    from vton.pipelines.infer import META_FILE
+
+    records: dict[str, dict | None] = {}
+    for setting, folder in results.items():
+        if folder is None:
+            continue
+        path = Path(folder) / META_FILE
+        try:
+            rec = records[setting] = json.loads(path.read_text()) if path.is_file() else None
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{path}: unreadable ({exc})") from exc
+        if rec is None:
+            continue
+        if not isinstance(rec, dict):
+            raise ValueError(f"{path}: not an infer.json (expected a JSON object)")
+        if rec.get("split") != "test" or rec.get("pairs") in SETTINGS_PAIRS and rec["pairs"] != setting:
+            raise ValueError(f"{folder} was made for split {rec.get('split')!r}, pairs {rec.get('pairs')!r} "
+                             f"(by {path}), not the {setting} test pairs")
+    return records
+
+
+def scored_checkpoints(records: dict[str, dict | None]) -> list[dict[str, str]] | None:
+    """The checkpoints (path and sha256) that made the scored images, from infer.json; None when unknown.
+
+    Paired and unpaired results made by different weights are refused: one run's scores belong to one model.
+    """
+    from vton.pipelines.infer import checkpoint_shas
+
+    known = {s: r.get("checkpoints") or [] for s, r in records.items() if r is not None}
+    if len({tuple(checkpoint_shas(c)) for c in known.values()}) > 1:
+        raise ValueError("the results were made by different checkpoints: " + "; ".join(
+            f"{s}: sha256 {' '.join(h[:12] for h in checkpoint_shas(c))}" for s, c in sorted(known.items())))
+    return next(iter(known.values()), None)
 
 
 def _per_image_summary(frame: pd.DataFrame, settings: Settings) -> dict[str, dict]:
@@ -448,8 +493,8 @@ def resolve_results(data: Path, out: Path, results: Path | None = None,
                     checkpoints: Sequence[Path] = (), device: str | None = None) -> dict[str, Path | None]:
     """The results folder per setting: taken from ``results``, or produced by inference into RUN/results/<setting>.
 
-    Inference runs only for a setting whose folder has no manifest.csv yet (a finished earlier run is reused; an
-    interrupted one resumes).
+    Inference always runs: it reuses a finished folder (writing nothing), resumes an interrupted one, and refuses
+    one made by other checkpoints (by SHA-256) or settings, whose images must never be scored for these weights.
     """
     if (results is None) == (not checkpoints):
         raise ValueError("give either a results folder or checkpoints to run inference with")
@@ -461,9 +506,8 @@ def resolve_results(data: Path, out: Path, results: Path | None = None,
     found = {}
     for setting in SETTINGS_PAIRS:
         target = Path(out) / "results" / setting
-        if not (target / "manifest.csv").is_file():
-            run_inference(Path(data), [Path(c) for c in checkpoints], target,
-                          InferOptions(split="test", pairs=setting, device=device or "auto"))
+        run_inference(Path(data), [Path(c) for c in checkpoints], target,
+                      InferOptions(split="test", pairs=setting, device=device or "auto"))
         found[setting] = target
     return found
 

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
-import types
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ from vton.eval import weights
 from vton.eval.protocol import Settings, evaluate
 from vton.eval.registry import HIGHER_IS_BETTER
 from vton.pipelines import formats as fm
+from vton.pipelines.io import sha256_file
 
 pytestmark = pytest.mark.xdist_group("eval_protocol")
 N = 4
@@ -174,34 +173,88 @@ def test_missing_inception_weights_are_named(world: dict[str, Path], tmp_path: P
     assert set(summary["metrics"]) == {"cloth/tv"}
 
 
-def test_checkpoints_run_inference_once_per_setting(world: dict[str, Path], tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = []
+def _bundle(path: Path, seed: int) -> Path:
+    """Random GMM + TOM of width 4: a checkpoint that runs inference in a moment."""
+    from vton.models.checkpoint import save_bundle
+    from vton.models.config import ModelConfig
+    from vton.models.gmm import GMM
+    from vton.models.tom import TOM
 
-    def run_inference(data: Path, checkpoints: list[Path], out: Path, opts: Any) -> Path:
-        split, pairs = opts.split, opts.pairs
-        calls.append((data, checkpoints, split, pairs, out))
-        (out / "try-on").mkdir(parents=True)
-        for f in (world["results"] / pairs / "try-on").iterdir():
-            (out / "try-on" / f.name).symlink_to(f)
-        (out / "manifest.csv").write_text("pair,person,cloth,files\n")
-        return out
+    torch.manual_seed(seed)
+    return save_bundle(path, ModelConfig("cpvton", 4, 4), gmm=GMM("cpvton", 4), tom=TOM("cpvton", 4))
 
-    monkeypatch.setitem(sys.modules, "vton.pipelines.infer", types.SimpleNamespace(
-        run_inference=run_inference, InferOptions=types.SimpleNamespace))
-    ckpt = tmp_path / "bundle.pth"
-    ckpt.write_bytes(b"")
-    args = ["evaluate", str(world["data"]), "--checkpoint", str(ckpt), "--out", str(tmp_path / "run"),
-            "--metrics", "ssim", "--device", "cpu", "--workers", "0"]
-    for _ in range(2):
-        result = CliRunner().invoke(main, args)
-        assert result.exit_code == 0, result.output + repr(result.exception)
-    assert [c[2:4] for c in calls] == [("test", "paired"), ("test", "unpaired")]  # the second run reuses them
-    assert calls[0][4] == tmp_path / "run" / "results" / "paired" and calls[0][1] == [ckpt]
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["results"]["paired"] == str((tmp_path / "run" / "results" / "paired").resolve())
-    both = CliRunner().invoke(main, args + ["--results", str(world["results"])])
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_checkpoint_runs_reuse_resume_or_refuse(world: dict[str, Path], tmp_path: Path) -> None:
+    """Scores belong to the weights named: RUN/results is reused or resumed for the same checkpoints (by content),
+    and refused, in one line, for others."""
+    a, b = _bundle(tmp_path / "a.pth", 0), _bundle(tmp_path / "b.pth", 1)
+    run = tmp_path / "run"
+
+    def evaluate_with(ckpt: Path) -> Any:
+        return CliRunner().invoke(main, ["evaluate", str(world["data"]), "--checkpoint", str(ckpt), "--out", str(run),
+                                         "--metrics", "ssim", "--device", "cpu", "--workers", "0"])
+
+    first = evaluate_with(a)
+    assert first.exit_code == 0, first.output + repr(first.exception)
+    summary = json.loads((run / "summary.json").read_text())
+    sha_a, sha_b = sha256_file(a), sha256_file(b)
+    assert summary["checkpoints"] == [{"path": str(a.resolve()), "sha256": sha_a}]
+    assert {s: r["pairs"] for s, r in summary["inference"].items()} == {"paired": "paired", "unpaired": "unpaired"}
+    results = _files(run / "results")
+    assert sum(k.startswith("paired/try-on/") for k in results) == N
+
+    assert evaluate_with(a).exit_code == 0  # reused: nothing rewritten, the same scores
+    assert _files(run / "results") == results
+    assert json.loads((run / "summary.json").read_text())["metrics"] == summary["metrics"]
+    victim = run / "results" / "unpaired" / "try-on" / "000002_0.png"
+    victim.unlink()
+    renamed = tmp_path / "renamed.pth"
+    renamed.write_bytes(a.read_bytes())
+    assert evaluate_with(renamed).exit_code == 0  # an interrupted run resumes, with the same weights under any name
+    assert _files(run / "results") == results
+
+    other = evaluate_with(b)
+    assert other.exit_code == 1 and "Traceback" not in other.output
+    assert other.output.count("\n") == 1 and "another run" in other.output and "new --out" in other.output
+    assert f"checkpoints: recorded {sha_a[:12]}, requested {sha_b[:12]}" in other.output
+    assert json.loads((run / "summary.json").read_text())["metrics"] == summary["metrics"]  # A's scores stay A's
+    both = CliRunner().invoke(main, ["evaluate", str(world["data"]), "--checkpoint", str(a), "--out", str(run),
+                                     "--results", str(world["results"])])
     assert both.exit_code != 0 and "exactly one" in both.output
+
+
+def test_results_runs_record_what_made_them(world: dict[str, Path], tmp_path: Path) -> None:
+    """--results: summary.json records each folder's infer.json; mixed weights or the wrong pairs are refused."""
+    results = tmp_path / "results"
+    for setting in ("paired", "unpaired"):
+        (results / setting).mkdir(parents=True)
+        (results / setting / "try-on").symlink_to(world["results"] / setting / "try-on")
+    args = ["evaluate", str(world["data"]), "--results", str(results), "--metrics", "ssim", "--device", "cpu",
+            "--workers", "0"]
+    assert CliRunner().invoke(main, [*args, "--out", str(tmp_path / "plain")]).exit_code == 0
+    plain = json.loads((tmp_path / "plain" / "summary.json").read_text())
+    assert plain["checkpoints"] is None and plain["inference"] == {"paired": None, "unpaired": None}
+
+    made = {s: {"checkpoints": [{"path": "/x/a.pth", "sha256": "a" * 64}], "split": "test", "pairs": s}
+            for s in ("paired", "unpaired")}
+    for setting, meta in made.items():
+        (results / setting / "infer.json").write_text(json.dumps(meta))
+    assert CliRunner().invoke(main, [*args, "--out", str(tmp_path / "known")]).exit_code == 0
+    known = json.loads((tmp_path / "known" / "summary.json").read_text())
+    assert known["checkpoints"] == made["paired"]["checkpoints"] and known["inference"] == made
+
+    (results / "unpaired" / "infer.json").write_text(json.dumps({**made["unpaired"], "checkpoints": [
+        {"path": "/x/a.pth", "sha256": "b" * 64}]}))
+    mixed = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "mixed")])
+    assert mixed.exit_code == 1 and "different checkpoints" in mixed.output and "b" * 12 in mixed.output
+    (results / "unpaired" / "infer.json").write_text(json.dumps({**made["unpaired"], "pairs": "paired"}))
+    swapped = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "swapped")])
+    assert swapped.exit_code == 1 and "not the unpaired test pairs" in swapped.output
+    assert not (tmp_path / "mixed").exists() and not (tmp_path / "swapped").exists()
 
 
 def test_scoring_runs_in_ieee_fp32_and_restores_the_settings(world: dict[str, Path], tmp_path: Path,

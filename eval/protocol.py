@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 from tqdm import tqdm
 
+from vton.eval import images
 from vton.eval import metrics as M
 from vton.eval import stats, weights
 from vton.eval.registry import (ALL_METRICS, METRIC_COLUMNS, METRICS_FILE, PAIRED_METRICS, SETTING_OF, SUBSETS,
@@ -87,34 +88,30 @@ class _Work:
 
 
 # --- inputs --------------------------------------------------------------------------------------
-def _fit(img: Image.Image, resample: Image.Resampling) -> tuple[Image.Image, bool]:
-    if img.size == (SIZE[1], SIZE[0]):
-        return img, False
-    return img.resize((SIZE[1], SIZE[0]), resample), True
+def _fit(array: np.ndarray, resample: Image.Resampling) -> tuple[np.ndarray, bool]:
+    if array.shape[:2] == SIZE:
+        return array, False
+    return np.asarray(Image.fromarray(array).resize((SIZE[1], SIZE[0]), resample)), True
 
 
 def load_rgb(path: Path) -> tuple[torch.Tensor, bool]:
-    """uint8 3 x 256 x 192; other sizes are resized with PIL bicubic (and counted)."""
-    with Image.open(path) as im:
-        img, resized = _fit(im.convert("RGB"), Image.Resampling.BICUBIC)
-    return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1), resized
+    """uint8 3 x 256 x 192, decoded exactly (`vton.eval.images`); other sizes are resized with PIL bicubic (and
+    counted)."""
+    img, resized = _fit(images.read_image(path, images.rgb), Image.Resampling.BICUBIC)
+    return torch.from_numpy(img.copy()).permute(2, 0, 1), resized
 
 
 def load_mask(path: Path) -> tuple[torch.Tensor, bool]:
-    """Boolean 256 x 192 mask of a grey image (pixel >= 128)."""
-    with Image.open(path) as im:
-        img, resized = _fit(im.convert("L"), Image.Resampling.NEAREST)
-    return torch.from_numpy(np.asarray(img) >= MASK_THRESHOLD), resized
+    """Boolean 256 x 192 mask of a grey image (level >= 128, levels as `vton.eval.images` decodes them)."""
+    img, resized = _fit(images.read_image(path, images.grey), Image.Resampling.NEAREST)
+    return torch.from_numpy(img >= MASK_THRESHOLD), resized
 
 
 def load_cloth_region(path: Path) -> torch.Tensor:
-    """Boolean mask of the person's cloth labels (5, 6, 7) from a label-index parse map (L or P mode)."""
-    with Image.open(path) as im:
-        if im.mode not in ("L", "P"):
-            raise ValueError(f"{path}: parse map must hold label indices (mode L or P), got mode {im.mode}")
-        img, _ = _fit(im, Image.Resampling.NEAREST)
-        labels = np.asarray(img)
-    return torch.from_numpy(np.isin(labels, fm.CLOTH_LABELS))
+    """Boolean mask of the person's cloth labels (5, 6, 7) from a label-index parse map (`vton.eval.images`)."""
+    region = np.isin(images.read_image(path, images.labels), fm.CLOTH_LABELS).astype(np.uint8)
+    img, _ = _fit(region, Image.Resampling.NEAREST)  # nearest: the same pixels as resizing the labels first
+    return torch.from_numpy(img.astype(bool))
 
 
 @dataclass(frozen=True)
@@ -153,7 +150,11 @@ def _load_cloth(path: Path) -> dict[str, Any]:
 
 
 class _Mapped(Dataset):
-    """Items decoded by a module-level function (picklable for DataLoader workers)."""
+    """Items decoded by a module-level function (picklable for DataLoader workers).
+
+    A file that cannot be decoded becomes an ``{"error": message}`` item rather than an exception: one raised in a
+    worker process reaches the caller wrapped in a multi-line traceback, the message does so intact.
+    """
 
     def __init__(self, items: Sequence[Any], load: Callable[[Any], dict[str, Any]]) -> None:
         self.items, self.load = list(items), load
@@ -162,13 +163,26 @@ class _Mapped(Dataset):
         return len(self.items)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        return self.load(self.items[i])
+        try:
+            return self.load(self.items[i])
+        except images.ImageError as exc:
+            return {"error": str(exc)}
 
 
-def _loader(dataset: Dataset, settings: Settings, device: torch.device) -> DataLoader:
+def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    errors = [item["error"] for item in items if "error" in item]
+    return {"errors": errors} if errors else default_collate(items)
+
+
+def _batches(dataset: Dataset, settings: Settings, device: torch.device, desc: str) -> Iterator[dict[str, Any]]:
+    """The decoded batches in order; the first undecodable file ends the run with its one-line ImageError."""
     workers = min(4, os.cpu_count() or 1) if settings.workers is None else settings.workers
-    return DataLoader(dataset, batch_size=settings.batch_size, shuffle=False, num_workers=workers,
-                      pin_memory=device.type == "cuda")
+    loader = DataLoader(dataset, batch_size=settings.batch_size, shuffle=False, num_workers=workers,
+                        pin_memory=device.type == "cuda", collate_fn=_collate)
+    for batch in tqdm(loader, desc=desc, disable=not settings.progress):
+        if "errors" in batch:
+            raise images.ImageError(batch["errors"][0])
+        yield batch
 
 
 # --- cloth subsets -------------------------------------------------------------------------------
@@ -187,8 +201,7 @@ def tv_subsets(tv: dict[str, float], size: int) -> tuple[set[str], set[str], int
 def cloth_tv(cloths: Sequence[Path], settings: Settings, device: torch.device) -> tuple[dict[str, float], int]:
     tv: dict[str, float] = {}
     resized = 0
-    batches = _loader(_Mapped(cloths, _load_cloth), settings, device)
-    for batch in tqdm(batches, desc="tv", disable=not settings.progress):
+    for batch in _batches(_Mapped(cloths, _load_cloth), settings, device, "tv"):
         x = batch["image"].to(device, non_blocking=True).float() / 255
         tv.update(zip(batch["cloth"], M.total_variation(x).double().cpu().tolist()))
         resized += int(batch["resized"].sum())
@@ -399,8 +412,7 @@ def evaluate(data: Path, results: dict[str, Path | None], out: Path, settings: S
         banks = {name: M.FeatureBank() for name in ("real", "pool", "logits")}
         lookup = {setting: dict(p) for setting, p in pairs.items()}
         if items and (work.any(PAIRED_METRICS) or inception is not None):
-            for batch in tqdm(_loader(_Mapped(items, _load_person), settings, device), desc="evaluate",
-                              disable=not settings.progress):
+            for batch in _batches(_Mapped(items, _load_person), settings, device, "evaluate"):
                 _score_batch(batch, lookup, work, (lpips_net, inception), device, rows, banks)
                 resized += int(batch["resized"].sum())
         set_scores, used = _set_metrics(work, settings, banks, lookup.get("unpaired", {}),

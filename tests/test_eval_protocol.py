@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,8 @@ from click.testing import CliRunner
 from PIL import Image
 from skimage.metrics import structural_similarity
 
-from eval_fixtures import make_dataset, make_results, save_random_alexnet, save_random_inception
+from eval_fixtures import (make_dataset, make_results, png_header_only, save_random_alexnet,
+                           save_random_inception)
 from vton.cli import main
 from vton.eval import weights
 from vton.eval.protocol import Settings, evaluate
@@ -328,4 +330,79 @@ def test_bad_pairs_files_are_refused_with_the_line(world: dict[str, Path], tmp_p
     result = CliRunner().invoke(main, ["evaluate", str(data), "--results", str(world["results"]), "--out",
                                        str(tmp_path / "run"), "--metrics", "ssim", "--device", "cpu", "--workers", "0"])
     assert result.exit_code == 1 and "999999_0.jpg" in result.output and "missing" in result.output
+    assert not (tmp_path / "run" / "summary.json").exists()
+
+
+def _grey_copy(world: dict[str, Path], root: Path, sixteen: bool) -> tuple[Path, Path]:
+    """The dataset and paired results in grey: 8-bit, or the same levels in 16 bits (v * 257), parse maps included.
+    The warp-masks get a level 100 ring (below the 128 threshold) so an inexact reading changes the IoU."""
+    def save(levels: np.ndarray, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((levels.astype(np.uint16) * 257) if sixteen else levels.astype(np.uint8)).save(path)
+
+    data, results = root / "data", root / "results" / "paired"
+    data.mkdir(parents=True)
+    for name in (fm.TEST_PAIRS, fm.TEST_PAIRS_SAME):
+        (data / name).symlink_to(world["data"] / name)
+    for sub in (fm.IMAGE_DIR, fm.CLOTH_DIR):
+        (data / "test" / sub).mkdir(parents=True)
+        for f in (world["data"] / "test" / sub).iterdir():
+            (data / "test" / sub / f.name).symlink_to(f)
+    for f in (world["data"] / "test" / fm.PARSE_DIR).iterdir():
+        labels = np.asarray(Image.open(f))
+        if sixteen:  # label indices are not levels: stored as they are
+            (data / "test" / fm.PARSE_DIR).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(labels.astype(np.uint16)).save(data / "test" / fm.PARSE_DIR / f.name)
+        else:
+            save(labels, data / "test" / fm.PARSE_DIR / f.name)
+    for f in (world["results"] / "paired" / fm.TRYON_DIR).iterdir():
+        save(np.asarray(Image.open(f).convert("L")), results / fm.TRYON_DIR / f.name)
+    for f in (world["results"] / "paired" / fm.WARP_MASK_DIR).iterdir():
+        mask = np.asarray(Image.open(f)).copy()
+        mask[:, :20] = 100
+        save(mask, results / fm.WARP_MASK_DIR / f.name)
+    return data, results
+
+
+def test_16_bit_images_score_as_their_8_bit_levels(world: dict[str, Path], tmp_path: Path) -> None:
+    """A 16-bit grey try-on, warp-mask and parse map (PIL mode I;16) score exactly like the 8-bit files."""
+    settings = Settings(metrics=("ssim", "iou", "ssim_cloth"), device="cpu", workers=0, progress=False)
+    scores = []
+    for sixteen in (False, True):
+        data, results = _grey_copy(world, tmp_path / str(sixteen), sixteen)
+        with Image.open(next((results / fm.TRYON_DIR).iterdir())) as im:
+            assert im.mode == ("I;16" if sixteen else "L")
+        evaluate(data, {"paired": results, "unpaired": None}, tmp_path / f"run{sixteen}", settings)
+        scores.append(pd.read_parquet(tmp_path / f"run{sixteen}" / "metrics.parquet"))
+    pd.testing.assert_frame_equal(scores[0], scores[1])
+    iou = scores[1][scores[1].metric == "iou"].set_index("person").value
+    assert iou["000000_0.jpg"] == 1.0  # its warp-mask is the cloth region plus the ring at level 100 (not cloth)
+
+
+@pytest.mark.parametrize("fault", ["transparent", "bomb", "truncated"])
+def test_an_undecodable_result_is_named_in_one_line(world: dict[str, Path], tmp_path: Path, fault: str) -> None:
+    """Decoded in a DataLoader worker process (--workers 1), the file is still named in one line, exit 1."""
+    results = tmp_path / "results"
+    shutil.copytree(world["results"], results)
+    bad = results / "paired" / fm.TRYON_DIR / "000002_0.png"
+    if fault == "transparent":
+        Image.open(bad).convert("RGBA").save(bad)  # fully opaque: decodes as its RGB
+        CliRunner().invoke(main, ["evaluate", str(world["data"]), "--results", str(results), "--out",
+                                  str(tmp_path / "ok"), "--metrics", "ssim", "--device", "cpu", "--workers", "1"])
+        assert (tmp_path / "ok" / "summary.json").is_file()
+        rgba = np.asarray(Image.open(bad)).copy()
+        rgba[0, 0, 3] = 0
+        Image.fromarray(rgba).save(bad)
+    elif fault == "bomb":
+        png_header_only(bad, 30_000, 30_000)
+    else:
+        bad.write_bytes(bad.read_bytes()[:3000])
+    result = CliRunner().invoke(main, ["evaluate", str(world["data"]), "--results", str(results), "--out",
+                                       str(tmp_path / "run"), "--metrics", "ssim", "--device", "cpu", "--workers", "1"])
+    assert result.exit_code == 1, result.output + repr(result.exception)
+    error = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(error) == 1 and error[0].startswith(f"Error: {bad}: ")
+    assert {"transparent": "1 pixels are transparent", "bomb": "decompression bomb",
+            "truncated": "truncated"}[fault] in error[0]
+    assert "Traceback" not in result.output and "worker" not in result.output
     assert not (tmp_path / "run" / "summary.json").exists()

@@ -35,14 +35,19 @@ DATA_RANGE = 1.0  # SSIM on [0, 1] floats (uint8 / 255)
 MASK_THRESHOLD = 128  # warp-mask pixel >= 128 counts as cloth
 SIZE = (fm.FINE_HEIGHT, fm.FINE_WIDTH)
 
+EXIT_SKIPPED = 4  # CLI exit status when a metric named with --metrics could not be computed (without --allow-skips)
 CPU_INCEPTION_BATCH = 8  # measured: ~95 ms/image at batch 1-16, ~130 ms/image at 64 on a 2-core CPU
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Every choice that can change a score; recorded in summary.json."""
+    """Every choice that can change a score; recorded in summary.json.
 
-    metrics: tuple[str, ...] = ALL_METRICS
+    ``metrics``: the metrics named by the user, or None for all of them. A named metric that cannot be computed is a
+    failure the CLI reports (exit status ``EXIT_SKIPPED``); of the default set, what cannot run is skipped with a note.
+    """
+
+    metrics: tuple[str, ...] | None = None
     device: str | None = None  # None: cuda when available
     batch_size: int = 32
     workers: int | None = None  # None: min(4, cpu count)
@@ -55,8 +60,12 @@ class Settings:
     weights_dir: Path | None = None
     progress: bool = True
 
+    @property
+    def chosen(self) -> tuple[str, ...]:
+        return ALL_METRICS if self.metrics is None else self.metrics
+
     def __post_init__(self) -> None:
-        unknown = set(self.metrics) - set(ALL_METRICS)
+        unknown = set(self.chosen) - set(ALL_METRICS)
         if unknown:
             raise ValueError(f"unknown metrics {sorted(unknown)}; choose from {', '.join(ALL_METRICS)}")
         if self.batch_size < 1 or self.is_splits < 1 or self.kid_subsets < 1 or self.n_boot < 1:
@@ -342,7 +351,8 @@ def _protocol(settings: Settings, device: torch.device, files: dict[str, Any], k
     return {
         "versions": library_versions("torch", "torchvision", "torch-fidelity", "lpips", "numpy", "pillow", "pandas",
                                      "pyarrow"),
-        "metrics_requested": list(settings.metrics),
+        "metrics_requested": list(settings.chosen),
+        "metrics_named": settings.metrics is not None,
         "weights_dir": str(settings.weights_dir) if settings.weights_dir else None,
         "device": device.type,
         "precision": "float32 (IEEE: cuDNN TF32 off and deterministic, matmul precision highest); FID, KID and IS "
@@ -383,7 +393,7 @@ def evaluate(data: Path, results: dict[str, Path | None], out: Path, settings: S
     """Score existing try-on results (CONTRACTS §4 layout per setting) and write metrics.parquet + summary.json."""
     data, out = Path(data).resolve(), Path(out).resolve()
     device = resolve_device(settings.device)
-    work = _Work([m for m in ALL_METRICS if m in settings.metrics or m == "tv"])
+    work = _Work([m for m in ALL_METRICS if m in settings.chosen or m == "tv"])
     inference = inference_records(results)
     pairs: dict[str, list[tuple[str, str]]] = {}
     for setting, filename in SETTINGS_PAIRS.items():
@@ -398,6 +408,9 @@ def evaluate(data: Path, results: dict[str, Path | None], out: Path, settings: S
                 work.skip(m, f"{data / filename} not found")
         else:
             pairs[setting] = fm.read_pairs(data / filename, unique_persons=True)
+            if not pairs[setting]:
+                for m in names:
+                    work.skip(m, f"{data / filename} lists no pairs")
 
     cloth_dir = data / "test" / fm.CLOTH_DIR
     cloths = sorted(p for p in cloth_dir.iterdir() if p.suffix.lower() in fm.IMAGE_SUFFIXES) if cloth_dir.is_dir() else []
@@ -423,6 +436,7 @@ def evaluate(data: Path, results: dict[str, Path | None], out: Path, settings: S
     frame["large"] = frame["cloth"].isin(large)
     frame["small"] = frame["cloth"].isin(small)
     frame = frame.sort_values(["setting", "metric", "person", "cloth"], kind="stable").reset_index(drop=True)
+    scores = _computed({**_per_image_summary(frame, settings), **set_scores}, frame, work)
     summary = {
         "run": out.name,
         "data": str(data),
@@ -430,12 +444,30 @@ def evaluate(data: Path, results: dict[str, Path | None], out: Path, settings: S
         "checkpoints": scored_checkpoints(inference),
         "inference": inference,
         "protocol": _protocol(settings, device, files, k, len(tv), resized, used, len(banks["real"])),
-        "metrics": {**_per_image_summary(frame, settings), **set_scores},
+        "metrics": scores,
         "skipped": work.skipped,
         "missing_weights": work.missing_weights,
     }
     write_run(out, frame, summary)
     return summary
+
+
+def _computed(scores: dict[str, dict], frame: pd.DataFrame, work: _Work) -> dict[str, dict]:
+    """The scores of the metrics that have a value; every other chosen metric moves to the skipped ones with why,
+    so each metric is either computed or explained (e.g. FID and KID of a single image, SSIM in an empty region)."""
+    for metric in list(work.metrics):
+        name = f"{SETTING_OF[metric]}/{metric}"
+        entry = scores.get(name, {}).get("all")
+        if entry is None or entry["mean"] is None:
+            n = entry["n"] if metric in UNPAIRED_METRICS and entry else int((frame["metric"] == metric).sum())
+            work.skip(metric, f"no value could be computed from the {n} images scored")
+            scores.pop(name, None)
+    return scores
+
+
+def unmet(settings: Settings, summary: dict) -> dict[str, str]:
+    """The metrics the user named that were not computed, with why (the CLI's exit status ``EXIT_SKIPPED``)."""
+    return {m: summary["skipped"][m] for m in settings.metrics or () if m in summary["skipped"]}
 
 
 def inference_records(results: dict[str, Path | None]) -> dict[str, dict | None]:

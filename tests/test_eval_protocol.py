@@ -18,8 +18,8 @@ from eval_fixtures import (make_dataset, make_results, png_header_only, save_ran
                            save_random_inception)
 from vton.cli import main
 from vton.eval import weights
-from vton.eval.protocol import Settings, evaluate
-from vton.eval.registry import HIGHER_IS_BETTER
+from vton.eval.protocol import EXIT_SKIPPED, Settings, evaluate
+from vton.eval.registry import HIGHER_IS_BETTER, PAIRED_METRICS, UNPAIRED_METRICS
 from vton.pipelines import formats as fm
 from vton.pipelines.io import sha256_file
 
@@ -147,13 +147,15 @@ def test_scores_ignore_batch_size_and_pair_order(world: dict[str, Path], run: di
 
 def test_missing_weights_skip_only_their_metrics(world: dict[str, Path], tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Metrics named with --metrics that cannot run: recorded as skipped with why, exit 4 (0 with --allow-skips)."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "home"))
     (tmp_path / "results" / "paired").mkdir(parents=True)
     (tmp_path / "results" / "paired" / "try-on").symlink_to(world["results"] / "paired" / "try-on")
-    result = CliRunner().invoke(main, [
-        "evaluate", str(world["data"]), "--results", str(tmp_path / "results"), "--out", str(tmp_path / "run"),
-        "--metrics", "ssim,lpips,iou,is", "--device", "cpu", "--workers", "0"])
-    assert result.exit_code == 0, result.output
+    args = ["evaluate", str(world["data"]), "--results", str(tmp_path / "results"), "--out", str(tmp_path / "run"),
+            "--metrics", "ssim,lpips,iou,is", "--device", "cpu", "--workers", "0"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == EXIT_SKIPPED == 4, result.output
+    assert "error: named metrics not computed: lpips (missing weights file" in result.output
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     skipped = summary["skipped"]
     assert weights.ALEXNET_FILE in skipped["lpips"]
@@ -164,6 +166,36 @@ def test_missing_weights_skip_only_their_metrics(world: dict[str, Path], tmp_pat
     assert summary["missing_weights"] == [skipped["lpips"]]  # only the weights, not the other skips
     assert f"warning: {skipped['lpips']}" in result.output
     assert not (tmp_path / "home" / "hub" / "checkpoints" / weights.ALEXNET_FILE).exists()  # nothing downloaded
+    assert CliRunner().invoke(main, [*args, "--allow-skips"]).exit_code == 0
+    # all metrics by default (none named): what cannot run is a note, not a failure
+    default = CliRunner().invoke(main, [a for a in args if a not in ("--metrics", "ssim,lpips,iou,is")])
+    assert default.exit_code == 0 and "skipped lpips: missing weights file" in default.output
+
+
+def test_empty_or_too_small_pairs_lists_skip_with_the_reason(world: dict[str, Path], tmp_path: Path) -> None:
+    """Every metric is computed or listed as skipped: empty pairs files, one unpaired person (no FID / KID)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "test").symlink_to(world["data"] / "test")
+    (data / fm.TEST_PAIRS_SAME).write_text("\n")
+    (data / fm.TEST_PAIRS).write_text("")
+    base = ["evaluate", str(data), "--results", str(world["results"]), "--device", "cpu", "--workers", "0",
+            "--weights-dir", str(world["weights"])]
+    result = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "empty")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "empty" / "summary.json").read_text())
+    assert set(summary["metrics"]) == {"cloth/tv"}
+    assert summary["skipped"] == {**{m: f"{data / fm.TEST_PAIRS_SAME} lists no pairs" for m in PAIRED_METRICS},
+                                  **{m: f"{data / fm.TEST_PAIRS} lists no pairs" for m in UNPAIRED_METRICS}}
+    named = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "named"), "--metrics", "ssim"])
+    assert named.exit_code == 4 and "ssim (" in named.output and "lists no pairs" in named.output
+    (data / fm.TEST_PAIRS).write_text((world["data"] / fm.TEST_PAIRS).read_text().splitlines()[0] + "\n")
+    one = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "one"), "--metrics", "is,fid,kid"])
+    assert one.exit_code == 4, one.output
+    summary = json.loads((tmp_path / "one" / "summary.json").read_text())
+    assert summary["metrics"]["unpaired/is"]["all"]["n"] == 1  # IS of one image is defined (1.0)
+    assert summary["skipped"]["fid"] == summary["skipped"]["kid"] == "no value could be computed from the 1 images scored"
+    assert "unpaired/fid" not in summary["metrics"] and "unpaired/kid" not in summary["metrics"]
 
 
 def test_missing_inception_weights_are_named(world: dict[str, Path], tmp_path: Path,

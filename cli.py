@@ -264,8 +264,10 @@ def infer(data: Path, checkpoints: tuple[Path, ...], split: str, pairs: str, out
 @click.option("--checkpoint", "checkpoints", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="Run inference with these checkpoints into OUT/results/{paired,unpaired} (repeatable).")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder to write.")
-@click.option("--metrics", default="ssim,lpips,iou,ssim_cloth,is,fid,kid,tv", show_default=True,
-              help="Comma-separated subset; tv is always computed (it defines the LARGE/SMALL subsets).")
+@click.option("--metrics", default=None,
+              help="Comma-separated subset of ssim,lpips,iou,ssim_cloth,is,fid,kid,tv [default: all; what cannot "
+                   "run is skipped with a note]. A metric named here that cannot be computed gives exit status 4. "
+                   "tv is always computed (it defines the LARGE/SMALL subsets).")
 @click.option("--weights-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder with alexnet-owt-7be5be79.pth / weights-inception-2015-12-05-6726825d.pth "
                    "(else $TORCH_HOME/hub/checkpoints).")
@@ -278,19 +280,27 @@ def infer(data: Path, checkpoints: tuple[Path, ...], split: str, pairs: str, out
 @click.option("--kid-subset-size", default=1000, show_default=True, type=click.IntRange(2))
 @click.option("--subset-size", default=50, show_default=True, type=click.IntRange(1),
               help="Cloths in each of the LARGE / SMALL TV subsets.")
+@click.option("--allow-skips", is_flag=True, help="Exit 0 even when a metric named with --metrics was not computed.")
 @click.option("--allow-nonfinite", is_flag=True, help="With --checkpoint: " + NONFINITE_HELP)
-def evaluate(data: Path, results: Path | None, checkpoints: tuple[Path, ...], out: Path, metrics: str,
+def evaluate(data: Path, results: Path | None, checkpoints: tuple[Path, ...], out: Path, metrics: str | None,
              weights_dir: Path | None, device: str | None, batch_size: int, workers: int | None, seed: int,
-             n_boot: int, is_splits: int, kid_subset_size: int, subset_size: int, allow_nonfinite: bool) -> None:
-    """Score try-on results on DATA (CP-VTON layout): SSIM, LPIPS, IoU, SSIM in the cloth, IS, FID, KID, TV."""
-    from vton.eval.protocol import Settings, evaluate_run, format_table
+             n_boot: int, is_splits: int, kid_subset_size: int, subset_size: int, allow_skips: bool,
+             allow_nonfinite: bool) -> None:
+    """Score try-on results on DATA (CP-VTON layout): SSIM, LPIPS, IoU, SSIM in the cloth, IS, FID, KID, TV.
+
+    With --checkpoint, OUT/results is reused or resumed only when it was made by the same checkpoints (SHA-256) and
+    settings, else refused. Exit status 4 when a metric named with --metrics could not be computed (see
+    summary.json's "skipped"), unless --allow-skips; 1 on bad input (e.g. an image that cannot be decoded exactly).
+    """
+    from vton.eval.protocol import EXIT_SKIPPED, Settings, evaluate_run, format_table, unmet
 
     if (results is None) == (not checkpoints):
         raise click.UsageError("give exactly one of --results DIR or --checkpoint CKPT")
     try:
-        settings = Settings(metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()), device=device,
-                            batch_size=batch_size, workers=workers, seed=seed, n_boot=n_boot, is_splits=is_splits,
-                            kid_subset_size=kid_subset_size, subset_size=subset_size, weights_dir=weights_dir)
+        named = None if metrics is None else tuple(m.strip() for m in metrics.split(",") if m.strip())
+        settings = Settings(metrics=named, device=device, batch_size=batch_size, workers=workers, seed=seed,
+                            n_boot=n_boot, is_splits=is_splits, kid_subset_size=kid_subset_size,
+                            subset_size=subset_size, weights_dir=weights_dir)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--metrics") from exc
     try:
@@ -301,6 +311,11 @@ def evaluate(data: Path, results: Path | None, checkpoints: tuple[Path, ...], ou
     for reason in summary["missing_weights"]:
         click.echo(f"warning: {reason}", err=True)
     click.echo(f"wrote {out / 'metrics.parquet'} and {out / 'summary.json'}")
+    failed = unmet(settings, summary)
+    if failed and not allow_skips:
+        click.echo("error: named metrics not computed: " + "; ".join(f"{m} ({why})" for m, why in failed.items()),
+                   err=True)
+        sys.exit(EXIT_SKIPPED)
 
 
 # --- keypoints ---------------------------------------------------------------------------------

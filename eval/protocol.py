@@ -6,8 +6,9 @@ device. A second, small pass scores the in-shop cloths (TV norm), which defines 
 """
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,10 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 from tqdm import tqdm
 
+from vton.eval import images
 from vton.eval import metrics as M
 from vton.eval import stats, weights
 from vton.eval.registry import (ALL_METRICS, METRIC_COLUMNS, METRICS_FILE, PAIRED_METRICS, SETTING_OF, SUBSETS,
@@ -33,14 +35,19 @@ DATA_RANGE = 1.0  # SSIM on [0, 1] floats (uint8 / 255)
 MASK_THRESHOLD = 128  # warp-mask pixel >= 128 counts as cloth
 SIZE = (fm.FINE_HEIGHT, fm.FINE_WIDTH)
 
+EXIT_SKIPPED = 4  # CLI exit status when a metric named with --metrics could not be computed (without --allow-skips)
 CPU_INCEPTION_BATCH = 8  # measured: ~95 ms/image at batch 1-16, ~130 ms/image at 64 on a 2-core CPU
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Every choice that can change a score; recorded in summary.json."""
+    """Every choice that can change a score; recorded in summary.json.
 
-    metrics: tuple[str, ...] = ALL_METRICS
+    ``metrics``: the metrics named by the user, or None for all of them. A named metric that cannot be computed is a
+    failure the CLI reports (exit status ``EXIT_SKIPPED``); of the default set, what cannot run is skipped with a note.
+    """
+
+    metrics: tuple[str, ...] | None = None
     device: str | None = None  # None: cuda when available
     batch_size: int = 32
     workers: int | None = None  # None: min(4, cpu count)
@@ -53,8 +60,12 @@ class Settings:
     weights_dir: Path | None = None
     progress: bool = True
 
+    @property
+    def chosen(self) -> tuple[str, ...]:
+        return ALL_METRICS if self.metrics is None else self.metrics
+
     def __post_init__(self) -> None:
-        unknown = set(self.metrics) - set(ALL_METRICS)
+        unknown = set(self.chosen) - set(ALL_METRICS)
         if unknown:
             raise ValueError(f"unknown metrics {sorted(unknown)}; choose from {', '.join(ALL_METRICS)}")
         if self.batch_size < 1 or self.is_splits < 1 or self.kid_subsets < 1 or self.n_boot < 1:
@@ -86,34 +97,30 @@ class _Work:
 
 
 # --- inputs --------------------------------------------------------------------------------------
-def _fit(img: Image.Image, resample: Image.Resampling) -> tuple[Image.Image, bool]:
-    if img.size == (SIZE[1], SIZE[0]):
-        return img, False
-    return img.resize((SIZE[1], SIZE[0]), resample), True
+def _fit(array: np.ndarray, resample: Image.Resampling) -> tuple[np.ndarray, bool]:
+    if array.shape[:2] == SIZE:
+        return array, False
+    return np.asarray(Image.fromarray(array).resize((SIZE[1], SIZE[0]), resample)), True
 
 
 def load_rgb(path: Path) -> tuple[torch.Tensor, bool]:
-    """uint8 3 x 256 x 192; other sizes are resized with PIL bicubic (and counted)."""
-    with Image.open(path) as im:
-        img, resized = _fit(im.convert("RGB"), Image.Resampling.BICUBIC)
-    return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1), resized
+    """uint8 3 x 256 x 192, decoded exactly (`vton.eval.images`); other sizes are resized with PIL bicubic (and
+    counted)."""
+    img, resized = _fit(images.read_image(path, images.rgb), Image.Resampling.BICUBIC)
+    return torch.from_numpy(img.copy()).permute(2, 0, 1), resized
 
 
 def load_mask(path: Path) -> tuple[torch.Tensor, bool]:
-    """Boolean 256 x 192 mask of a grey image (pixel >= 128)."""
-    with Image.open(path) as im:
-        img, resized = _fit(im.convert("L"), Image.Resampling.NEAREST)
-    return torch.from_numpy(np.asarray(img) >= MASK_THRESHOLD), resized
+    """Boolean 256 x 192 mask of a grey image (level >= 128, levels as `vton.eval.images` decodes them)."""
+    img, resized = _fit(images.read_image(path, images.grey), Image.Resampling.NEAREST)
+    return torch.from_numpy(img >= MASK_THRESHOLD), resized
 
 
 def load_cloth_region(path: Path) -> torch.Tensor:
-    """Boolean mask of the person's cloth labels (5, 6, 7) from a label-index parse map (L or P mode)."""
-    with Image.open(path) as im:
-        if im.mode not in ("L", "P"):
-            raise ValueError(f"{path}: parse map must hold label indices (mode L or P), got mode {im.mode}")
-        img, _ = _fit(im, Image.Resampling.NEAREST)
-        labels = np.asarray(img)
-    return torch.from_numpy(np.isin(labels, fm.CLOTH_LABELS))
+    """Boolean mask of the person's cloth labels (5, 6, 7) from a label-index parse map (`vton.eval.images`)."""
+    region = np.isin(images.read_image(path, images.labels), fm.CLOTH_LABELS).astype(np.uint8)
+    img, _ = _fit(region, Image.Resampling.NEAREST)  # nearest: the same pixels as resizing the labels first
+    return torch.from_numpy(img.astype(bool))
 
 
 @dataclass(frozen=True)
@@ -152,7 +159,11 @@ def _load_cloth(path: Path) -> dict[str, Any]:
 
 
 class _Mapped(Dataset):
-    """Items decoded by a module-level function (picklable for DataLoader workers)."""
+    """Items decoded by a module-level function (picklable for DataLoader workers).
+
+    A file that cannot be decoded becomes an ``{"error": message}`` item rather than an exception: one raised in a
+    worker process reaches the caller wrapped in a multi-line traceback, the message does so intact.
+    """
 
     def __init__(self, items: Sequence[Any], load: Callable[[Any], dict[str, Any]]) -> None:
         self.items, self.load = list(items), load
@@ -161,13 +172,26 @@ class _Mapped(Dataset):
         return len(self.items)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        return self.load(self.items[i])
+        try:
+            return self.load(self.items[i])
+        except images.ImageError as exc:
+            return {"error": str(exc)}
 
 
-def _loader(dataset: Dataset, settings: Settings, device: torch.device) -> DataLoader:
+def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    errors = [item["error"] for item in items if "error" in item]
+    return {"errors": errors} if errors else default_collate(items)
+
+
+def _batches(dataset: Dataset, settings: Settings, device: torch.device, desc: str) -> Iterator[dict[str, Any]]:
+    """The decoded batches in order; the first undecodable file ends the run with its one-line ImageError."""
     workers = min(4, os.cpu_count() or 1) if settings.workers is None else settings.workers
-    return DataLoader(dataset, batch_size=settings.batch_size, shuffle=False, num_workers=workers,
-                      pin_memory=device.type == "cuda")
+    loader = DataLoader(dataset, batch_size=settings.batch_size, shuffle=False, num_workers=workers,
+                        pin_memory=device.type == "cuda", collate_fn=_collate)
+    for batch in tqdm(loader, desc=desc, disable=not settings.progress):
+        if "errors" in batch:
+            raise images.ImageError(batch["errors"][0])
+        yield batch
 
 
 # --- cloth subsets -------------------------------------------------------------------------------
@@ -186,8 +210,7 @@ def tv_subsets(tv: dict[str, float], size: int) -> tuple[set[str], set[str], int
 def cloth_tv(cloths: Sequence[Path], settings: Settings, device: torch.device) -> tuple[dict[str, float], int]:
     tv: dict[str, float] = {}
     resized = 0
-    batches = _loader(_Mapped(cloths, _load_cloth), settings, device)
-    for batch in tqdm(batches, desc="tv", disable=not settings.progress):
+    for batch in _batches(_Mapped(cloths, _load_cloth), settings, device, "tv"):
         x = batch["image"].to(device, non_blocking=True).float() / 255
         tv.update(zip(batch["cloth"], M.total_variation(x).double().cpu().tolist()))
         resized += int(batch["resized"].sum())
@@ -328,7 +351,8 @@ def _protocol(settings: Settings, device: torch.device, files: dict[str, Any], k
     return {
         "versions": library_versions("torch", "torchvision", "torch-fidelity", "lpips", "numpy", "pillow", "pandas",
                                      "pyarrow"),
-        "metrics_requested": list(settings.metrics),
+        "metrics_requested": list(settings.chosen),
+        "metrics_named": settings.metrics is not None,
         "weights_dir": str(settings.weights_dir) if settings.weights_dir else None,
         "device": device.type,
         "precision": "float32 (IEEE: cuDNN TF32 off and deterministic, matmul precision highest); FID, KID and IS "
@@ -369,7 +393,8 @@ def evaluate(data: Path, results: dict[str, Path | None], out: Path, settings: S
     """Score existing try-on results (CONTRACTS §4 layout per setting) and write metrics.parquet + summary.json."""
     data, out = Path(data).resolve(), Path(out).resolve()
     device = resolve_device(settings.device)
-    work = _Work([m for m in ALL_METRICS if m in settings.metrics or m == "tv"])
+    work = _Work([m for m in ALL_METRICS if m in settings.chosen or m == "tv"])
+    inference = inference_records(results)
     pairs: dict[str, list[tuple[str, str]]] = {}
     for setting, filename in SETTINGS_PAIRS.items():
         names = [m for m in work.metrics if SETTING_OF[m] == setting]
@@ -383,6 +408,9 @@ def evaluate(data: Path, results: dict[str, Path | None], out: Path, settings: S
                 work.skip(m, f"{data / filename} not found")
         else:
             pairs[setting] = fm.read_pairs(data / filename, unique_persons=True)
+            if not pairs[setting]:
+                for m in names:
+                    work.skip(m, f"{data / filename} lists no pairs")
 
     cloth_dir = data / "test" / fm.CLOTH_DIR
     cloths = sorted(p for p in cloth_dir.iterdir() if p.suffix.lower() in fm.IMAGE_SUFFIXES) if cloth_dir.is_dir() else []
@@ -397,8 +425,7 @@ def evaluate(data: Path, results: dict[str, Path | None], out: Path, settings: S
         banks = {name: M.FeatureBank() for name in ("real", "pool", "logits")}
         lookup = {setting: dict(p) for setting, p in pairs.items()}
         if items and (work.any(PAIRED_METRICS) or inception is not None):
-            for batch in tqdm(_loader(_Mapped(items, _load_person), settings, device), desc="evaluate",
-                              disable=not settings.progress):
+            for batch in _batches(_Mapped(items, _load_person), settings, device, "evaluate"):
                 _score_batch(batch, lookup, work, (lpips_net, inception), device, rows, banks)
                 resized += int(batch["resized"].sum())
         set_scores, used = _set_metrics(work, settings, banks, lookup.get("unpaired", {}),
@@ -409,17 +436,79 @@ def evaluate(data: Path, results: dict[str, Path | None], out: Path, settings: S
     frame["large"] = frame["cloth"].isin(large)
     frame["small"] = frame["cloth"].isin(small)
     frame = frame.sort_values(["setting", "metric", "person", "cloth"], kind="stable").reset_index(drop=True)
+    scores = _computed({**_per_image_summary(frame, settings), **set_scores}, frame, work)
     summary = {
         "run": out.name,
         "data": str(data),
         "results": {s: str(Path(p).resolve()) for s, p in results.items() if p is not None},
+        "checkpoints": scored_checkpoints(inference),
+        "inference": inference,
         "protocol": _protocol(settings, device, files, k, len(tv), resized, used, len(banks["real"])),
-        "metrics": {**_per_image_summary(frame, settings), **set_scores},
+        "metrics": scores,
         "skipped": work.skipped,
         "missing_weights": work.missing_weights,
     }
     write_run(out, frame, summary)
     return summary
+
+
+def _computed(scores: dict[str, dict], frame: pd.DataFrame, work: _Work) -> dict[str, dict]:
+    """The scores of the metrics that have a value; every other chosen metric moves to the skipped ones with why,
+    so each metric is either computed or explained (e.g. FID and KID of a single image, SSIM in an empty region)."""
+    for metric in list(work.metrics):
+        name = f"{SETTING_OF[metric]}/{metric}"
+        entry = scores.get(name, {}).get("all")
+        if entry is None or entry["mean"] is None:
+            n = entry["n"] if metric in UNPAIRED_METRICS and entry else int((frame["metric"] == metric).sum())
+            work.skip(metric, f"no value could be computed from the {n} images scored")
+            scores.pop(name, None)
+    return scores
+
+
+def unmet(settings: Settings, summary: dict) -> dict[str, str]:
+    """The metrics the user named that were not computed, with why (the CLI's exit status ``EXIT_SKIPPED``)."""
+    return {m: summary["skipped"][m] for m in settings.metrics or () if m in summary["skipped"]}
+
+
+def inference_records(results: dict[str, Path | None]) -> dict[str, dict | None]:
+    """Each results folder's infer.json (what made its images; None for another method's outputs without one).
+
+    A folder made for another split or pairs list than its setting is refused: its scores would belong to other
+    pairs.
+    """
+    from vton.pipelines.infer import META_FILE
+
+    records: dict[str, dict | None] = {}
+    for setting, folder in results.items():
+        if folder is None:
+            continue
+        path = Path(folder) / META_FILE
+        try:
+            rec = records[setting] = json.loads(path.read_text()) if path.is_file() else None
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{path}: unreadable ({exc})") from exc
+        if rec is None:
+            continue
+        if not isinstance(rec, dict):
+            raise ValueError(f"{path}: not an infer.json (expected a JSON object)")
+        if rec.get("split") != "test" or rec.get("pairs") in SETTINGS_PAIRS and rec["pairs"] != setting:
+            raise ValueError(f"{folder} was made for split {rec.get('split')!r}, pairs {rec.get('pairs')!r} "
+                             f"(by {path}), not the {setting} test pairs")
+    return records
+
+
+def scored_checkpoints(records: dict[str, dict | None]) -> list[dict[str, str]] | None:
+    """The checkpoints (path and sha256) that made the scored images, from infer.json; None when unknown.
+
+    Paired and unpaired results made by different weights are refused: one run's scores belong to one model.
+    """
+    from vton.pipelines.infer import checkpoint_shas
+
+    known = {s: r.get("checkpoints") or [] for s, r in records.items() if r is not None}
+    if len({tuple(checkpoint_shas(c)) for c in known.values()}) > 1:
+        raise ValueError("the results were made by different checkpoints: " + "; ".join(
+            f"{s}: sha256 {' '.join(h[:12] for h in checkpoint_shas(c))}" for s, c in sorted(known.items())))
+    return next(iter(known.values()), None)
 
 
 def _per_image_summary(frame: pd.DataFrame, settings: Settings) -> dict[str, dict]:
@@ -448,8 +537,8 @@ def resolve_results(data: Path, out: Path, results: Path | None = None, checkpoi
                     device: str | None = None, allow_nonfinite: bool = False) -> dict[str, Path | None]:
     """The results folder per setting: taken from ``results``, or produced by inference into RUN/results/<setting>.
 
-    Inference runs only for a setting whose folder has no manifest.csv yet (a finished earlier run is reused; an
-    interrupted one resumes).
+    Inference always runs: it reuses a finished folder (writing nothing), resumes an interrupted one, and refuses
+    one made by other checkpoints (by SHA-256) or settings, whose images must never be scored for these weights.
     """
     if (results is None) == (not checkpoints):
         raise ValueError("give either a results folder or checkpoints to run inference with")
@@ -461,10 +550,9 @@ def resolve_results(data: Path, out: Path, results: Path | None = None, checkpoi
     found = {}
     for setting in SETTINGS_PAIRS:
         target = Path(out) / "results" / setting
-        if not (target / "manifest.csv").is_file():
-            run_inference(Path(data), [Path(c) for c in checkpoints], target,
-                          InferOptions(split="test", pairs=setting, device=device or "auto",
-                                       allow_nonfinite=allow_nonfinite))
+        run_inference(Path(data), [Path(c) for c in checkpoints], target,
+                      InferOptions(split="test", pairs=setting, device=device or "auto",
+                                   allow_nonfinite=allow_nonfinite))
         found[setting] = target
     return found
 

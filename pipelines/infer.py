@@ -9,6 +9,7 @@ what makes a re-run skip finished pairs.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -58,7 +59,7 @@ class InferSummary:
     written: int
     skipped: int
     device: str
-    checkpoints: list[str] = field(default_factory=list)
+    checkpoints: list[dict[str, str]] = field(default_factory=list)  # path and sha256 of each file
 
 
 def to_uint8(batch: torch.Tensor) -> np.ndarray:
@@ -95,11 +96,11 @@ def cached_models(checkpoints: tuple[str, ...], device: torch.device, allow_nonf
     return _MODEL_CACHE[key]
 
 
-def checkpoint_digest(paths: Sequence[str | os.PathLike]) -> list[str]:
-    """Content hashes of the checkpoint files, so a results folder is never resumed with other weights."""
+def checkpoint_records(paths: Sequence[str | os.PathLike]) -> list[dict[str, str]]:
+    """Each checkpoint file's path and SHA-256: results belong to the weights' content, whatever the files' names."""
     from vton.models.checkpoint import expand_paths
 
-    return [f"{p.name}:{sha256_file(p)[:16]}" for p in expand_paths(paths)]
+    return [{"path": str(p), "sha256": sha256_file(p)} for p in expand_paths(paths)]
 
 
 # --- the batched loop -----------------------------------------------------------------------------
@@ -169,6 +170,8 @@ def infer_partition(indices: list[int], data: str, checkpoints: tuple[str, ...],
     # Batches are fixed chunks of the pair list, recomputed whole when any file of theirs is missing: a resumed run
     # then sees exactly the batches of an uninterrupted one, so its files are the same bytes.
     batches = [chunk for chunk in chunked(indices, opts.batch_size) if any(missing[i] for i in chunk)]
+    if not batches:  # a finished folder: no decoding workers to start
+        return []
     todo = [i for chunk in batches for i in chunk]
     bar = tqdm(total=len(todo), unit="pair", desc="infer", disable=not opts.progress or not todo)
     loader, writer = io_pools(opts.io_workers, device, dataset, batches)
@@ -205,17 +208,47 @@ def chunked(items: Sequence[int], size: int) -> Iterator[list[int]]:
         yield list(items[i:i + size])
 
 
+def checkpoint_shas(records: list) -> list[str]:
+    """The sorted SHA-256s of ``checkpoint_records`` (an older infer.json's entries count as they are)."""
+    return sorted(str(c.get("sha256") if isinstance(c, dict) else c) for c in records)
+
+
+def _identity(meta: dict) -> dict:
+    """What two runs must share for their files to be interchangeable: checkpoints by content (not path or order)."""
+    return {**meta, "checkpoints": checkpoint_shas(meta.get("checkpoints") or [])}
+
+
+def meta_differences(old: dict, new: dict) -> list[str]:
+    """The recorded vs requested value of each setting that differs, for a one-line message."""
+    def show(key: str, value: object) -> str:  # hashes by their first 12 hex digits
+        if isinstance(value, list) and key == "checkpoints":
+            return " ".join(h[:12] for h in value) or "none"
+        return value[:12] if isinstance(value, str) and key.endswith("sha256") else repr(value)
+
+    a, b = _identity(old), _identity(new)
+    return [f"{key}: recorded {show(key, a.get(key))}, requested {show(key, b.get(key))}"
+            for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key)]
+
+
 def check_meta(out: Path, meta: dict) -> None:
-    """Refuse to resume a results folder made with other weights or settings (its files would be mixed)."""
+    """Refuse to resume or reuse a results folder made with other weights or settings (its files would be mixed,
+    or credited to the wrong weights), or one whose files have no ``infer.json`` to tell what made them."""
     path = out / META_FILE
-    if path.exists():
-        old = json.loads(path.read_text())
-        if old != meta:
-            changed = sorted(k for k in set(old) | set(meta) if old.get(k) != meta.get(k))
-            raise ValueError(f"{out} holds results of another run (differs in: {', '.join(changed)}); "
-                             "use a new --out folder or delete it")
-    else:
+    if not path.exists():
+        made = [d for d in (*output_folders(True, True), MANIFEST_FILE) if (out / d).exists()]
+        if made:
+            raise ValueError(f"{out} holds results ({', '.join(made)}) but no {META_FILE}, so the weights that made "
+                             "them are unknown; use a new --out folder")
         atomic_write_json(path, meta)
+        return
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: unreadable ({exc}); use a new --out folder") from exc
+    changed = meta_differences(old, meta) if isinstance(old, dict) else ["infer.json is not an object"]
+    if changed:
+        raise ValueError(f"{out} holds results of another run ({'; '.join(changed)}); use a new --out folder "
+                         "or delete it")
 
 
 def write_manifest(out: Path, pairs: Sequence[tuple[str, str]], folders: Sequence[str], jpeg_quality: int | None) -> None:
@@ -241,9 +274,10 @@ def run_inference(data: str | os.PathLike, checkpoints: Sequence[str | os.PathLi
         raise ValueError("inference needs a GMM checkpoint (the TOM consumes the GMM's warped cloth)")
     dataset = TryOnDataset(data, split=opts.split, pairs=opts.pairs, variant=config.variant, unique_persons=True)
     folders = output_folders(tom is not None, opts.extras)
-    meta = {"checkpoints": checkpoint_digest(paths), "variant": config.variant, "split": opts.split,
-            "pairs": opts.pairs, "precision": opts.precision, "jpeg_quality": opts.jpeg_quality,
-            "folders": list(folders), "data": str(Path(data).resolve())}
+    meta = {"checkpoints": checkpoint_records(paths), "variant": config.variant, "split": opts.split,
+            "pairs": opts.pairs, "pairs_sha256": hashlib.sha256(F.pairs_text(dataset.pairs).encode()).hexdigest(),
+            "precision": opts.precision, "jpeg_quality": opts.jpeg_quality, "folders": list(folders),
+            "data": str(Path(data).resolve())}
     device = resolve_device(opts.device)
     if opts.precision != "fp32" and device.type != "cuda":
         raise ValueError("reduced precision is offered on CUDA only; on the CPU use --precision fp32")
@@ -267,7 +301,7 @@ def run_inference(data: str | os.PathLike, checkpoints: Sequence[str | os.PathLi
                                  str(out), quiet, n_gpus)
     write_manifest(out, dataset.pairs, folders, opts.jpeg_quality)
     return InferSummary(out=str(out), pairs=len(dataset), written=len(written), skipped=len(dataset) - len(written),
-                        device=str(device), checkpoints=list(meta["checkpoints"]))
+                        device=str(device), checkpoints=meta["checkpoints"])
 
 
 def _partition_task(items: list[tuple[int, list[int]]], data: str, checkpoints: tuple[str, ...], out: str,

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import struct
+import zlib
 from pathlib import Path
 from unittest import mock
 
@@ -107,3 +109,14 @@ def make_results(root: Path, data: Path, persons: list[str], seed: int = 1, warp
             (root / "paired" / fm.WARP_MASK_DIR).mkdir(parents=True, exist_ok=True)
             region.filter(ImageFilter.MaxFilter(2 * i + 1)).save(root / "paired" / fm.WARP_MASK_DIR / f"{stem}.png")
     return root
+
+
+def png_header_only(path: Path, width: int, height: int) -> Path:
+    """A PNG that claims width x height (8-bit grey) and holds one row: what a decompression bomb's header says."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * (width + 1)))
+                     + chunk(b"IEND", b""))
+    return path

@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import json
-import sys
-import types
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +14,14 @@ from click.testing import CliRunner
 from PIL import Image
 from skimage.metrics import structural_similarity
 
-from eval_fixtures import make_dataset, make_results, save_random_alexnet, save_random_inception
+from eval_fixtures import (make_dataset, make_results, png_header_only, save_random_alexnet,
+                           save_random_inception)
 from vton.cli import main
 from vton.eval import weights
-from vton.eval.protocol import Settings, evaluate
-from vton.eval.registry import HIGHER_IS_BETTER
+from vton.eval.protocol import EXIT_SKIPPED, Settings, evaluate
+from vton.eval.registry import HIGHER_IS_BETTER, PAIRED_METRICS, UNPAIRED_METRICS
 from vton.pipelines import formats as fm
+from vton.pipelines.io import sha256_file
 
 pytestmark = pytest.mark.xdist_group("eval_protocol")
 N = 4
@@ -146,13 +147,15 @@ def test_scores_ignore_batch_size_and_pair_order(world: dict[str, Path], run: di
 
 def test_missing_weights_skip_only_their_metrics(world: dict[str, Path], tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Metrics named with --metrics that cannot run: recorded as skipped with why, exit 4 (0 with --allow-skips)."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "home"))
     (tmp_path / "results" / "paired").mkdir(parents=True)
     (tmp_path / "results" / "paired" / "try-on").symlink_to(world["results"] / "paired" / "try-on")
-    result = CliRunner().invoke(main, [
-        "evaluate", str(world["data"]), "--results", str(tmp_path / "results"), "--out", str(tmp_path / "run"),
-        "--metrics", "ssim,lpips,iou,is", "--device", "cpu", "--workers", "0"])
-    assert result.exit_code == 0, result.output
+    args = ["evaluate", str(world["data"]), "--results", str(tmp_path / "results"), "--out", str(tmp_path / "run"),
+            "--metrics", "ssim,lpips,iou,is", "--device", "cpu", "--workers", "0"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == EXIT_SKIPPED == 4, result.output
+    assert "error: named metrics not computed: lpips (missing weights file" in result.output
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     skipped = summary["skipped"]
     assert weights.ALEXNET_FILE in skipped["lpips"]
@@ -163,6 +166,36 @@ def test_missing_weights_skip_only_their_metrics(world: dict[str, Path], tmp_pat
     assert summary["missing_weights"] == [skipped["lpips"]]  # only the weights, not the other skips
     assert f"warning: {skipped['lpips']}" in result.output
     assert not (tmp_path / "home" / "hub" / "checkpoints" / weights.ALEXNET_FILE).exists()  # nothing downloaded
+    assert CliRunner().invoke(main, [*args, "--allow-skips"]).exit_code == 0
+    # all metrics by default (none named): what cannot run is a note, not a failure
+    default = CliRunner().invoke(main, [a for a in args if a not in ("--metrics", "ssim,lpips,iou,is")])
+    assert default.exit_code == 0 and "skipped lpips: missing weights file" in default.output
+
+
+def test_empty_or_too_small_pairs_lists_skip_with_the_reason(world: dict[str, Path], tmp_path: Path) -> None:
+    """Every metric is computed or listed as skipped: empty pairs files, one unpaired person (no FID / KID)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "test").symlink_to(world["data"] / "test")
+    (data / fm.TEST_PAIRS_SAME).write_text("\n")
+    (data / fm.TEST_PAIRS).write_text("")
+    base = ["evaluate", str(data), "--results", str(world["results"]), "--device", "cpu", "--workers", "0",
+            "--weights-dir", str(world["weights"])]
+    result = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "empty")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "empty" / "summary.json").read_text())
+    assert set(summary["metrics"]) == {"cloth/tv"}
+    assert summary["skipped"] == {**{m: f"{data / fm.TEST_PAIRS_SAME} lists no pairs" for m in PAIRED_METRICS},
+                                  **{m: f"{data / fm.TEST_PAIRS} lists no pairs" for m in UNPAIRED_METRICS}}
+    named = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "named"), "--metrics", "ssim"])
+    assert named.exit_code == 4 and "ssim (" in named.output and "lists no pairs" in named.output
+    (data / fm.TEST_PAIRS).write_text((world["data"] / fm.TEST_PAIRS).read_text().splitlines()[0] + "\n")
+    one = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "one"), "--metrics", "is,fid,kid"])
+    assert one.exit_code == 4, one.output
+    summary = json.loads((tmp_path / "one" / "summary.json").read_text())
+    assert summary["metrics"]["unpaired/is"]["all"]["n"] == 1  # IS of one image is defined (1.0)
+    assert summary["skipped"]["fid"] == summary["skipped"]["kid"] == "no value could be computed from the 1 images scored"
+    assert "unpaired/fid" not in summary["metrics"] and "unpaired/kid" not in summary["metrics"]
 
 
 def test_missing_inception_weights_are_named(world: dict[str, Path], tmp_path: Path,
@@ -174,34 +207,88 @@ def test_missing_inception_weights_are_named(world: dict[str, Path], tmp_path: P
     assert set(summary["metrics"]) == {"cloth/tv"}
 
 
-def test_checkpoints_run_inference_once_per_setting(world: dict[str, Path], tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = []
+def _bundle(path: Path, seed: int) -> Path:
+    """Random GMM + TOM of width 4: a checkpoint that runs inference in a moment."""
+    from vton.models.checkpoint import save_bundle
+    from vton.models.config import ModelConfig
+    from vton.models.gmm import GMM
+    from vton.models.tom import TOM
 
-    def run_inference(data: Path, checkpoints: list[Path], out: Path, opts: Any) -> Path:
-        split, pairs = opts.split, opts.pairs
-        calls.append((data, checkpoints, split, pairs, out))
-        (out / "try-on").mkdir(parents=True)
-        for f in (world["results"] / pairs / "try-on").iterdir():
-            (out / "try-on" / f.name).symlink_to(f)
-        (out / "manifest.csv").write_text("pair,person,cloth,files\n")
-        return out
+    torch.manual_seed(seed)
+    return save_bundle(path, ModelConfig("cpvton", 4, 4), gmm=GMM("cpvton", 4), tom=TOM("cpvton", 4))
 
-    monkeypatch.setitem(sys.modules, "vton.pipelines.infer", types.SimpleNamespace(
-        run_inference=run_inference, InferOptions=types.SimpleNamespace))
-    ckpt = tmp_path / "bundle.pth"
-    ckpt.write_bytes(b"")
-    args = ["evaluate", str(world["data"]), "--checkpoint", str(ckpt), "--out", str(tmp_path / "run"),
-            "--metrics", "ssim", "--device", "cpu", "--workers", "0"]
-    for _ in range(2):
-        result = CliRunner().invoke(main, args)
-        assert result.exit_code == 0, result.output + repr(result.exception)
-    assert [c[2:4] for c in calls] == [("test", "paired"), ("test", "unpaired")]  # the second run reuses them
-    assert calls[0][4] == tmp_path / "run" / "results" / "paired" and calls[0][1] == [ckpt]
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["results"]["paired"] == str((tmp_path / "run" / "results" / "paired").resolve())
-    both = CliRunner().invoke(main, args + ["--results", str(world["results"])])
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_checkpoint_runs_reuse_resume_or_refuse(world: dict[str, Path], tmp_path: Path) -> None:
+    """Scores belong to the weights named: RUN/results is reused or resumed for the same checkpoints (by content),
+    and refused, in one line, for others."""
+    a, b = _bundle(tmp_path / "a.pth", 0), _bundle(tmp_path / "b.pth", 1)
+    run = tmp_path / "run"
+
+    def evaluate_with(ckpt: Path) -> Any:
+        return CliRunner().invoke(main, ["evaluate", str(world["data"]), "--checkpoint", str(ckpt), "--out", str(run),
+                                         "--metrics", "ssim", "--device", "cpu", "--workers", "0"])
+
+    first = evaluate_with(a)
+    assert first.exit_code == 0, first.output + repr(first.exception)
+    summary = json.loads((run / "summary.json").read_text())
+    sha_a, sha_b = sha256_file(a), sha256_file(b)
+    assert summary["checkpoints"] == [{"path": str(a.resolve()), "sha256": sha_a}]
+    assert {s: r["pairs"] for s, r in summary["inference"].items()} == {"paired": "paired", "unpaired": "unpaired"}
+    results = _files(run / "results")
+    assert sum(k.startswith("paired/try-on/") for k in results) == N
+
+    assert evaluate_with(a).exit_code == 0  # reused: nothing rewritten, the same scores
+    assert _files(run / "results") == results
+    assert json.loads((run / "summary.json").read_text())["metrics"] == summary["metrics"]
+    victim = run / "results" / "unpaired" / "try-on" / "000002_0.png"
+    victim.unlink()
+    renamed = tmp_path / "renamed.pth"
+    renamed.write_bytes(a.read_bytes())
+    assert evaluate_with(renamed).exit_code == 0  # an interrupted run resumes, with the same weights under any name
+    assert _files(run / "results") == results
+
+    other = evaluate_with(b)
+    assert other.exit_code == 1 and "Traceback" not in other.output
+    assert other.output.count("\n") == 1 and "another run" in other.output and "new --out" in other.output
+    assert f"checkpoints: recorded {sha_a[:12]}, requested {sha_b[:12]}" in other.output
+    assert json.loads((run / "summary.json").read_text())["metrics"] == summary["metrics"]  # A's scores stay A's
+    both = CliRunner().invoke(main, ["evaluate", str(world["data"]), "--checkpoint", str(a), "--out", str(run),
+                                     "--results", str(world["results"])])
     assert both.exit_code != 0 and "exactly one" in both.output
+
+
+def test_results_runs_record_what_made_them(world: dict[str, Path], tmp_path: Path) -> None:
+    """--results: summary.json records each folder's infer.json; mixed weights or the wrong pairs are refused."""
+    results = tmp_path / "results"
+    for setting in ("paired", "unpaired"):
+        (results / setting).mkdir(parents=True)
+        (results / setting / "try-on").symlink_to(world["results"] / setting / "try-on")
+    args = ["evaluate", str(world["data"]), "--results", str(results), "--metrics", "ssim", "--device", "cpu",
+            "--workers", "0"]
+    assert CliRunner().invoke(main, [*args, "--out", str(tmp_path / "plain")]).exit_code == 0
+    plain = json.loads((tmp_path / "plain" / "summary.json").read_text())
+    assert plain["checkpoints"] is None and plain["inference"] == {"paired": None, "unpaired": None}
+
+    made = {s: {"checkpoints": [{"path": "/x/a.pth", "sha256": "a" * 64}], "split": "test", "pairs": s}
+            for s in ("paired", "unpaired")}
+    for setting, meta in made.items():
+        (results / setting / "infer.json").write_text(json.dumps(meta))
+    assert CliRunner().invoke(main, [*args, "--out", str(tmp_path / "known")]).exit_code == 0
+    known = json.loads((tmp_path / "known" / "summary.json").read_text())
+    assert known["checkpoints"] == made["paired"]["checkpoints"] and known["inference"] == made
+
+    (results / "unpaired" / "infer.json").write_text(json.dumps({**made["unpaired"], "checkpoints": [
+        {"path": "/x/a.pth", "sha256": "b" * 64}]}))
+    mixed = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "mixed")])
+    assert mixed.exit_code == 1 and "different checkpoints" in mixed.output and "b" * 12 in mixed.output
+    (results / "unpaired" / "infer.json").write_text(json.dumps({**made["unpaired"], "pairs": "paired"}))
+    swapped = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "swapped")])
+    assert swapped.exit_code == 1 and "not the unpaired test pairs" in swapped.output
+    assert not (tmp_path / "mixed").exists() and not (tmp_path / "swapped").exists()
 
 
 def test_scoring_runs_in_ieee_fp32_and_restores_the_settings(world: dict[str, Path], tmp_path: Path,
@@ -275,4 +362,79 @@ def test_bad_pairs_files_are_refused_with_the_line(world: dict[str, Path], tmp_p
     result = CliRunner().invoke(main, ["evaluate", str(data), "--results", str(world["results"]), "--out",
                                        str(tmp_path / "run"), "--metrics", "ssim", "--device", "cpu", "--workers", "0"])
     assert result.exit_code == 1 and "999999_0.jpg" in result.output and "missing" in result.output
+    assert not (tmp_path / "run" / "summary.json").exists()
+
+
+def _grey_copy(world: dict[str, Path], root: Path, sixteen: bool) -> tuple[Path, Path]:
+    """The dataset and paired results in grey: 8-bit, or the same levels in 16 bits (v * 257), parse maps included.
+    The warp-masks get a level 100 ring (below the 128 threshold) so an inexact reading changes the IoU."""
+    def save(levels: np.ndarray, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((levels.astype(np.uint16) * 257) if sixteen else levels.astype(np.uint8)).save(path)
+
+    data, results = root / "data", root / "results" / "paired"
+    data.mkdir(parents=True)
+    for name in (fm.TEST_PAIRS, fm.TEST_PAIRS_SAME):
+        (data / name).symlink_to(world["data"] / name)
+    for sub in (fm.IMAGE_DIR, fm.CLOTH_DIR):
+        (data / "test" / sub).mkdir(parents=True)
+        for f in (world["data"] / "test" / sub).iterdir():
+            (data / "test" / sub / f.name).symlink_to(f)
+    for f in (world["data"] / "test" / fm.PARSE_DIR).iterdir():
+        labels = np.asarray(Image.open(f))
+        if sixteen:  # label indices are not levels: stored as they are
+            (data / "test" / fm.PARSE_DIR).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(labels.astype(np.uint16)).save(data / "test" / fm.PARSE_DIR / f.name)
+        else:
+            save(labels, data / "test" / fm.PARSE_DIR / f.name)
+    for f in (world["results"] / "paired" / fm.TRYON_DIR).iterdir():
+        save(np.asarray(Image.open(f).convert("L")), results / fm.TRYON_DIR / f.name)
+    for f in (world["results"] / "paired" / fm.WARP_MASK_DIR).iterdir():
+        mask = np.asarray(Image.open(f)).copy()
+        mask[:, :20] = 100
+        save(mask, results / fm.WARP_MASK_DIR / f.name)
+    return data, results
+
+
+def test_16_bit_images_score_as_their_8_bit_levels(world: dict[str, Path], tmp_path: Path) -> None:
+    """A 16-bit grey try-on, warp-mask and parse map (PIL mode I;16) score exactly like the 8-bit files."""
+    settings = Settings(metrics=("ssim", "iou", "ssim_cloth"), device="cpu", workers=0, progress=False)
+    scores = []
+    for sixteen in (False, True):
+        data, results = _grey_copy(world, tmp_path / str(sixteen), sixteen)
+        with Image.open(next((results / fm.TRYON_DIR).iterdir())) as im:
+            assert im.mode == ("I;16" if sixteen else "L")
+        evaluate(data, {"paired": results, "unpaired": None}, tmp_path / f"run{sixteen}", settings)
+        scores.append(pd.read_parquet(tmp_path / f"run{sixteen}" / "metrics.parquet"))
+    pd.testing.assert_frame_equal(scores[0], scores[1])
+    iou = scores[1][scores[1].metric == "iou"].set_index("person").value
+    assert iou["000000_0.jpg"] == 1.0  # its warp-mask is the cloth region plus the ring at level 100 (not cloth)
+
+
+@pytest.mark.parametrize("fault", ["transparent", "bomb", "truncated"])
+def test_an_undecodable_result_is_named_in_one_line(world: dict[str, Path], tmp_path: Path, fault: str) -> None:
+    """Decoded in a DataLoader worker process (--workers 1), the file is still named in one line, exit 1."""
+    results = tmp_path / "results"
+    shutil.copytree(world["results"], results)
+    bad = results / "paired" / fm.TRYON_DIR / "000002_0.png"
+    if fault == "transparent":
+        Image.open(bad).convert("RGBA").save(bad)  # fully opaque: decodes as its RGB
+        CliRunner().invoke(main, ["evaluate", str(world["data"]), "--results", str(results), "--out",
+                                  str(tmp_path / "ok"), "--metrics", "ssim", "--device", "cpu", "--workers", "1"])
+        assert (tmp_path / "ok" / "summary.json").is_file()
+        rgba = np.asarray(Image.open(bad)).copy()
+        rgba[0, 0, 3] = 0
+        Image.fromarray(rgba).save(bad)
+    elif fault == "bomb":
+        png_header_only(bad, 30_000, 30_000)
+    else:
+        bad.write_bytes(bad.read_bytes()[:3000])
+    result = CliRunner().invoke(main, ["evaluate", str(world["data"]), "--results", str(results), "--out",
+                                       str(tmp_path / "run"), "--metrics", "ssim", "--device", "cpu", "--workers", "1"])
+    assert result.exit_code == 1, result.output + repr(result.exception)
+    error = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(error) == 1 and error[0].startswith(f"Error: {bad}: ")
+    assert {"transparent": "1 pixels are transparent", "bomb": "decompression bomb",
+            "truncated": "truncated"}[fault] in error[0]
+    assert "Traceback" not in result.output and "worker" not in result.output
     assert not (tmp_path / "run" / "summary.json").exists()

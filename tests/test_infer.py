@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,7 @@ from vton.models.gmm import GMM
 from vton.models.tom import TOM
 from vton.pipelines.dataset import TryOnDataset
 from vton.pipelines.infer import InferOptions, run_inference
+from vton.pipelines.io import sha256_file
 from reference_loop import reference_batches
 
 pytestmark = pytest.mark.xdist_group("infer")
@@ -110,6 +113,36 @@ def test_resume_skips_finished_pairs_and_refuses_other_weights(synth_cpvton: Pat
     torch.save(torch.load(original_checkpoints / "tom_final.pth", weights_only=True), other / "tom_final.pth")
     with pytest.raises(ValueError, match="another run"):
         run_inference(synth_cpvton, [other], out, opts)
+
+
+def test_resume_goes_by_content_and_refuses_unknown_or_changed_folders(synth_cpvton: Path, tmp_path: Path) -> None:
+    """The same weights under other names resume; a changed pairs list, or result files without infer.json (what
+    made them is unknown), are refused rather than mixed in."""
+    torch.manual_seed(4)
+    folder = tmp_path / "ckpt"  # width 4: quick, in the original state-dict format
+    folder.mkdir()
+    torch.save(GMM("cpvton", 4).state_dict(), folder / "gmm_final.pth")
+    torch.save(TOM("cpvton", 4).state_dict(), folder / "tom_final.pth")
+    pairs = tmp_path / "pairs.txt"
+    shutil.copy(synth_cpvton / "test_pairs.txt", pairs)
+    out, opts = tmp_path / "res", InferOptions(pairs=str(pairs), progress=False)
+    run_inference(synth_cpvton, [folder], out, opts)
+    files = [folder / "gmm_final.pth", folder / "tom_final.pth"]
+    recorded = json.loads((out / "infer.json").read_text())["checkpoints"]
+    assert recorded == [{"path": str(f.resolve()), "sha256": sha256_file(f)} for f in files]
+    before = hashes(out)
+    (out / "try-on" / sorted(p.name for p in (out / "try-on").iterdir())[0]).unlink()
+    renamed = [shutil.copy(files[1], tmp_path / "t.pth"), shutil.copy(files[0], tmp_path / "g.pth")]
+    assert run_inference(synth_cpvton, renamed, out, opts).written == 1 and hashes(out) == before
+    pairs.write_text("".join(pairs.read_text().splitlines(keepends=True)[:-1]))
+    with pytest.raises(ValueError, match=r"holds results of another run \(pairs_sha256: recorded [0-9a-f]{12}, "
+                                         r"requested [0-9a-f]{12}\); use a new --out folder"):
+        run_inference(synth_cpvton, [folder], out, opts)
+    unknown = tmp_path / "unknown"
+    (unknown / "try-on").mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"holds results \(try-on\) but no infer.json"):
+        run_inference(synth_cpvton, [folder], unknown, opts)
+    assert not (unknown / "infer.json").exists()
 
 
 def test_cli_jpeg_and_two_files_told_apart(synth_cpvton: Path, original_checkpoints: Path, tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.vton-installed
 
-.PHONY: venv demo test clean-venv browser
+.PHONY: venv demo test lint clean-venv browser
 
 venv: $(STAMP)
 
@@ -18,8 +18,13 @@ $(STAMP): pyproject.toml scripts/install_openpifpaf.sh
 demo: venv
 	$(BIN)/vton demo
 
-test: venv browser
+test: venv browser lint
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+# ruff (style, imports, bugs) and import-linter (the one-way import rule in pyproject.toml).
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 # Headless Chromium + chromedriver for the study page's browser test: installed with apt-get when missing and we are
 # root; otherwise the test skips and says why.

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from vton import __version__
-from vton.pipelines.formats import LAYOUTS
+from vton.core.formats import LAYOUTS
+from vton.core.versions import VTON_VERSION as __version__
 
 
 class VtonGroup(click.Group):
@@ -39,8 +39,8 @@ def pose_model_options(command):
 
 
 def pifpaf_options(**given):
-    """`vton.pipelines.pifpaf.PifpafOptions` from a command's flags; the ones not given (None) keep their defaults."""
-    from vton.pipelines.pifpaf import PifpafOptions
+    """`PifpafOptions` from a command's flags; the ones not given (None) keep their defaults."""
+    from vton.pipelines.keypoints.pifpaf import PifpafOptions
 
     return PifpafOptions(**{k: v for k, v in given.items() if v is not None})
 
@@ -59,7 +59,7 @@ DEVICE_HELP = "Device for openpifpaf: auto (CUDA when available), cpu, cuda, cud
 @click.option("--defects", is_flag=True, help="Inject realistic faults and write their ground truth to defects.json.")
 def synth(out: Path, n_pairs: int, seed: int, layout: str, defects: bool) -> None:
     """Write a procedural dataset in the real VITON / CP-VTON file formats to OUT."""
-    from vton.pipelines.synth import synthesize
+    from vton.pipelines.synth.generate import synthesize
 
     try:
         summary = synthesize(out, n_pairs, seed, layout=layout, defects=defects, progress=True)
@@ -84,9 +84,13 @@ def synth(out: Path, n_pairs: int, seed: int, layout: str, defects: bool) -> Non
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split and the unpaired test list.")
 @click.option("--train-size", type=click.IntRange(min=0), default=None, help="Train pairs of a drawn split.")
 @click.option("--test-size", type=click.IntRange(min=0), default=None, help="Test pairs of a drawn split.")
-@click.option("--keypoints", default="dataset", show_default=True,
-              help="Keypoint source: dataset (the pose files, see vton.pipelines.pose) or openpifpaf (estimated from "
-                   "the person image where the pose file is missing; everywhere with --overwrite-keypoints).")
+@click.option(
+    "--keypoints",
+    default="dataset",
+    show_default=True,
+    help="Keypoint source: dataset (the pose files, see vton.pipelines.keypoints.schema) or openpifpaf (estimated from "
+    "the person image where the pose file is missing; everywhere with --overwrite-keypoints).",
+)
 @click.option("--overwrite-keypoints", is_flag=True, help="With --keypoints openpifpaf: estimate every person's pose.")
 @pose_model_options
 @click.option("--pose-threshold", type=click.FloatRange(0, 1), default=None, help=THRESHOLD_HELP)
@@ -104,11 +108,11 @@ def prepare_cmd(src: Path, out: Path, workers: int, local: str, scheduler: str |
     over by --train-size/--test-size do not count. Run again, the same command resumes an interrupted run, or on a
     finished OUT prints its summary again; other options are refused, as is a second run on an OUT in use.
     """
-    from vton.pipelines.runner import RunnerConfig, boot_workers
+    from vton.core.runner import RunnerConfig, boot_workers
 
     runner = RunnerConfig(workers=workers, scheduler=scheduler, local=local)
     boot_workers(runner, "vton.pipelines.prepare")  # the workers' interpreter starts while this one imports
-    from vton.pipelines.pifpaf import KeypointsError, keypoint_source
+    from vton.pipelines.keypoints.pifpaf import KeypointsError, keypoint_source
     from vton.pipelines.prepare import EXIT_REJECTED, PrepareOptions, prepare
 
     pose = pifpaf_options(checkpoint=pose_checkpoint, trust_checkpoint=trust_checkpoint, threshold=pose_threshold,
@@ -133,14 +137,22 @@ def _train_options(func):
     """Options shared by ``vton train gmm`` and ``vton train tom`` (defaults are the paper's)."""
     options = [
         click.argument("data", type=click.Path(exists=True, file_okay=False, path_type=Path)),
-        click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Checkpoint folder."),
-        click.option("--variant", type=click.Choice(["cpvton", "cpvton+"]), default=None,
-                     help="Network variant (gmm: default cpvton; tom: that of --gmm)."),
+        click.option(
+            "--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Checkpoint folder."
+        ),
+        click.option(
+            "--variant",
+            type=click.Choice(["cpvton", "cpvton+"]),
+            default=None,
+            help="Network variant (gmm: default cpvton; tom: that of --gmm).",
+        ),
         click.option("--width", type=int, default=None, help="Base channels ngf (paper: 64); small for a CPU demo."),
         click.option("--steps", type=int, default=200_000, show_default=True),
         click.option("--batch-size", type=int, default=4, show_default=True),
         click.option("--lr", type=float, default=1e-4, show_default=True),
-        click.option("--save-every", type=int, default=5000, show_default=True, help="Write step_XXXXXX.pth every N steps."),
+        click.option(
+            "--save-every", type=int, default=5000, show_default=True, help="Write step_XXXXXX.pth every N steps."
+        ),
         click.option("--log-every", type=int, default=10, show_default=True, help="CSV log row every N steps."),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--workers", type=int, default=2, show_default=True),
@@ -246,7 +258,7 @@ def infer(data: Path, checkpoints: tuple[Path, ...], split: str, pairs: str, out
           precision: str, jpeg_quality: int | None, extras: bool, workers: int, scheduler: str | None,
           allow_nonfinite: bool) -> None:
     """Run GMM and TOM over DATA and write warp-cloth/, warp-mask/ and try-on/ images named by person."""
-    from vton.pipelines.infer import InferOptions, run_inference
+    from vton.models.infer import InferOptions, run_inference
 
     opts = InferOptions(split=split, pairs=pairs, batch_size=batch_size, device=device, precision=precision,
                         jpeg_quality=jpeg_quality, extras=extras, workers=workers, scheduler=scheduler,
@@ -338,8 +350,8 @@ def keypoints(images_dir: Path, out_dir: Path, pose_checkpoint: str | None, trus
     (OpenPose-18, 192x256 pixels; all joints 0 when nobody is found) as OUT_DIR/<stem>_keypoints.json."""
     import json
 
-    from vton.pipelines.pifpaf import KeypointsError, list_images, run_keypoints
-    from vton.pipelines.runner import RunnerConfig
+    from vton.core.runner import RunnerConfig
+    from vton.pipelines.keypoints.pifpaf import KeypointsError, list_images, run_keypoints
 
     options = pifpaf_options(checkpoint=pose_checkpoint, trust_checkpoint=trust_checkpoint, threshold=threshold,
                              device=device, batch_size=batch_size, long_edge=long_edge)
@@ -384,7 +396,7 @@ def amt() -> None:
 def amt_export(run_a: Path, run_b: Path, subset: str, base_url: str, out: Path, trials_per_hit: int,
                catch_rate: float, seed: int) -> None:
     """Batch CSV, HIT template, anonymous images and the unblinding key.csv for run A vs run B."""
-    from vton.reports.amt_export import StudyError, export_study
+    from vton.studies.export import StudyError, export_study
 
     try:
         info = export_study(run_a, run_b, out, base_url, subset, trials_per_hit, catch_rate, seed)
@@ -406,7 +418,7 @@ def amt_export(run_a: Path, run_b: Path, subset: str, base_url: str, out: Path, 
 def amt_analyze(results: Path, key: Path, out: Path | None, min_catch_accuracy: float, n_boot: int,
                 seed: int) -> None:
     """Preference for A over B (overall and per subset): Wilson CI, binomial test, worker x item bootstrap."""
-    from vton.reports.amt_analyze import ResultsError, analyze_results
+    from vton.studies.analyze import ResultsError, analyze_results
 
     try:
         s = analyze_results(results, key, out, min_catch_accuracy, n_boot, seed)
@@ -430,7 +442,7 @@ def study() -> None:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port.")
 def study_serve(folder: Path, host: str, port: int) -> None:
     """Serve the study in FOLDER (from `vton amt export`); answers go to FOLDER/results.csv."""
-    from vton.reports.study import make_server
+    from vton.studies.server import make_server
 
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.echo(f"warning: serving on {host}, not loopback: anyone who can reach it can take part", err=True)
@@ -456,7 +468,7 @@ def study_serve(folder: Path, host: str, port: int) -> None:
 @click.option("--device", default="cpu", show_default=True)
 def demo(out: Path, pairs: int, steps: int, width: int, device: str) -> None:
     """The whole tool on built-in synthetic data: synth, prepare, train, evaluate against a baseline, report."""
-    from vton.demo import DemoOptions, run_demo
+    from vton.workflows.demo import DemoOptions, run_demo
 
     result = run_demo(out, DemoOptions(pairs=pairs, width=width, gmm_steps=steps, tom_steps=steps, device=device),
                       say=click.echo)

@@ -24,8 +24,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from eval_fixtures import make_dataset, make_results, save_random_alexnet, save_random_inception  # noqa: E402
 
+from vton.core import formats as fm  # noqa: E402
 from vton.eval.protocol import Settings, evaluate  # noqa: E402
-from vton.pipelines import formats as fm  # noqa: E402
 
 
 def _tensor(path: Path, device: torch.device) -> torch.Tensor:
@@ -37,8 +37,12 @@ def naive(data: Path, results: Path, device: torch.device) -> dict[str, float]:
     """The straightforward loop: torchmetrics objects, one image at a time, decoding in the main process."""
     from torchmetrics.functional.image import structural_similarity_index_measure as ssim
     from torchmetrics.functional.image import total_variation
-    from torchmetrics.image import (FrechetInceptionDistance, InceptionScore, KernelInceptionDistance,
-                                    LearnedPerceptualImagePatchSimilarity)
+    from torchmetrics.image import (
+        FrechetInceptionDistance,
+        InceptionScore,
+        KernelInceptionDistance,
+        LearnedPerceptualImagePatchSimilarity,
+    )
 
     paired = [line.split() for line in (data / fm.TEST_PAIRS_SAME).read_text().splitlines()]
     unpaired = [line.split() for line in (data / fm.TEST_PAIRS).read_text().splitlines()]

@@ -56,15 +56,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="vton infer's Dask processes")
     args = parser.parse_args()
 
-    from vton.pipelines.devices import resolve_device
-    from vton.pipelines.infer import InferOptions, run_inference
+    from vton.core.devices import resolve_device
+    from vton.models.infer import InferOptions, run_inference
 
     device = resolve_device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         data = args.data
         if data is None:
-            from vton.pipelines.synth import synthesize
+            from vton.pipelines.synth.generate import synthesize
 
             data = tmp_path / "data"
             synthesize(data, pairs=args.pairs * 8, seed=0)
@@ -91,8 +91,14 @@ def main() -> None:
         t_ours = time.perf_counter() - start
         same = digest(tmp_path / "base") == digest(tmp_path / "ours")
 
-    machine = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-    print(f"device: {device} ({machine}); pairs: {n}; precision: {args.precision}; outputs identical to baseline: {same}")
+    machine = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    )
+    print(
+        f"device: {device} ({machine}); pairs: {n}; precision: {args.precision}; outputs identical to baseline: {same}"
+    )
     print(f"baseline (test.py-style loop, batch 4): {t_base:8.2f} s  {n / t_base:8.2f} pairs/s")
     print(f"vton infer (batch {args.batch_size}, {args.workers} workers): {t_ours:8.2f} s  {n / t_ours:8.2f} pairs/s")
     print(f"bench infer: {t_base / t_ours:.2f}x baseline, {n / t_ours:.1f} pairs/s")

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vton.pipelines.pifpaf import PifpafOptions, load_model, save_random_checkpoint, write_poses
+from vton.pipelines.keypoints.pifpaf import PifpafOptions, load_model, save_random_checkpoint, write_poses
 
 
 def images_per_second(paths: list[Path], out: Path, options: PifpafOptions) -> float:

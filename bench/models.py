@@ -64,7 +64,8 @@ def main() -> None:
     compile_ = not (args.quick or args.no_compile)
     ratios = []
     print(f"width {width}, compile {compile_}, timings: best of interleaved repetitions")
-    print(f"{'device':6} {'net':4} {'batch':>5} {'eager/s':>9} {'fast/s':>9} {'ratio':>6} {'precision':>9} {'max|dev|':>9}")
+    print(f"{'device':6} {'net':4} {'batch':>5} {'eager/s':>9} {'fast/s':>9} {'ratio':>6} "
+          f"{'precision':>9} {'max|dev|':>9}")
     for dev in devices:
         device = torch.device(dev)
         precision = "fp32" if dev == "cpu" else (args.precision or "fp16")
@@ -78,8 +79,11 @@ def main() -> None:
                 t_eager, t_fast = best_seconds([eager, fast], x, device, reps)
                 ratios.append(t_eager / t_fast)
                 flag = "" if fast.max_abs_deviation <= TOLERANCE[precision] else "  OVER TOLERANCE"
-                print(f"{dev:6} {net:4} {batch:5d} {batch / t_eager:9.2f} {batch / t_fast:9.2f} {t_eager / t_fast:6.2f} "
-                      f"{precision:>9} {fast.max_abs_deviation:9.2e}{flag}", flush=True)
+                print(
+                    f"{dev:6} {net:4} {batch:5d} {batch / t_eager:9.2f} {batch / t_fast:9.2f} {t_eager / t_fast:6.2f} "
+                    f"{precision:>9} {fast.max_abs_deviation:9.2e}{flag}",
+                    flush=True,
+                )
     ratio = math.exp(sum(map(math.log, ratios)) / len(ratios))
     print(f"bench models: {ratio:.2f}x eager")
 

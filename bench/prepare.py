@@ -29,9 +29,9 @@ import numpy as np
 import psutil
 from PIL import Image
 
-from vton.pipelines import formats as F
+from vton.core import formats as F
 from vton.pipelines.sources import shape_png
-from vton.pipelines.synth import synthesize
+from vton.pipelines.synth.generate import synthesize
 
 
 def codec_floor(src: Path) -> tuple[int, float]:
@@ -101,9 +101,12 @@ def measure(work: Path, pairs: int, seed: int, workers: int, local: str, repeat:
         os.sync()
         preps.append(run_prepare(src, work / f"prepared-{pairs}-{time.time_ns()}", workers, local))
     floor_s, (prep_s, rss) = min(floors), min(preps)
-    print(f"{n} pairs: codec floor (1 process) {n / floor_s:.1f} pairs/s ({floor_s:.2f} s); prepare --workers {workers} "
-          f"--local {local} {n / prep_s:.1f} pairs/s ({prep_s:.2f} s), peak RSS {rss:.0f} MB: "
-          f"{floor_s / prep_s:.2f}x floor", flush=True)
+    print(
+        f"{n} pairs: codec floor (1 process) {n / floor_s:.1f} pairs/s ({floor_s:.2f} s); prepare --workers {workers} "
+        f"--local {local} {n / prep_s:.1f} pairs/s ({prep_s:.2f} s), peak RSS {rss:.0f} MB: "
+        f"{floor_s / prep_s:.2f}x floor",
+        flush=True,
+    )
     return n / floor_s, n / prep_s, rss
 
 

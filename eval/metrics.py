@@ -52,7 +52,9 @@ def _blur_valid(x: Tensor, taps: Tensor) -> Tensor:
 def ssim_map(x: Tensor, y: Tensor, data_range: float, sigma: float = SSIM_SIGMA) -> Tensor:
     """Channel-averaged SSIM map, shape (B, H - 2r, W - 2r) with r = 5: the pixels skimage averages."""
     if x.shape != y.shape or x.dim() != 4:
-        raise ValueError(f"ssim needs two B x C x H x W tensors of one shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+        raise ValueError(
+            f"ssim needs two B x C x H x W tensors of one shape, got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
     if not data_range or data_range <= 0:
         raise ValueError("ssim needs an explicit positive data_range")
     taps = gaussian_window(sigma, dtype=x.dtype, device=x.device)

@@ -20,15 +20,22 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, default_collate
 from tqdm import tqdm
 
-from vton.eval import images
+from vton.core import formats as fm
+from vton.core.devices import ieee_fp32, resolve_device
+from vton.core.io import atomic_write_bytes, atomic_write_json, find_image, safe_join
+from vton.core.versions import library_versions
+from vton.eval import images, stats, weights
 from vton.eval import metrics as M
-from vton.eval import stats, weights
-from vton.eval.registry import (ALL_METRICS, METRIC_COLUMNS, METRICS_FILE, PAIRED_METRICS, SETTING_OF, SUBSETS,
-                                 SUMMARY_FILE, UNPAIRED_METRICS)
-from vton.pipelines import formats as fm
-from vton.pipelines.devices import ieee_fp32, resolve_device
-from vton.pipelines.io import atomic_write_bytes, atomic_write_json, find_image, safe_join
-from vton import library_versions
+from vton.eval.registry import (
+    ALL_METRICS,
+    METRIC_COLUMNS,
+    METRICS_FILE,
+    PAIRED_METRICS,
+    SETTING_OF,
+    SUBSETS,
+    SUMMARY_FILE,
+    UNPAIRED_METRICS,
+)
 
 SETTINGS_PAIRS = {"paired": fm.TEST_PAIRS_SAME, "unpaired": fm.TEST_PAIRS}
 DATA_RANGE = 1.0  # SSIM on [0, 1] floats (uint8 / 255)
@@ -413,7 +420,9 @@ def evaluate(data: Path, results: dict[str, Path | None], out: Path, settings: S
                     work.skip(m, f"{data / filename} lists no pairs")
 
     cloth_dir = data / "test" / fm.CLOTH_DIR
-    cloths = sorted(p for p in cloth_dir.iterdir() if p.suffix.lower() in fm.IMAGE_SUFFIXES) if cloth_dir.is_dir() else []
+    cloths = (
+        sorted(p for p in cloth_dir.iterdir() if p.suffix.lower() in fm.IMAGE_SUFFIXES) if cloth_dir.is_dir() else []
+    )
     if not cloths:
         raise FileNotFoundError(f"no in-shop cloth images in {cloth_dir}")
     lpips_net, inception, files = _models(work, settings, device)
@@ -476,7 +485,7 @@ def inference_records(results: dict[str, Path | None]) -> dict[str, dict | None]
     A folder made for another split or pairs list than its setting is refused: its scores would belong to other
     pairs.
     """
-    from vton.pipelines.infer import META_FILE
+    from vton.models.infer import META_FILE
 
     records: dict[str, dict | None] = {}
     for setting, folder in results.items():
@@ -502,7 +511,7 @@ def scored_checkpoints(records: dict[str, dict | None]) -> list[dict[str, str]] 
 
     Paired and unpaired results made by different weights are refused: one run's scores belong to one model.
     """
-    from vton.pipelines.infer import checkpoint_shas
+    from vton.models.infer import checkpoint_shas
 
     known = {s: r.get("checkpoints") or [] for s, r in records.items() if r is not None}
     if len({tuple(checkpoint_shas(c)) for c in known.values()}) > 1:
@@ -545,7 +554,7 @@ def resolve_results(data: Path, out: Path, results: Path | None = None, checkpoi
     if results is not None:
         return {s: (Path(results) / s if (Path(results) / s / fm.TRYON_DIR).is_dir() else None)
                 for s in SETTINGS_PAIRS}
-    from vton.pipelines.infer import InferOptions, run_inference
+    from vton.models.infer import InferOptions, run_inference
 
     found = {}
     for setting in SETTINGS_PAIRS:

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats as _st
 
-
 # --- per-image scores -----------------------------------------------------------------------------
 
 

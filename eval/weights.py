@@ -9,9 +9,8 @@ from pathlib import Path
 
 import torch
 
-from vton.pipelines.io import sha256_file
-from vton.pipelines.weights import (MissingWeightsError, hub_checkpoints_dir, locate, missing_message,  # noqa: F401
-                                   require, search_dirs)
+from vton.core.io import sha256_file
+from vton.core.weights import MissingWeightsError, hub_checkpoints_dir, locate, missing_message, require, search_dirs  # noqa: F401
 
 # torchvision's AlexNet (the LPIPS backbone); the LPIPS linear layers ship inside the ``lpips`` package.
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"

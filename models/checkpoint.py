@@ -17,18 +17,19 @@ from __future__ import annotations
 import io
 import os
 import reprlib
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
+from vton.core.io import atomic_write_bytes
+from vton.core.versions import library_versions
 from vton.models.config import GMM_CLOTH_CHANNELS, PAPER_WIDTH, TOM_INPUT_CHANNELS, ModelConfig
 from vton.models.gmm import GMM
 from vton.models.tom import TOM
-from vton.pipelines.io import atomic_write_bytes
-from vton import library_versions
 
 BUNDLE_FORMAT = "vton-bundle"
 BUNDLE_VERSION = 1
@@ -36,7 +37,10 @@ MODULES = ("gmm", "tom")
 FINAL_NAMES = {"gmm": "gmm_final.pth", "tom": "tom_final.pth"}
 # The first-layer weight that tells each network apart, and its input-channel count per variant.
 FIRST_KEYS = {"gmm": "extractionA.model.0.weight", "tom": "model.model.0.weight"}
-VARIANT_KEYS = {"gmm": ("extractionB.model.0.weight", GMM_CLOTH_CHANNELS), "tom": ("model.model.0.weight", TOM_INPUT_CHANNELS)}
+VARIANT_KEYS = {
+    "gmm": ("extractionB.model.0.weight", GMM_CLOTH_CHANNELS),
+    "tom": ("model.model.0.weight", TOM_INPUT_CHANNELS),
+}
 SHOW_MISMATCHES = 8
 
 
@@ -194,7 +198,9 @@ def identify(state: Mapping[str, Any], path: str | os.PathLike = "") -> tuple[st
                     + " or ".join(f"{c} ({v})" for v, c in channels.items()))
             return module, variants[0], int(state[first].shape[0])
     keys = ", ".join(list(state)[:SHOW_MISMATCHES]) or "(empty)"
-    raise CheckpointError(f"{path}: not a GMM or TOM state dict (no {' or '.join(FIRST_KEYS.values())}); first keys: {keys}")
+    raise CheckpointError(
+        f"{path}: not a GMM or TOM state dict (no {' or '.join(FIRST_KEYS.values())}); first keys: {keys}"
+    )
 
 
 def build(module: str, variant: str, width: int = PAPER_WIDTH) -> nn.Module:
@@ -250,7 +256,9 @@ def file_states(path: str | os.PathLike) -> tuple[dict[str, tuple[dict[str, torc
         widths = {"gmm": bundle.config.gmm_width, "tom": bundle.config.tom_width}
         return {m: (state, bundle.config.variant, widths[m]) for m, state in bundle.states.items()}, bundle
     if not isinstance(obj, Mapping):
-        raise CheckpointError(f"{path}: a {type(obj).__name__}, neither a state dict of tensors nor a {BUNDLE_FORMAT} file")
+        raise CheckpointError(
+            f"{path}: a {type(obj).__name__}, neither a state dict of tensors nor a {BUNDLE_FORMAT} file"
+        )
     state = normalize_state(check_tensors(obj, path, "state dict"))
     module, variant, width = identify(state, path)
     return {module: (state, variant, width)}, None
@@ -264,7 +272,11 @@ def inspect_checkpoint(path: str | os.PathLike) -> list[ModuleInfo]:
     infos = []
     for module, (state, variant, width) in states.items():
         lines = meta_mismatches(module, variant, width, state)
-        params = sum(int(v.numel()) for k, v in state.items() if not k.endswith(("running_mean", "running_var", "num_batches_tracked")))
+        params = sum(
+            int(v.numel())
+            for k, v in state.items()
+            if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))
+        )
         infos.append(ModuleInfo(str(path), module, variant, width, params, not lines, source, step, lines,
                                 nonfinite_keys(state)))
     return infos
@@ -319,7 +331,9 @@ def load_models(paths: Iterable[str | os.PathLike], device: str | torch.device =
         raise CheckpointError("no checkpoint given")
     variants = {v[1] for v in found.values()}
     if len(variants) > 1:
-        raise CheckpointError("GMM and TOM are different variants: " + ", ".join(f"{m} {v[1]} ({v[3]})" for m, v in found.items()))
+        raise CheckpointError(
+            "GMM and TOM are different variants: " + ", ".join(f"{m} {v[1]} ({v[3]})" for m, v in found.items())
+        )
     models: dict[str, nn.Module] = {}
     for module, (state, variant, width, path) in found.items():
         if not allow_nonfinite:
@@ -329,16 +343,33 @@ def load_models(paths: Iterable[str | os.PathLike], device: str | torch.device =
     return models.get("gmm"), models.get("tom"), config  # type: ignore[return-value]
 
 
-def save_bundle(path: str | os.PathLike, config: ModelConfig, *, gmm: nn.Module | None = None, tom: nn.Module | None = None,
-                step: int = 0, train: dict[str, Any] | None = None, optimizer: dict[str, Any] | None = None,
-                elapsed: float = 0.0) -> Path:
+def save_bundle(
+    path: str | os.PathLike,
+    config: ModelConfig,
+    *,
+    gmm: nn.Module | None = None,
+    tom: nn.Module | None = None,
+    step: int = 0,
+    train: dict[str, Any] | None = None,
+    optimizer: dict[str, Any] | None = None,
+    elapsed: float = 0.0,
+) -> Path:
     """Write our bundle atomically (temp file + rename); tensors are saved from CPU so the file is device-free."""
     def cpu_state(model: nn.Module | None) -> dict[str, torch.Tensor] | None:
         return None if model is None else {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
-    bundle = {"format": BUNDLE_FORMAT, "format_version": BUNDLE_VERSION, "config": config.to_dict(),
-              "gmm": cpu_state(gmm), "tom": cpu_state(tom), "step": int(step), "versions": library_versions("torch", "torchvision", "numpy"),
-              "train": train, "optimizer": optimizer, "elapsed": float(elapsed)}
+    bundle = {
+        "format": BUNDLE_FORMAT,
+        "format_version": BUNDLE_VERSION,
+        "config": config.to_dict(),
+        "gmm": cpu_state(gmm),
+        "tom": cpu_state(tom),
+        "step": int(step),
+        "versions": library_versions("torch", "torchvision", "numpy"),
+        "train": train,
+        "optimizer": optimizer,
+        "elapsed": float(elapsed),
+    }
     buf = io.BytesIO()
     torch.save(bundle, buf)
     atomic_write_bytes(path, buf.getvalue())

@@ -1,8 +1,9 @@
 """Which network variant and width to build; stored in our bundles so the same nets are rebuilt on load."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Final, Mapping
+from typing import Any, Final
 
 VARIANTS: Final = ("cpvton", "cpvton+")
 PAPER_WIDTH: Final = 64  # ngf of both GMM and TOM in the paper
@@ -46,7 +47,7 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Any) -> "ModelConfig":
+    def from_dict(cls, data: Any) -> ModelConfig:
         """Strict, since the data come from a file: every field present with the type of its default (a width of
         "64", 2.7 or True is refused rather than guessed); ValueError says which field is wrong."""
         if not isinstance(data, Mapping):

@@ -1,9 +1,9 @@
 """Inference fast path: eval + inference_mode, channels_last on CUDA, optionally reduced precision and torch.compile.
 
 ``prepare_for_inference`` returns a wrapper with the same call signature as the network; given example inputs it
-also measures the largest absolute deviation of every output from eager fp32. Measured on a 2-core CPU (bench/models.py):
-channels_last and bf16 autocast did not pay off there, torch.compile made the TOM about 2x faster (the GMM not)
-after ~50 s of compilation per input shape.
+also measures the largest absolute deviation of every output from eager fp32. Measured on a 2-core CPU
+(bench/models.py): channels_last and bf16 autocast did not pay off there, torch.compile made the TOM about 2x faster
+(the GMM not) after ~50 s of compilation per input shape.
 """
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ def _as_tuple(out: Any) -> tuple[torch.Tensor, ...]:
 class FastModel(nn.Module):
     """Runs ``model`` under inference_mode (channels_last inputs, autocast when asked); outputs come back fp32."""
 
-    def __init__(self, model: nn.Module, device: torch.device, precision: str, compiled: bool, channels_last: bool) -> None:
+    def __init__(
+        self, model: nn.Module, device: torch.device, precision: str, compiled: bool, channels_last: bool
+    ) -> None:
         super().__init__()
         self.model, self.device, self.precision = model, device, precision
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -33,7 +35,10 @@ class FastModel(nn.Module):
     def forward(self, *inputs: torch.Tensor) -> Any:
         dtype = PRECISIONS[self.precision]
         inputs = tuple(x.to(self.device).contiguous(memory_format=self.memory_format) for x in inputs)
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        with (
+            torch.inference_mode(),
+            torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None),
+        ):
             out = self.runner(*inputs)
         outs = tuple(o.float() for o in _as_tuple(out))
         return outs if isinstance(out, tuple) else outs[0]

@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 from vton.models.config import AGNOSTIC_CHANNELS, GMM_CLOTH_CHANNELS, GRID_SIZE, PAPER_WIDTH, check_variant
-from vton.models.tps import TpsGridGen, warp_cloth
 from vton.models.ops import per_sample_matmul
+from vton.models.tps import TpsGridGen, warp_cloth
 
 
 def init_normal(module: nn.Module) -> None:
@@ -28,7 +28,13 @@ class FeatureExtraction(nn.Module):
         for cin, cout in zip(channels[:-1], channels[1:]):
             layers += [nn.Conv2d(cin, cout, 4, 2, 1), nn.ReLU(True), nn.BatchNorm2d(cout)]
         top = channels[-1]
-        layers += [nn.Conv2d(top, top, 3, 1, 1), nn.ReLU(True), nn.BatchNorm2d(top), nn.Conv2d(top, top, 3, 1, 1), nn.ReLU(True)]
+        layers += [
+            nn.Conv2d(top, top, 3, 1, 1),
+            nn.ReLU(True),
+            nn.BatchNorm2d(top),
+            nn.Conv2d(top, top, 3, 1, 1),
+            nn.ReLU(True),
+        ]
         self.model = nn.Sequential(*layers)
         self.model.apply(init_normal)
 
@@ -79,7 +85,9 @@ class GMM(nn.Module):
         self.extractionA = FeatureExtraction(AGNOSTIC_CHANNELS, width)
         self.extractionB = FeatureExtraction(GMM_CLOTH_CHANNELS[variant], width)
         # Feature maps are 1/16 of the image; the correlation has one channel per feature position.
-        self.regression = FeatureRegression((out_h // 16) * (out_w // 16), width, 2 * GRID_SIZE**2, (out_h // 64) * (out_w // 64))
+        self.regression = FeatureRegression(
+            (out_h // 16) * (out_w // 16), width, 2 * GRID_SIZE**2, (out_h // 64) * (out_w // 64)
+        )
         self.gridGen = TpsGridGen(out_h, out_w, GRID_SIZE)
 
     def forward(self, agnostic: torch.Tensor, cloth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vton.pipelines.weights import MissingWeightsError, require
+from vton.core.weights import MissingWeightsError, require
 
 VGG19_FILE = "vgg19-dcbbb8c0.pth"  # torchvision's ImageNet VGG19 weights
 # Slices of vgg19.features as the original VGGLoss cuts them: [0:2] [2:7] [7:12] [12:21] [21:30]; their last
@@ -40,7 +40,7 @@ class VGGLoss(nn.Module):
         self.requires_grad_(False)
         self.eval()
 
-    def train(self, mode: bool = True) -> "VGGLoss":  # frozen feature extractor: never leaves eval mode
+    def train(self, mode: bool = True) -> VGGLoss:  # frozen feature extractor: never leaves eval mode
         return super().train(False)
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -56,7 +56,8 @@ class VGGLoss(nn.Module):
 
 
 def grid_regularizer(grid: torch.Tensor) -> torch.Tensor:
-    """CP-VTON+ L_gic summed over interior points: | |Gx(l)-Gx(c)| - |Gx(r)-Gx(c)| | + | |Gy(u)-Gy(c)| - |Gy(d)-Gy(c)| |."""
+    """CP-VTON+ L_gic summed over interior points:
+    | |Gx(l)-Gx(c)| - |Gx(r)-Gx(c)| | + | |Gy(u)-Gy(c)| - |Gy(d)-Gy(c)| |."""
     gx, gy = grid[..., 0], grid[..., 1]
     cx, cy = gx[:, 1:-1, 1:-1], gy[:, 1:-1, 1:-1]
     left, right = (gx[:, 1:-1, :-2] - cx).abs(), (gx[:, 1:-1, 2:] - cx).abs()

@@ -21,7 +21,9 @@ def _up(in_channels: int, out_channels: int) -> list[nn.Module]:
 class UnetSkipConnectionBlock(nn.Module):
     """One U-Net level; non-outermost levels return [x, block(x)] on channels."""
 
-    def __init__(self, outer: int, inner: int, submodule: nn.Module | None = None, in_channels: int | None = None) -> None:
+    def __init__(
+        self, outer: int, inner: int, submodule: nn.Module | None = None, in_channels: int | None = None
+    ) -> None:
         super().__init__()
         self.outermost = in_channels is not None
         down = nn.Conv2d(in_channels if self.outermost else outer, inner, 4, 2, 1)
@@ -59,7 +61,9 @@ class TOM(nn.Module):
         return self.model(x)
 
 
-def tom_input(agnostic: torch.Tensor, warped_cloth: torch.Tensor, warped_mask: torch.Tensor, variant: str) -> torch.Tensor:
+def tom_input(
+    agnostic: torch.Tensor, warped_cloth: torch.Tensor, warped_mask: torch.Tensor, variant: str
+) -> torch.Tensor:
     """[agnostic, warped cloth] for CP-VTON; CP-VTON+ appends the warped mask."""
     parts = [agnostic, warped_cloth] + ([warped_mask] if variant == "cpvton+" else [])
     return torch.cat(parts, 1)

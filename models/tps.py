@@ -41,7 +41,7 @@ def tps_matrix(px: np.ndarray, py: np.ndarray, x: np.ndarray, y: np.ndarray) -> 
 
 
 class TpsGridGen(nn.Module):
-    """theta (B x 2N: N x offsets then N y offsets) -> sampling grid (B x H x W x 2, (x, y) order, align_corners=True)."""
+    """theta (B x 2N: N x offsets, then N y offsets) -> sampling grid (B x H x W x 2, (x, y), align_corners=True)."""
 
     def __init__(self, out_h: int = 256, out_w: int = 192, grid_size: int = 5) -> None:
         super().__init__()
@@ -57,7 +57,9 @@ class TpsGridGen(nn.Module):
         n = self.grid_size**2
         with torch.autocast(theta.device.type, enabled=False):  # sampling coordinates stay fp32 under mixed precision
             q = theta.float() + self.points  # B x 2N target control points
-            grid = torch.stack([per_sample_matmul(q[:, :n], self.matrix), per_sample_matmul(q[:, n:], self.matrix)], dim=-1)
+            grid = torch.stack(
+                [per_sample_matmul(q[:, :n], self.matrix), per_sample_matmul(q[:, n:], self.matrix)], dim=-1
+            )
         return grid.view(theta.shape[0], self.out_h, self.out_w, 2)
 
 

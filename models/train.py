@@ -9,23 +9,33 @@ import csv
 import io
 import re
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
-from vton.models.checkpoint import (FINAL_NAMES, Bundle, CheckpointError, check_loadable, check_tensors, read_bundle,
-                                   refuse_nonfinite, save_bundle, show)
+from vton.core.devices import resolve_device
+from vton.core.io import atomic_write_text
+from vton.models.checkpoint import (
+    FINAL_NAMES,
+    Bundle,
+    CheckpointError,
+    check_loadable,
+    check_tensors,
+    read_bundle,
+    refuse_nonfinite,
+    save_bundle,
+    show,
+)
 from vton.models.config import ModelConfig
 from vton.models.gmm import GMM, run_gmm
 from vton.models.losses import VGGLoss, grid_regularizer
 from vton.models.tom import TOM, binarize_warped_mask, run_tom
-from vton.pipelines.devices import resolve_device
-from vton.pipelines.io import atomic_write_text
 
 STAGES = ("gmm", "tom")
 LOG_NAME = "train_log.csv"
@@ -87,7 +97,11 @@ class StepBatchSampler(Sampler[list[int]]):
 
     def _perm(self, epoch: int) -> list[int]:
         if epoch not in self._perms:
-            self._perms = {epoch: torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch)).tolist()}
+            self._perms = {
+                epoch: torch.randperm(
+                    self.size, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+                ).tolist()
+            }
         return self._perms[epoch]
 
     def __iter__(self) -> Iterator[list[int]]:
@@ -229,7 +243,7 @@ def restore(path: Path, stage: str, config: ModelConfig, opts: TrainOptions, net
 
 def train(stage: str, dataset: Dataset, out: str | Path, config: ModelConfig, opts: TrainOptions,
           gmm: GMM | None = None, resume: bool = False) -> TrainResult:
-    """Train the GMM or the TOM (the latter with a frozen, given ``gmm``) and write checkpoints and a CSV log to ``out``.
+    """Train the GMM or the TOM (the latter with a frozen, given ``gmm``); write checkpoints and a CSV log to ``out``.
 
     ``resume`` continues from the latest checkpoint in ``out``, with the settings that run recorded (see restore).
     """
@@ -264,8 +278,12 @@ def train(stage: str, dataset: Dataset, out: str | Path, config: ModelConfig, op
         save_bundle(path, config, gmm=net if stage == "gmm" else frozen, tom=net if stage == "tom" else None,
                     step=step, train=train_meta, optimizer=optimizer.state_dict(), elapsed=seconds)
 
-    loader = DataLoader(dataset, batch_sampler=StepBatchSampler(len(dataset), opts.batch_size, opts.seed, start, opts.steps),
-                        num_workers=opts.workers, pin_memory=device.type == "cuda")
+    loader = DataLoader(
+        dataset,
+        batch_sampler=StepBatchSampler(len(dataset), opts.batch_size, opts.seed, start, opts.steps),
+        num_workers=opts.workers,
+        pin_memory=device.type == "cuda",
+    )
     began = time.perf_counter()
     values: dict[str, float] = {}
     with open(log_path, "a", newline="") as log, tqdm(total=opts.steps, initial=start, desc=f"train {stage}",
@@ -292,8 +310,16 @@ def train(stage: str, dataset: Dataset, out: str | Path, config: ModelConfig, op
     return TrainResult(final, start, opts.steps, values, seconds)
 
 
-def train_from_folder(stage: str, data: str | Path, out: str | Path, opts: TrainOptions, variant: str | None = None,
-                      width: int | None = None, gmm_path: str | Path | None = None, resume: bool = False) -> TrainResult:
+def train_from_folder(
+    stage: str,
+    data: str | Path,
+    out: str | Path,
+    opts: TrainOptions,
+    variant: str | None = None,
+    width: int | None = None,
+    gmm_path: str | Path | None = None,
+    resume: bool = False,
+) -> TrainResult:
     """``vton train``: the prepared dataset's train split; the TOM stage warps with the frozen GMM from ``gmm_path``."""
     from vton.models.checkpoint import load_models
     from vton.models.config import PAPER_WIDTH
@@ -302,7 +328,9 @@ def train_from_folder(stage: str, data: str | Path, out: str | Path, opts: Train
     gmm = None
     if stage == "tom":
         if gmm_path is None:
-            raise ValueError("vton train tom needs --gmm CKPT: the trained GMM (gmm_final.pth or a bundle) that warps the cloth")
+            raise ValueError(
+                "vton train tom needs --gmm CKPT: the trained GMM (gmm_final.pth or a bundle) that warps the cloth"
+            )
         gmm, _, gmm_config = load_models([gmm_path], "cpu")
         if gmm is None:
             raise CheckpointError(f"{gmm_path}: holds no GMM")

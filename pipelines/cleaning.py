@@ -13,13 +13,12 @@ identical to one an earlier pair keeps; ``split`` a clean pair left over by the 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Iterator
-from typing import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
 
-from vton.pipelines.formats import CLOTH_LABELS, HEAD_LABELS, NUM_LABELS
+from vton.core.formats import CLOTH_LABELS, HEAD_LABELS, NUM_LABELS
 
 STAGES = ("discover", "path", "missing", "file", "decode", "labels", "content", "keypoints", "mask", "leak",
           "duplicate", "split")

@@ -14,10 +14,10 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from vton.pipelines import formats as F
+from vton.core import formats as F
+from vton.core.io import safe_join
 from vton.pipelines import representation as rep
-from vton.pipelines.io import safe_join
-from vton.pipelines.pose import parse_pose_json
+from vton.pipelines.keypoints.schema import parse_pose_json
 
 PAIRS = {"train": F.TRAIN_PAIRS, "unpaired": F.TEST_PAIRS, "paired": F.TEST_PAIRS_SAME}
 VARIANTS = ("cpvton", "cpvton+")
@@ -47,8 +47,10 @@ def to_unit(array: np.ndarray) -> torch.Tensor:
 
 def collate_raw(items: list[dict]) -> dict:
     """Stack ``TryOnDataset.load`` items: uint8 N x C x H x W tensors and lists of names."""
-    return {k: [item[k] for item in items] if k in NAME_KEYS else torch.from_numpy(np.stack([item[k] for item in items]))
-            for k in items[0]}
+    return {
+        k: [item[k] for item in items] if k in NAME_KEYS else torch.from_numpy(np.stack([item[k] for item in items]))
+        for k in items[0]
+    }
 
 
 class TryOnDataset(Dataset):

@@ -35,19 +35,32 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
-from vton.pipelines import formats as F
-from vton.pipelines.cleaning import Rejection, duplicate_of
-from vton.pipelines.io import (
-    atomic_save_image, atomic_write_json, atomic_write_text, exclusive_lock, read_data_file,
+from vton.core import formats as F
+from vton.core.io import (
+    atomic_save_image,
+    atomic_write_json,
+    atomic_write_text,
+    exclusive_lock,
+    read_data_file,
 )
-from vton.pipelines.pose import KeypointLoader, keypoint_loader, parse_pose_json
+from vton.core.runner import Runner, RunnerConfig
+from vton.core.versions import library_versions
+from vton.pipelines.cleaning import Rejection, duplicate_of
+from vton.pipelines.keypoints.schema import KeypointLoader, keypoint_loader, parse_pose_json
 from vton.pipelines.representation import visualise
-from vton.pipelines.runner import Runner, RunnerConfig
 from vton.pipelines.sources import (
-    CLOTH, PERSON, Item, Pair, detect_layout, discover, ingest_cloth, ingest_person, own_cloth, split_warnings,
+    CLOTH,
+    PERSON,
+    Item,
+    Pair,
+    detect_layout,
+    discover,
+    ingest_cloth,
+    ingest_person,
+    own_cloth,
+    split_warnings,
 )
 from vton.pipelines.split import seeded_split, split_sizes, unpaired_cloths
-from vton import library_versions
 
 STATE_DIR = ".prepare"
 LOCK_FILE = ".prepare.lock"
@@ -60,8 +73,8 @@ class PrepareOptions:
     resplit: bool = False
     train_size: int | None = None
     test_size: int | None = None
-    # a name in vton.pipelines.pose.KEYPOINT_LOADERS, or a loader dataclass carrying its options
-    # (vton.pipelines.pifpaf.PifpafKeypoints: JSON-able fields, so the recorded configuration holds them)
+    # a name in vton.pipelines.keypoints.schema.KEYPOINT_LOADERS, or a loader dataclass carrying its options
+    # (vton.pipelines.keypoints.pifpaf.PifpafKeypoints: JSON-able fields, so the recorded configuration holds them)
     keypoints: str | KeypointLoader = "dataset"
     samples: int = 4
     strict: bool = False  # refuse to run, writing nothing, where a warning would be given (see `PrepareSummary`)

@@ -7,13 +7,17 @@ bit for bit, and the same holds for the cloth target and the pose squares (cpvto
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 from PIL import Image
 
-from vton.pipelines.formats import (
-    CLOTH_LABELS, FINE_HEIGHT, FINE_WIDTH, HEAD_LABELS, POSE_RADIUS,
+from vton.core.formats import (
+    CLOTH_LABELS,
+    FINE_HEIGHT,
+    FINE_WIDTH,
+    HEAD_LABELS,
+    POSE_RADIUS,
 )
 
 GRID_SPACING = 17  # grid.png of the reference: 3-pixel red lines every 17 pixels inside a 1-pixel frame

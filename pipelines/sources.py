@@ -16,10 +16,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vton.pipelines import formats as F
+from vton.core import formats as F
+from vton.core.io import DATA_FILE_LIMIT, DataFileError, UnsafePathError, encode_image, read_data_file, safe_join
 from vton.pipelines.cleaning import Rejection, check_mask, check_parse, decode_image
-from vton.pipelines.io import DATA_FILE_LIMIT, DataFileError, UnsafePathError, encode_image, read_data_file, safe_join
-from vton.pipelines.pose import KeypointError, KeypointLoader, keypoint_loader, keypoints_from_mat, pose_json
+from vton.pipelines.keypoints.schema import (
+    KeypointError,
+    KeypointLoader,
+    keypoint_loader,
+    keypoints_from_mat,
+    pose_json,
+)
 from vton.pipelines.representation import shape_image
 
 SIZE = (F.FINE_WIDTH, F.FINE_HEIGHT)  # PIL order
@@ -188,7 +194,7 @@ def _load_mat(data: bytes, what: str) -> dict:
         listed = whosmat(io.BytesIO(data))
     except Exception as exc:  # scipy raises several types for broken files
         raise Rejection("decode", f"{what} .mat does not load ({type(exc).__name__})") from None
-    for name, shape, kind in listed:
+    for _name, shape, kind in listed:
         declared = math.prod(shape) * _MAT_ITEMSIZE.get(kind, 0)
         if declared > DATA_FILE_LIMIT:
             raise Rejection("decode", f"{what} .mat declares a {'x'.join(map(str, shape))} {kind} array "

@@ -1,7 +1,7 @@
 """Seeded, leak-free train/test split of clean pairs, and the unpaired test list.
 
-A *group* is a connected set of IDs (two IDs are connected when one pair uses both); a group is never split across train and
-test. Groups of one size are ordered by a hash of (seed, group key), reproducible across machines and Python
+A *group* is a connected set of IDs (two IDs are connected when one pair uses both); a group is never split across
+train and test. Groups of one size are ordered by a hash of (seed, group key), reproducible across machines and Python
 versions.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from vton.pipelines.formats import OFFICIAL_TEST_PAIRS, OFFICIAL_TRAIN_PAIRS
+from vton.core.formats import OFFICIAL_TEST_PAIRS, OFFICIAL_TRAIN_PAIRS
 
 
 def split_sizes(n: int, train_size: int | None, test_size: int | None) -> tuple[int, int]:

@@ -13,13 +13,13 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
-from vton import __version__
+from vton.core import formats
+from vton.core.io import atomic_write_text
+from vton.core.versions import VTON_VERSION as __version__
+from vton.eval.registry import HIGHER_IS_BETTER
 from vton.eval.stats import paired_wilcoxon
-from vton.pipelines import formats
-from vton.pipelines.io import atomic_write_text
 from vton.reports.media import ImageError, histogram_svg, thumbnail_uri
 from vton.reports.render import render
-from vton.eval.registry import HIGHER_IS_BETTER
 from vton.reports.runs import EvalRun, PreparedRun, cloth_subsets, load_run
 
 SUBSETS = ("all", "large", "small")
@@ -130,7 +130,13 @@ def comparison(runs: list[EvalRun]) -> dict[str, Any]:
 
 def distributions(runs: list[EvalRun]) -> list[Markup]:
     """One histogram per per-image metric, runs overlaid on shared bins."""
-    keys = sorted({(str(s), str(m)) for r in runs for s, m in r.metrics[["setting", "metric"]].drop_duplicates().itertuples(index=False)})
+    keys = sorted(
+        {
+            (str(s), str(m))
+            for r in runs
+            for s, m in r.metrics[["setting", "metric"]].drop_duplicates().itertuples(index=False)
+        }
+    )
     charts = []
     for setting, metric in keys:
         series = []
@@ -193,10 +199,15 @@ def eval_section(run: EvalRun) -> dict[str, Any]:
     protocol = dict(run.summary.get("protocol") or {})
     versions = protocol.pop("versions", {}) or {}
     return {
-        "kind": "eval", "name": run.name, "path": str(run.path), "data": str(run.data or ""),
+        "kind": "eval",
+        "name": run.name,
+        "path": str(run.path),
+        "data": str(run.data or ""),
         "results": {k: str(v) for k, v in (run.summary.get("results") or {}).items()},
         "versions": sorted((str(k), str(v)) for k, v in versions.items()),
-        "protocol": [(str(k), json.dumps(v, indent=1, sort_keys=True, default=str)) for k, v in sorted(protocol.items())],
+        "protocol": [
+            (str(k), json.dumps(v, indent=1, sort_keys=True, default=str)) for k, v in sorted(protocol.items())
+        ],
         "skipped": sorted((str(k), str(v)) for k, v in (run.summary.get("skipped") or {}).items()),
         "metrics": metric_rows(run),
         "galleries": galleries(run),
@@ -212,13 +223,19 @@ def prepared_section(run: PreparedRun) -> dict[str, Any]:
         if by_reason else list(info.get("rejections") or [])
     )
     return {
-        "kind": "prepare", "name": run.name, "path": str(run.path), "source": str(info.get("source", "")),
-        "layout": str(info.get("layout", "")), "seed": str(info.get("seed", "")),
+        "kind": "prepare",
+        "name": run.name,
+        "path": str(run.path),
+        "source": str(info.get("source", "")),
+        "layout": str(info.get("layout", "")),
+        "seed": str(info.get("seed", "")),
         "pairs": sorted((str(k), str(v)) for k, v in (info.get("pairs") or {}).items()),
         "splits": sorted((str(k), str(v)) for k, v in (info.get("splits") or {}).items()),
         "versions": sorted((str(k), str(v)) for k, v in (info.get("versions") or {}).items()),
         "rejections": rejections,
-        "rejected": [{k: r.get(k) or "" for k in ("pair", "split", "stage", "reason")} for r in run.rejected[:REJECTED_SHOWN]],
+        "rejected": [
+            {k: r.get(k) or "" for k in ("pair", "split", "stage", "reason")} for r in run.rejected[:REJECTED_SHOWN]
+        ],
         "rejected_total": len(run.rejected),
         "samples": [picture(p.name, p) for p in run.samples[:SAMPLES_SHOWN]],
     }

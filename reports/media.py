@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image
 
-from vton.pipelines.io import encode_image
+from vton.core.io import encode_image
 
 THUMB_SIZE = (96, 128)  # width, height: 256x192 try-on images at half size
 MAX_PIXELS = 1 << 24  # 4096 x 4096: far above any try-on or dataset photo; PIL's own limit lets 178 M pixels decode
@@ -46,6 +46,8 @@ def thumbnail_uri(path: Path, size: tuple[int, int] = THUMB_SIZE) -> str:
     data = encode_image(img, "JPEG", quality=80)
     return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
 
+SVG_NS = "http://www.w3.org/2000/svg"
+
 
 def histogram_svg(
     series: Sequence[tuple[str, np.ndarray]], title: str, bins: int = 20, width: int = 360, height: int = 180,
@@ -55,7 +57,8 @@ def histogram_svg(
     finite = np.concatenate([v[np.isfinite(v)] for v in values]) if values else np.array([])
     esc = html.escape
     if finite.size == 0:
-        return f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="40"><text x="4" y="20">{esc(title)}: no values</text></svg>'
+        return (f'<svg xmlns="{SVG_NS}" width="{width}" height="40">'
+                f'<text x="4" y="20">{esc(title)}: no values</text></svg>')
     lo, hi = float(finite.min()), float(finite.max())
     if hi <= lo:
         lo, hi = lo - 0.5, hi + 0.5
@@ -66,7 +69,7 @@ def histogram_svg(
     pw, ph = width - left - right, height - top_pad - bottom
     bw = pw / bins
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" aria-label="{esc(title)}">',
+        f'<svg xmlns="{SVG_NS}" width="{width}" height="{height}" role="img" aria-label="{esc(title)}">',
         f'<text x="{left}" y="14" font-size="12">{esc(title)}</text>',
         f'<line x1="{left}" y1="{top_pad + ph}" x2="{left + pw}" y2="{top_pad + ph}" stroke="#333"/>',
         f'<line x1="{left}" y1="{top_pad}" x2="{left}" y2="{top_pad + ph}" stroke="#333"/>',

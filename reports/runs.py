@@ -1,4 +1,5 @@
-"""Reading finished runs (evaluation runs and prepared datasets) for reports and studies; files only, no upstream code."""
+"""Reading finished runs (evaluation runs, prepared datasets) for reports and studies: files only, no upstream code."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -8,14 +9,13 @@ from typing import Any
 import pandas as pd
 from pandas.api.types import is_bool_dtype, is_numeric_dtype, is_string_dtype
 
-from vton.pipelines import formats
-from vton.pipelines.io import find_image
-from vton.reports.shapes import ANY, COUNT, NUMBER, TEXT, ListOf, MapOf, Obj, read_json
-from vton.reports.sheets import read_csv
-
+from vton.core import formats
+from vton.core.io import find_image
 from vton.eval.registry import METRIC_COLUMNS
 from vton.eval.registry import METRICS_FILE as METRICS
 from vton.eval.registry import SUMMARY_FILE as SUMMARY
+from vton.reports.shapes import ANY, COUNT, NUMBER, TEXT, ListOf, MapOf, Obj, read_json
+from vton.reports.sheets import read_csv
 
 PREPARE = "prepare.json"
 REJECTED = "rejected.csv"
@@ -128,7 +128,11 @@ def load_prepared_run(path: Path) -> PreparedRun:
     info = read_json(path / PREPARE, PREPARE_SHAPE)
     rejected = read_csv(path / REJECTED) if (path / REJECTED).is_file() else []
     samples_dir = path / SAMPLES_DIR
-    samples = sorted(p for p in samples_dir.iterdir() if p.suffix.lower() in formats.IMAGE_SUFFIXES) if samples_dir.is_dir() else []
+    samples = (
+        sorted(p for p in samples_dir.iterdir() if p.suffix.lower() in formats.IMAGE_SUFFIXES)
+        if samples_dir.is_dir()
+        else []
+    )
     return PreparedRun(path=path, info=info, rejected=rejected, samples=samples)
 
 

@@ -6,11 +6,12 @@ gives one ``ShapeError`` naming the file and the key, instead of a TypeError dee
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Any
 
-from vton.pipelines.io import read_data_file
+from vton.core.io import read_data_file
 
 MAX_DEPTH = 64  # far above any file vton writes; deeper nesting would overflow the recursive readers and writers
 
@@ -33,26 +34,26 @@ class Scalar:
 class Obj:
     """A JSON object with these keys; other keys are allowed and left unchecked."""
 
-    required: Mapping[str, "Spec"] = field(default_factory=dict)
-    optional: Mapping[str, "Spec"] = field(default_factory=dict)
+    required: Mapping[str, Spec] = field(default_factory=dict)
+    optional: Mapping[str, Spec] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class MapOf:
     """A JSON object whose every value has the shape ``values``."""
 
-    values: "Spec"
+    values: Spec
 
 
 @dataclass(frozen=True)
 class ListOf:
     """A JSON array of ``items``, of exactly ``length`` entries when given."""
 
-    items: "Spec"
+    items: Spec
     length: int | None = None
 
 
-Spec = Union[Scalar, Obj, MapOf, ListOf, None, tuple]  # None: JSON null; a tuple: any one of its specs
+Spec = Scalar | Obj | MapOf | ListOf | None | tuple  # None: JSON null; a tuple: any one of its specs
 
 ANY = Scalar((), "any value")
 TEXT = Scalar((str,), "a string")

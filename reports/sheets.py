@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
-from vton.pipelines.io import atomic_write_text, read_data_file
+from vton.core.io import atomic_write_text, read_data_file
 from vton.reports.shapes import ShapeError
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")

@@ -111,8 +111,11 @@ def write_prepared(root: Path, rejected: list[tuple[str, str, str, str]], sample
     for _, _, stage, reason in rejected:
         counts[(stage, reason)] = counts.get((stage, reason), 0) + 1
     info = {
-        "source": "/src/" + EVIL, "layout": "cpvton", "seed": 0,
-        "pairs": {"total": 10 + len(rejected), "kept": 10, "rejected": len(rejected)}, "splits": {"train": 6, "test": 4},
+        "source": "/src/" + EVIL,
+        "layout": "cpvton",
+        "seed": 0,
+        "pairs": {"total": 10 + len(rejected), "kept": 10, "rejected": len(rejected)},
+        "splits": {"train": 6, "test": 4},
         "rejections": [{"stage": s, "reason": r, "count": n} for (s, r), n in sorted(counts.items())],
         "versions": {"vton": "0.1.0"},
     }

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from vton.pipelines.synth import synthesize
+from vton.pipelines.synth.generate import synthesize
 
 CPVTON_PAIRS, CPVTON_SEED = 24, 0
 DEFECT_PAIRS, DEFECT_SEED = 24, 1

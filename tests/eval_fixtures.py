@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter
 
+from vton.core import formats as fm
 from vton.eval import weights
-from vton.pipelines import formats as fm
 
 H, W = fm.FINE_HEIGHT, fm.FINE_WIDTH
 

@@ -1,4 +1,4 @@
-"""The straightforward inference loop of the original test.py, written independently of `vton.pipelines.infer`.
+"""The straightforward inference loop of the original test.py, written independently of `vton.models.infer`.
 
 The oracle of the inference tests and the baseline of `bench/infer.py`: a DataLoader with batch 4, eager fp32 under
 ``no_grad``, GMM then TOM per batch, outputs converted as the original ``save_images`` did.

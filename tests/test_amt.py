@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _reports_fixtures import EVIL, FORMULA, one_line_error, person_ids, write_data, write_eval_run
 from click.testing import CliRunner
 from PIL import Image
 from scipy import stats
 
-from _reports_fixtures import EVIL, FORMULA, one_line_error, person_ids, write_data, write_eval_run
 from vton.cli import main
 
 N = 24
@@ -115,11 +115,19 @@ def test_export_is_deterministic_and_subsets(runs, tmp_path: Path) -> None:
     assert bad.exit_code != 0 and "no room" in bad.output
 
 
-def simulate(study: Path, workers: dict[str, tuple[float, bool]], rng: np.random.Generator, json_form: set[str]) -> Path:
+def simulate(
+    study: Path, workers: dict[str, tuple[float, bool]], rng: np.random.Generator, json_form: set[str]
+) -> Path:
     """MTurk results: each worker answers every HIT; (P(prefer A), passes catches). Returns the CSV path."""
     hits, key = read(study / "hits.csv"), read(study / "key.csv")
     inputs = list(hits[0])
-    head = MTURK_HEAD + [f"Input.{c}" for c in inputs] + ["Answer.taskAnswers"] + [f"Answer.choice_{i}" for i in range(K)] + ["Approve", "Reject"]
+    head = (
+        MTURK_HEAD
+        + [f"Input.{c}" for c in inputs]
+        + ["Answer.taskAnswers"]
+        + [f"Answer.choice_{i}" for i in range(K)]
+        + ["Approve", "Reject"]
+    )
     rows = []
     for w, (p_a, attentive) in workers.items():
         for h in hits:
@@ -135,7 +143,10 @@ def simulate(study: Path, workers: dict[str, tuple[float, bool]], rng: np.random
             row.update({"HITId": "X" + h["hit_id"], "WorkerId": w, "AssignmentStatus": "Submitted"})
             row.update({f"Input.{c}": v for c, v in h.items()})
             if w in json_form:  # the Crowd-HTML single-column form, HTML-escaped quotes, radio-group values
-                obj = {n: ({"left": s == "left", "right": s == "right"} if n.endswith(("0", "2")) else s) for n, s in answers.items()}
+                obj = {
+                    n: ({"left": s == "left", "right": s == "right"} if n.endswith(("0", "2")) else s)
+                    for n, s in answers.items()
+                }
                 row["Answer.taskAnswers"] = json.dumps([obj]).replace('"', "&#34;")
             else:
                 row.update({f"Answer.{n}": s for n, s in answers.items()})
@@ -180,7 +191,7 @@ def test_analyze_keeps_everyone_at_zero_threshold(runs, tmp_path: Path) -> None:
     study = tmp_path / "study"
     export(a, b, study)
     results = simulate(study, {"G": (1.0, True), "BAD": (0.0, False)}, np.random.default_rng(0), set())
-    from vton.reports.amt_analyze import analyze_results
+    from vton.studies.analyze import analyze_results
 
     s = analyze_results(results, study / "key.csv", tmp_path / "an", min_catch_accuracy=0.0, n_boot=50)
     assert s["workers_dropped"] == 0 and s["preference"][0]["share_a"] == 0.5
@@ -317,7 +328,7 @@ def test_analyze_options_beyond_the_cli_ranges(small_study: Path, tmp_path: Path
 @pytest.mark.parametrize("options", [dict(n_boot=0), dict(n_boot=-5), dict(min_catch_accuracy=float("nan")),
                                      dict(min_catch_accuracy=2.0), dict(seed=-1)])
 def test_analyze_results_checks_its_options_first(tmp_path: Path, options: dict) -> None:
-    from vton.reports.amt_analyze import ResultsError, analyze_results
+    from vton.studies.analyze import ResultsError, analyze_results
 
     with pytest.raises(ResultsError, match="must be"):  # before any file is read: these do not exist
         analyze_results(tmp_path / "results.csv", tmp_path / "key.csv", tmp_path / "an", **options)

@@ -14,10 +14,10 @@ import torch
 import torchvision.transforms as transforms
 from PIL import Image, ImageDraw
 
+from vton.core.runner import RunnerConfig
 from vton.pipelines.dataset import TryOnDataset
 from vton.pipelines.prepare import PrepareOptions, prepare
 from vton.pipelines.representation import grid_image, pose_squares
-from vton.pipelines.runner import RunnerConfig
 
 T3 = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
 T1 = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))])
@@ -26,7 +26,9 @@ KEYS = {"c_name", "im_name", "cloth", "cloth_mask", "image", "agnostic", "parse_
 
 # grid.png of sergeywong/cp-vton, read once by hand: red lines on these rows and columns, black elsewhere
 GRID_ROWS = [0, 1] + [r for k in range(1, 15) for r in (17 * k - 1, 17 * k, 17 * k + 1)] + [254, 255]
-GRID_COLS = [0, 1, 2, 3] + [c for k in range(1, 11) for c in (17 * k + 1, 17 * k + 2, 17 * k + 3)] + [188, 189, 190, 191]
+GRID_COLS = (
+    [0, 1, 2, 3] + [c for k in range(1, 11) for c in (17 * k + 1, 17 * k + 2, 17 * k + 3)] + [188, 189, 190, 191]
+)
 
 
 def reference_item(data: Path, im_name: str, c_name: str, radius: int = 5) -> dict[str, torch.Tensor]:

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from eval_fixtures import png_header_only
 from PIL import Image
 
-from eval_fixtures import png_header_only
 from vton.eval import images
 from vton.eval.images import ImageError
 
@@ -121,7 +121,11 @@ def test_files_decode_exactly_or_are_named(tmp_path: Path) -> None:
         assert im.mode == "I;16"  # PIL's convert("RGB") makes every non-zero pixel white
     np.testing.assert_array_equal(images.read_image(tmp_path / "g16.png", images.rgb)[0], [[0] * 3, [3] * 3, [255] * 3])
     # PIL's own warning (above Image.MAX_IMAGE_PIXELS) and error (twice that), and our lower limit, all named
-    for name, (w, h) in {"huge.png": (100_000, 100_000), "big.png": (10_000, 10_000), "ours.png": (5_000, 4_000)}.items():
+    for name, (w, h) in {
+        "huge.png": (100_000, 100_000),
+        "big.png": (10_000, 10_000),
+        "ours.png": (5_000, 4_000),
+    }.items():
         with pytest.raises(ImageError, match=rf"^{tmp_path / name}: .*(bomb|pixels)") as err:
             images.read_image(png_header_only(tmp_path / name, w, h), images.rgb)
         assert "\n" not in str(err.value)

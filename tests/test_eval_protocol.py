@@ -11,17 +11,16 @@ import pandas as pd
 import pytest
 import torch
 from click.testing import CliRunner
+from eval_fixtures import make_dataset, make_results, png_header_only, save_random_alexnet, save_random_inception
 from PIL import Image
 from skimage.metrics import structural_similarity
 
-from eval_fixtures import (make_dataset, make_results, png_header_only, save_random_alexnet,
-                           save_random_inception)
 from vton.cli import main
+from vton.core import formats as fm
+from vton.core.io import sha256_file
 from vton.eval import weights
 from vton.eval.protocol import EXIT_SKIPPED, Settings, evaluate
 from vton.eval.registry import HIGHER_IS_BETTER, PAIRED_METRICS, UNPAIRED_METRICS
-from vton.pipelines import formats as fm
-from vton.pipelines.io import sha256_file
 
 pytestmark = pytest.mark.xdist_group("eval_protocol")
 N = 4
@@ -194,7 +193,9 @@ def test_empty_or_too_small_pairs_lists_skip_with_the_reason(world: dict[str, Pa
     assert one.exit_code == 4, one.output
     summary = json.loads((tmp_path / "one" / "summary.json").read_text())
     assert summary["metrics"]["unpaired/is"]["all"]["n"] == 1  # IS of one image is defined (1.0)
-    assert summary["skipped"]["fid"] == summary["skipped"]["kid"] == "no value could be computed from the 1 images scored"
+    assert (
+        summary["skipped"]["fid"] == summary["skipped"]["kid"] == "no value could be computed from the 1 images scored"
+    )
     assert "unpaired/fid" not in summary["metrics"] and "unpaired/kid" not in summary["metrics"]
 
 
@@ -346,7 +347,7 @@ def test_evaluate_reads_a_synth_dataset(synth_cpvton: Path, tmp_path: Path) -> N
 
 
 def test_bad_pairs_files_are_refused_with_the_line(world: dict[str, Path], tmp_path: Path) -> None:
-    from vton.pipelines.formats import read_pairs
+    from vton.core.formats import read_pairs
 
     bad = tmp_path / "pairs.txt"
     bad.write_text("000000_0.jpg 000000_1.jpg\n000001_0.jpg\n")

@@ -12,14 +12,14 @@ import torch
 import torch.nn.functional as nnf
 from click.testing import CliRunner
 from PIL import Image
+from reference_loop import reference_batches
 
 from vton.cli import main
+from vton.core.io import sha256_file
 from vton.models.gmm import GMM
+from vton.models.infer import InferOptions, run_inference
 from vton.models.tom import TOM
 from vton.pipelines.dataset import TryOnDataset
-from vton.pipelines.infer import InferOptions, run_inference
-from vton.pipelines.io import sha256_file
-from reference_loop import reference_batches
 
 pytestmark = pytest.mark.xdist_group("infer")
 
@@ -69,15 +69,19 @@ def test_outputs_equal_the_eager_loop(synth_cpvton: Path, original_checkpoints: 
         assert sorted(got[folder]) == sorted(expected[folder]) and len(got[folder]) == n
         for name, array in expected[folder].items():
             np.testing.assert_array_equal(got[folder][name], array, err_msg=f"{folder}/{name}")
-    assert any(not np.array_equal(expected["warp-cloth"][k], np.asarray(Image.open(synth_cpvton / "test" / "cloth" / f"{k[:-2]}_1.jpg")))
-               for k in expected["warp-cloth"])
+    assert any(
+        not np.array_equal(
+            expected["warp-cloth"][k], np.asarray(Image.open(synth_cpvton / "test" / "cloth" / f"{k[:-2]}_1.jpg"))
+        )
+        for k in expected["warp-cloth"]
+    )
     manifest = (tmp_path / "res" / "manifest.csv").read_text().splitlines()
     assert manifest[0] == "index,person,cloth,warp_cloth,warp_mask,try_on" and len(manifest) == n + 1
 
 
 def test_float_outputs_within_1e5_of_eager(synth_cpvton: Path, original_checkpoints: Path) -> None:
     from vton.models.checkpoint import load_models
-    from vton.pipelines.infer import forward_batch
+    from vton.models.infer import forward_batch
 
     gmm, tom, _ = load_models([original_checkpoints])
     ds = TryOnDataset(synth_cpvton, "test", "unpaired")
@@ -147,9 +151,23 @@ def test_resume_goes_by_content_and_refuses_unknown_or_changed_folders(synth_cpv
 
 def test_cli_jpeg_and_two_files_told_apart(synth_cpvton: Path, original_checkpoints: Path, tmp_path: Path) -> None:
     out = tmp_path / "jpg"
-    result = CliRunner().invoke(main, ["infer", str(synth_cpvton), "--checkpoint", str(original_checkpoints / "tom_final.pth"),
-                                       "--checkpoint", str(original_checkpoints / "gmm_final.pth"), "--out", str(out),
-                                       "--jpeg-quality", "75", "--batch-size", "4"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "infer",
+            str(synth_cpvton),
+            "--checkpoint",
+            str(original_checkpoints / "tom_final.pth"),
+            "--checkpoint",
+            str(original_checkpoints / "gmm_final.pth"),
+            "--out",
+            str(out),
+            "--jpeg-quality",
+            "75",
+            "--batch-size",
+            "4",
+        ],
+    )
     assert result.exit_code == 0, result.output
     expected = eager_loop(synth_cpvton, original_checkpoints, "unpaired")
     for name, array in expected["try-on"].items():

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from vton.pipelines.keypoints import coco_to_openpose, main_person, main_pose, pose_file_name
-from vton.pipelines.pose import pose_json
+from vton.pipelines.keypoints.coco import coco_to_openpose, main_person, main_pose, pose_file_name
+from vton.pipelines.keypoints.schema import pose_json
 
 # cpvton.md §1.2, written out by hand: OpenPose-18 index -> COCO-17 index (None: the neck, COCO has none).
 # COCO-17: 0 nose, 1 l-eye, 2 r-eye, 3 l-ear, 4 r-ear, 5 l-sho, 6 r-sho, 7 l-elb, 8 r-elb, 9 l-wri, 10 r-wri,

@@ -20,8 +20,8 @@ openpifpaf = pytest.importorskip(
 torch = pytest.importorskip("torch")
 
 import vton.cli  # noqa: E402
-from vton.pipelines.pifpaf import save_random_checkpoint  # noqa: E402
-from vton.pipelines.runner import RunnerConfig  # noqa: E402
+from vton.core.runner import RunnerConfig  # noqa: E402
+from vton.pipelines.keypoints.pifpaf import save_random_checkpoint  # noqa: E402
 
 CHECKPOINT_FILE = "shufflenetv2k16-210820-232500-cocokp-slurm726069-edge513-o10s-7189450a.pkl"  # openpifpaf's URL
 
@@ -111,7 +111,7 @@ def test_random_network_end_to_end_writes_empty_cpvton_poses(tmp_path: Path, tor
 
 
 def test_dask_workers_write_the_same_files_as_one_process(tmp_path: Path, torch_home: Path) -> None:
-    from vton.pipelines.pifpaf import PifpafOptions, list_images, run_keypoints
+    from vton.pipelines.keypoints.pifpaf import PifpafOptions, list_images, run_keypoints
 
     ckpt = tmp_path / "random.pkl"
     save_random_checkpoint(ckpt)
@@ -187,7 +187,7 @@ def test_prepare_openpifpaf_fills_missing_pose_files_only(dataset: Path, tmp_pat
 def test_prepare_overwrite_keypoints_uses_the_main_person_everywhere(
         dataset: Path, tmp_path: Path, torch_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A stand-in detector (the real one finds nobody with random weights) shows what reaches the prepared files."""
-    import vton.pipelines.pifpaf as pifpaf
+    import vton.pipelines.keypoints.pifpaf as pifpaf
 
     save_random_checkpoint(torch_home / "hub" / "checkpoints" / CHECKPOINT_FILE)
     coco = np.zeros((17, 3))

@@ -4,8 +4,9 @@ from __future__ import annotations
 import copy
 import json
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import torch
@@ -153,7 +154,17 @@ def test_bundle_round_trip_and_inspect_cli(tmp_path: Path) -> None:
     result = runner.invoke(main, ["checkpoint", "inspect", str(tmp_path / "gmm_final.pth")])
     assert result.exit_code == 0
     header, row = result.output.splitlines()[:2]
-    assert header.split() == ["file", "module", "variant", "width", "parameters", "strict", "nonfinite", "source", "step"]
+    assert header.split() == [
+        "file",
+        "module",
+        "variant",
+        "width",
+        "parameters",
+        "strict",
+        "nonfinite",
+        "source",
+        "step",
+    ]
     assert row.split() == ["gmm_final.pth", "gmm", "cpvton", "64", "19,057,650", "yes", "0", "state_dict"]
 
 

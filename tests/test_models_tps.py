@@ -46,7 +46,9 @@ def test_zero_theta_gives_identity_grid_and_warp_returns_input(gen: TpsGridGen) 
 def test_affine_offsets_give_that_affine_map_everywhere(gen: TpsGridGen) -> None:
     (ax0, axx, axy), (ay0, ayx, ayy) = (0.1, 0.9, -0.2), (-0.05, 0.15, 1.1)
     p = reference_control_points()
-    theta = np.concatenate([ax0 + axx * p[:, 0] + axy * p[:, 1] - p[:, 0], ay0 + ayx * p[:, 0] + ayy * p[:, 1] - p[:, 1]])
+    theta = np.concatenate(
+        [ax0 + axx * p[:, 0] + axy * p[:, 1] - p[:, 0], ay0 + ayx * p[:, 0] + ayy * p[:, 1] - p[:, 1]]
+    )
     grid = gen(torch.tensor(theta, dtype=torch.float32)[None])[0].numpy()
     x, y = pixel_coords()
     np.testing.assert_allclose(grid[..., 0], ax0 + axx * x + axy * y, atol=1e-4)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import copy
 import csv
-import json
 import io
+import json
 import re
 import sys
 import types
@@ -152,7 +152,9 @@ def test_vgg_loss_slices_match_torchvision_layers(torch_home: Path, monkeypatch:
 
 def test_missing_vgg_weights_name_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    with pytest.raises(MissingWeightsError, match=f"{VGG19_FILE}: put it in {tmp_path}/hub/checkpoints.*--lambda-vgg 0"):
+    with pytest.raises(
+        MissingWeightsError, match=f"{VGG19_FILE}: put it in {tmp_path}/hub/checkpoints.*--lambda-vgg 0"
+    ):
         VGGLoss()
 
 
@@ -183,12 +185,16 @@ def test_cli_train_uses_tryondataset_and_requires_gmm_for_tom(tmp_path: Path, mo
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
     runner = CliRunner()
     args = ["--steps", "2", "--batch-size", "1", "--width", "2", "--workers", "0", "--save-every", "0"]
-    result = runner.invoke(main, ["train", "gmm", str(tmp_path), "--out", str(tmp_path / "g"), "--variant", "cpvton+", *args])
+    result = runner.invoke(
+        main, ["train", "gmm", str(tmp_path), "--out", str(tmp_path / "g"), "--variant", "cpvton+", *args]
+    )
     assert result.exit_code == 0, result.output
     assert calls == [(tmp_path, "train", "train", "cpvton+")]
     result = runner.invoke(main, ["train", "tom", str(tmp_path), "--out", str(tmp_path / "t"), *args])
     assert result.exit_code != 0 and "needs --gmm" in result.output
-    result = runner.invoke(main, ["train", "tom", str(tmp_path), "--out", str(tmp_path / "t"), "--gmm", str(tmp_path / "g"), *args])
+    result = runner.invoke(
+        main, ["train", "tom", str(tmp_path), "--out", str(tmp_path / "t"), "--gmm", str(tmp_path / "g"), *args]
+    )
     assert result.exit_code != 0 and VGG19_FILE in result.output
     result = runner.invoke(main, ["train", "tom", str(tmp_path), "--out", str(tmp_path / "t"), "--gmm",
                                   str(tmp_path / "g" / "gmm_final.pth"), "--lambda-vgg", "0", *args])

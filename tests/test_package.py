@@ -27,7 +27,18 @@ def test_version_and_help_list_commands() -> None:
 
 def test_wheel_puts_nothing_but_vton_at_top_level(tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
         check=True,
     )
     (wheel,) = tmp_path.glob("vton-*.whl")
@@ -42,7 +53,7 @@ def test_wheel_puts_nothing_but_vton_at_top_level(tmp_path: Path) -> None:
 def test_atomic_write_gives_ordinary_permissions(tmp_path: Path) -> None:
     import os
 
-    from vton.pipelines.io import atomic_write_bytes
+    from vton.core.io import atomic_write_bytes
 
     atomic_write_bytes(tmp_path / "a.bin", b"x")
     with open(tmp_path / "b.bin", "wb") as fh:
@@ -54,7 +65,7 @@ def test_atomic_write_gives_ordinary_permissions(tmp_path: Path) -> None:
 def test_safe_join_refuses_climbing_out_but_follows_the_owners_links(tmp_path: Path) -> None:
     import pytest
 
-    from vton.pipelines.io import UnsafePathError, safe_join
+    from vton.core.io import UnsafePathError, safe_join
 
     root, elsewhere = tmp_path / "data", tmp_path / "elsewhere"
     root.mkdir(), elsewhere.mkdir()

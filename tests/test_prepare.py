@@ -25,12 +25,12 @@ from click.testing import CliRunner
 from PIL import Image
 
 from vton.cli import main
-from vton.pipelines.formats import palette_bytes, read_pairs
-from vton.pipelines.io import DATA_FILE_LIMIT
-from vton.pipelines.pose import parse_pose_json
+from vton.core.formats import palette_bytes, read_pairs
+from vton.core.io import DATA_FILE_LIMIT
+from vton.core.runner import RunnerConfig
+from vton.pipelines.keypoints.schema import parse_pose_json
 from vton.pipelines.prepare import PrepareOptions, move_folders, prepare
 from vton.pipelines.sources import PERSON, Item
-from vton.pipelines.runner import RunnerConfig
 
 W, H = 192, 256
 QUIET = RunnerConfig(progress=False)
@@ -76,14 +76,19 @@ def write_person(root: Path, split: str, pid: str, rng: np.random.Generator) -> 
 def make_cpvton(root: Path, n_train: int, n_test: int, seed: int = 0, pairs: bool = True) -> dict[str, list[str]]:
     """``n_train`` + ``n_test`` clean persons with their own cloths; the test list is a rotation (unpaired)."""
     rng = np.random.default_rng(seed)
-    ids = {"train": [f"{i:06d}" for i in range(n_train)], "test": [f"{i:06d}" for i in range(n_train, n_train + n_test)]}
+    ids = {
+        "train": [f"{i:06d}" for i in range(n_train)],
+        "test": [f"{i:06d}" for i in range(n_train, n_train + n_test)],
+    }
     for split, pids in ids.items():
         for pid in pids:
             write_person(root, split, pid, rng)
     if pairs:
         (root / "train_pairs.txt").write_text("".join(f"{p}_0.jpg {p}_1.jpg\n" for p in ids["train"]))
         test = ids["test"]
-        (root / "test_pairs.txt").write_text("".join(f"{p}_0.jpg {c}_1.jpg\n" for p, c in zip(test, test[1:] + test[:1])))
+        (root / "test_pairs.txt").write_text(
+            "".join(f"{p}_0.jpg {c}_1.jpg\n" for p, c in zip(test, test[1:] + test[:1]))
+        )
     return ids
 
 
@@ -247,7 +252,7 @@ def _segment_mat_declares_a_huge_array(root: Path) -> tuple[str, str, str]:
 
 
 def _pose_mat_with_a_nan_joint_index(root: Path) -> tuple[str, str, str]:
-    from vton.pipelines.synth import savemat_bytes
+    from vton.pipelines.synth.generate import savemat_bytes
 
     pid = _first_pid(root, "viton_train_pairs.txt")
     (root / "pose" / f"{pid}_0.mat").write_bytes(savemat_bytes({"subset": np.full((1, 20), np.nan),
@@ -391,7 +396,9 @@ def test_resplit_is_seeded_exact_and_leak_free(synth_cpvton: Path, tmp_path: Pat
     unpaired = [line.split() for line in (out / "test_pairs.txt").read_text().splitlines()]
     assert len(train) == 15 and len(same) == 5 and all(p[:6] == c[:6] for p, c in train + same)
     assert not {p[:6] for p, _ in train} & {p[:6] for p, _ in same}
-    assert [p for p, _ in unpaired] == [p for p, _ in same] and sorted(c for _, c in unpaired) == sorted(c for _, c in same)
+    assert [p for p, _ in unpaired] == [p for p, _ in same] and sorted(c for _, c in unpaired) == sorted(
+        c for _, c in same
+    )
     assert sorted(stage for _, stage in rejected(out).values()) == ["split"] * 4
     for split, pairs in (("train", train), ("test", same)):
         assert sorted(p.name for p in (out / split / "image").iterdir()) == sorted(p for p, _ in pairs)
@@ -453,7 +460,9 @@ def test_rerun_on_a_finished_out_changes_nothing_and_other_options_are_refused(s
     assert again.exit_code == 0 and again.output == first.output.splitlines(keepends=True)[-1]  # no progress bar
     other = CliRunner().invoke(main, [*command, "--seed", "1"])
     assert other.exit_code == 1
-    assert other.output == f"Error: {out} holds a preparation with other options (seed 0, now 1); use a new OUT folder\n"
+    assert (
+        other.output == f"Error: {out} holds a preparation with other options (seed 0, now 1); use a new OUT folder\n"
+    )
     assert {p: (p.stat().st_mtime_ns, p.stat().st_ino) for p in out.rglob("*")} == before  # nothing touched
 
 

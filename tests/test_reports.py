@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _reports_fixtures import EVIL, one_line_error, person_ids, write_data, write_eval_run, write_prepared
 from click.testing import CliRunner
 from scipy import stats
 
-from _reports_fixtures import EVIL, one_line_error, person_ids, write_data, write_eval_run, write_prepared
 from vton.cli import main
 from vton.eval.stats import binomial_test, cluster_bootstrap_preference, paired_wilcoxon, wilson_interval
 from vton.reports.media import histogram_svg
@@ -127,7 +127,10 @@ def test_report_prepared_dataset(tmp_path: Path) -> None:
     out = tmp_path / "p.html"
     assert CliRunner().invoke(main, ["report", str(prepared), "--out", str(out)]).exit_code == 0
     page = parse(out)
-    assert page.rows["rejections"][1:] == [["parse", "labels out of range", "1"], ["pose", "18 keypoints expected", "2"]]
+    assert page.rows["rejections"][1:] == [
+        ["parse", "labels out of range", "1"],
+        ["pose", "18 keypoints expected", "2"],
+    ]
     assert len(page.imgs) == 3 and all(s.startswith("data:image/") for s in page.imgs)
     assert EVIL + "_0.jpg x_1.jpg" in "".join(page.text) and page.scripts == 0
 
@@ -276,7 +279,9 @@ def test_histogram_bars_follow_numpy() -> None:
     v = np.array([0.0, 0.1, 0.1, 0.5, 1.0, 1.0, 1.0])
     svg = histogram_svg([("a<b", v)], "t&t", bins=4)
     counts = np.histogram(v, bins=4)[0]
-    bars = re.findall(r'<rect x="[\d.]+" y="[\d.]+" width="[\d.]+" height="([\d.]+)" fill-opacity', svg.replace('fill="#1f77b4" ', ""))
+    bars = re.findall(
+        r'<rect x="[\d.]+" y="[\d.]+" width="[\d.]+" height="([\d.]+)" fill-opacity', svg.replace('fill="#1f77b4" ', "")
+    )
     assert len(bars) == np.count_nonzero(counts)
     heights = np.array([float(h) for h in bars])
     assert np.allclose(heights / heights.max(), counts[counts > 0] / counts.max(), atol=0.01)
@@ -308,8 +313,9 @@ def test_cluster_bootstrap_and_wilcoxon_edges() -> None:
     assert 0 <= lo <= 0.5 <= hi <= 1
     x = np.arange(5.0)
     assert paired_wilcoxon(x, x) == 1.0
-    assert paired_wilcoxon(x, x + np.array([1, 2, 3, 4, 5.5])) == pytest.approx(stats.wilcoxon(x, x + np.array([1, 2, 3, 4, 5.5])).pvalue)
-
+    assert paired_wilcoxon(x, x + np.array([1, 2, 3, 4, 5.5])) == pytest.approx(
+        stats.wilcoxon(x, x + np.array([1, 2, 3, 4, 5.5])).pvalue
+    )
 
 
 def test_run_files_that_are_fifos_are_refused_not_read(tmp_path: Path) -> None:

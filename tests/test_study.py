@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _reports_fixtures import person_ids, write_data, write_eval_run
 from click.testing import CliRunner
 
-from _reports_fixtures import person_ids, write_data, write_eval_run
 from vton.cli import main
-from vton.reports.study import Study, make_server
+from vton.studies.server import Study, make_server
 
 N = 10
 K = 4
@@ -125,7 +125,7 @@ def test_study_refuses_malformed_study_json(study: Path, info: object, names_key
 
 
 def test_study_refuses_hits_without_the_template_columns(study: Path) -> None:
-    from vton.reports.amt_export import StudyError
+    from vton.studies.export import StudyError
 
     hits = rows(study / "hits.csv")
     with open(study / "hits.csv", "w", newline="") as fh:
@@ -198,7 +198,9 @@ def test_participant_clicks_through_in_headless_chromium(server, study: Path, tm
             browser.find_element(By.ID, f"pick_{i}_{side}").click()  # the last click counts
         browser.find_element(By.ID, "submitButton").click()
         WebDriverWait(browser, 10).until(
-            lambda b: b.find_elements(By.ID, "done") or b.find_element(By.NAME, "hit_id").get_attribute("value") != hit_id
+            lambda b: (
+                b.find_elements(By.ID, "done") or b.find_element(By.NAME, "hit_id").get_attribute("value") != hit_id
+            )
         )
         loaded = browser.execute_script(
             "return Array.from(document.images).every(function (i) { return i.complete && i.naturalWidth > 0; })"

@@ -14,8 +14,8 @@ from PIL import Image
 from scipy import ndimage
 
 from vton.cli import main
-from vton.pipelines.synth import raw_segment, synthesize
-from vton.pipelines.synth_defects import FAULTS
+from vton.pipelines.synth.defects import FAULTS
+from vton.pipelines.synth.generate import raw_segment, synthesize
 
 VITON_SEED = 0  # the seed of conftest's synth_viton_raw
 LIP = (  # the LIP colours, written out independently of formats.py

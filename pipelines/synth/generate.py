@@ -22,11 +22,11 @@ import scipy.io
 from PIL import Image
 from tqdm import tqdm
 
-from vton.pipelines import formats as F
-from vton.pipelines.io import atomic_save_image, atomic_write_bytes, atomic_write_text, encode_image
-from vton.pipelines.synth_defects import DEFECT_TRAIN_PAIRS, inject_defects
-from vton.pipelines.synth_draw import Person, draw_cloth, draw_labels, make_person, paint_person
+from vton.core import formats as F
+from vton.core.io import atomic_save_image, atomic_write_bytes, atomic_write_text, encode_image
 from vton.pipelines.sources import cloth_mask_from_rgb
+from vton.pipelines.synth.defects import DEFECT_TRAIN_PAIRS, inject_defects
+from vton.pipelines.synth.draw import Person, draw_cloth, draw_labels, make_person, paint_person
 
 TEST_SHARE = F.OFFICIAL_TEST_PAIRS / (F.OFFICIAL_TRAIN_PAIRS + F.OFFICIAL_TEST_PAIRS)  # 2032 / 16253
 _MAT_HEADER = b"MATLAB 5.0 MAT-file, Platform: posix, written by vton synth".ljust(116, b" ")

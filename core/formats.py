@@ -43,7 +43,7 @@ def palette_bytes() -> list[int]:
     return flat + [0] * (768 - len(flat))
 
 
-def palette_image(labels: "np.ndarray") -> "Image.Image":
+def palette_image(labels: np.ndarray) -> Image.Image:
     """A label map as the 8-bit palette image VITON stores: LIP colours, pixel values = label ids."""
     from PIL import Image
 

@@ -15,8 +15,8 @@ from typing import Final
 import numpy as np
 from PIL import Image
 
-from vton.pipelines import formats as F
-from vton.pipelines.io import atomic_save_image, atomic_write_bytes, atomic_write_json, atomic_write_text
+from vton.core import formats as F
+from vton.core.io import atomic_save_image, atomic_write_bytes, atomic_write_json, atomic_write_text
 
 FAULTS: Final = (
     "truncated_jpeg",  # person JPEG cut short (an interrupted download)

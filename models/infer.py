@@ -12,9 +12,9 @@ import csv
 import hashlib
 import io
 import json
+import multiprocessing
 import os
 from collections.abc import Iterator, Sequence
-import multiprocessing
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,11 +23,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from vton.pipelines import formats as F
+from vton.core import formats as F
+from vton.core.devices import resolve_device
+from vton.core.io import atomic_write_bytes, atomic_write_json, save_uint8_image, sha256_file
+from vton.core.runner import RunnerConfig, map_partitions
 from vton.pipelines.dataset import TryOnDataset, collate_raw
-from vton.pipelines.devices import resolve_device
-from vton.pipelines.io import atomic_write_bytes, atomic_write_json, save_uint8_image, sha256_file
-from vton.pipelines.runner import RunnerConfig, map_partitions
 
 META_FILE = "infer.json"
 MANIFEST_FILE = "manifest.csv"
@@ -63,7 +63,7 @@ class InferSummary:
 
 
 def to_uint8(batch: torch.Tensor) -> np.ndarray:
-    """[-1, 1] tensors -> uint8 N x H x W x C, as the original ``save_images``: (x + 1) / 2 * 255, clamped, truncated."""
+    """[-1, 1] tensors -> uint8 N x H x W x C as the original ``save_images``: (x + 1) / 2 * 255, clamped, truncated."""
     scaled = ((batch.detach().float() + 1) * 0.5 * 255).clamp(0, 255).to(torch.uint8)
     return scaled.permute(0, 2, 3, 1).cpu().numpy()
 
@@ -160,7 +160,9 @@ def infer_partition(indices: list[int], data: str, checkpoints: tuple[str, ...],
     device = resolve_device(opts.device)
     if device.type == "cuda" and device.index is None and device_index is not None:
         device = torch.device("cuda", device_index % torch.cuda.device_count())
-    gmm, tom, config = cached_models(checkpoints, device, opts.allow_nonfinite)  # run_inference checked that a GMM is there
+    gmm, tom, config = cached_models(
+        checkpoints, device, opts.allow_nonfinite
+    )  # run_inference checked that a GMM is there
     if dataset is None:
         dataset = TryOnDataset(data, split=opts.split, pairs=opts.pairs, variant=config.variant, unique_persons=True)
     folders = output_folders(tom is not None, opts.extras)
@@ -184,7 +186,9 @@ def infer_partition(indices: list[int], data: str, checkpoints: tuple[str, ...],
                 arrays = to_uint8(outputs[folder])
                 for i, array in zip(chunk, arrays):
                     if folder in missing[i]:
-                        writes.append(writer.submit(save_uint8_image, array, root / folder / names[i], opts.jpeg_quality))
+                        writes.append(
+                            writer.submit(save_uint8_image, array, root / folder / names[i], opts.jpeg_quality)
+                        )
             writes = settle(writes)
             bar.update(len(chunk))
         settle(writes, wait=True)
@@ -251,7 +255,9 @@ def check_meta(out: Path, meta: dict) -> None:
                          "or delete it")
 
 
-def write_manifest(out: Path, pairs: Sequence[tuple[str, str]], folders: Sequence[str], jpeg_quality: int | None) -> None:
+def write_manifest(
+    out: Path, pairs: Sequence[tuple[str, str]], folders: Sequence[str], jpeg_quality: int | None
+) -> None:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(MANIFEST_COLUMNS)
@@ -269,7 +275,9 @@ def run_inference(data: str | os.PathLike, checkpoints: Sequence[str | os.PathLi
 
     out = Path(out)
     paths = tuple(str(p.resolve()) for p in expand_paths(checkpoints))
-    gmm, tom, config = load_models([Path(p) for p in paths], "cpu", opts.allow_nonfinite)  # validates the files before any work
+    gmm, tom, config = load_models(
+        [Path(p) for p in paths], "cpu", opts.allow_nonfinite
+    )  # validates the files before any work
     if gmm is None:
         raise ValueError("inference needs a GMM checkpoint (the TOM consumes the GMM's warped cloth)")
     dataset = TryOnDataset(data, split=opts.split, pairs=opts.pairs, variant=config.variant, unique_persons=True)

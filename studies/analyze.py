@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from vton.core.io import atomic_write_json, atomic_write_text
 from vton.eval.stats import binomial_test, cluster_bootstrap_preference, wilson_interval
-from vton.pipelines.io import atomic_write_json, atomic_write_text
-from vton.reports.amt_export import KEY_FIELDS, SIDES
 from vton.reports.render import render
 from vton.reports.shapes import FLAG, TEXT, ListOf, MapOf, Obj, check, parse_json
 from vton.reports.sheets import read_csv, write_csv
+from vton.studies.export import KEY_FIELDS, SIDES
 
 CHOICE = re.compile(r"^choice_(\d+)$")
 PREFERENCE_FIELDS = ("subset", "votes", "prefer_a", "share_a", "wilson_lo", "wilson_hi", "p_binomial",
@@ -140,7 +140,7 @@ def analyze_results(
     results: Path, key: Path, out: Path | None = None, min_catch_accuracy: float = 0.75, n_boot: int = 2000,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Write ``preference.csv``, ``workers.csv``, ``analysis.json`` and ``analysis.html`` to ``out``; return the summary."""
+    """Write preference.csv, workers.csv, analysis.json and analysis.html to ``out``; return the summary."""
     check_options(min_catch_accuracy, n_boot, seed)
     key_rows = read_key(Path(key))
     result_rows = read_rows(Path(results), RESULT_COLUMNS, "an MTurk results file", "holds no assignments")

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from vton.pipelines.formats import IMAGE_SUFFIXES
+from vton.core.formats import IMAGE_SUFFIXES
 
 
 class UnsafePathError(ValueError):

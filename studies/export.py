@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from vton.pipelines import formats
-from vton.pipelines.io import atomic_write_bytes, atomic_write_json, atomic_write_text, encode_image
+from vton.core import formats
+from vton.core.io import atomic_write_bytes, atomic_write_json, atomic_write_text, encode_image
 from vton.reports.media import open_rgb
 from vton.reports.render import render
 from vton.reports.runs import EvalRun, cloth_subsets, load_eval_run

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from vton.pipelines.formats import FINE_HEIGHT, FINE_WIDTH, LABEL, NUM_JOINTS
+from vton.core.formats import FINE_HEIGHT, FINE_WIDTH, LABEL, NUM_JOINTS
 
 Point = tuple[float, float]
 RGB = tuple[int, int, int]

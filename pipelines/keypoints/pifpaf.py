@@ -9,7 +9,7 @@ and which can run arbitrary code when unpickled. They are loaded with ``weights_
 only when the caller says it trusts the file (``trust_checkpoint``); the global guard is never touched.
 
 Scale: the model is loaded once per process (cached), images of one shape are batched, the GPU is used when there is
-one, and ``run_keypoints`` spreads partitions of images over Dask workers (``vton.pipelines.runner``).
+one, and ``run_keypoints`` spreads partitions of images over Dask workers (``vton.core.runner``).
 """
 from __future__ import annotations
 
@@ -17,19 +17,20 @@ import functools
 import os
 import threading
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar, Final, Sequence
+from typing import Any, ClassVar, Final
 
 import numpy as np
 from PIL import Image
 
-from vton.pipelines.formats import IMAGE_SUFFIXES, NUM_JOINTS
-from vton.pipelines.io import atomic_write_bytes
-from vton.pipelines.keypoints import DEFAULT_THRESHOLD, main_pose, pose_file_name
-from vton.pipelines.pose import KeypointError, parse_pose_json, pose_json
-from vton.pipelines.runner import RunnerConfig, map_partitions
-from vton.pipelines.devices import resolve_device
+from vton.core.devices import resolve_device
+from vton.core.formats import IMAGE_SUFFIXES, NUM_JOINTS
+from vton.core.io import atomic_write_bytes
+from vton.core.runner import RunnerConfig, map_partitions
+from vton.pipelines.keypoints.coco import DEFAULT_THRESHOLD, main_pose, pose_file_name
+from vton.pipelines.keypoints.schema import KeypointError, parse_pose_json, pose_json
 
 CHECKPOINT_NAME: Final = "shufflenetv2k16"
 INSTALL_HINT: Final = ("openpifpaf is not installed: run `scripts/install_openpifpaf.sh .venv/bin/python` "
@@ -68,7 +69,7 @@ def import_openpifpaf() -> Any:
 
 def default_checkpoint_path() -> Path:
     """Where openpifpaf caches its default model: torch hub's checkpoints folder, named as in its download URL."""
-    from vton.pipelines.weights import hub_checkpoints_dir
+    from vton.core.weights import hub_checkpoints_dir
 
     url = import_openpifpaf().CHECKPOINT_URLS[CHECKPOINT_NAME]
     return hub_checkpoints_dir() / url.rsplit("/", 1)[-1]
@@ -197,7 +198,7 @@ def write_poses(image_paths: Sequence[Path], out_dir: Path, options: PifpafOptio
 
 @dataclass(frozen=True)
 class PifpafKeypoints:
-    """``vton prepare --keypoints openpifpaf``: a keypoint loader for ``vton.pipelines.pose`` that keeps the dataset's
+    """``vton prepare --keypoints openpifpaf``: a keypoint loader (see ``keypoints.schema``) that keeps the dataset's
     keypoints where its pose file exists and runs openpifpaf on the person image where it does not (or on every
     person with ``overwrite``). A person in whom openpifpaf finds nobody is rejected (stage ``keypoints``)."""
 

@@ -3,15 +3,16 @@
 CP-VTON reads ``people[0]['pose_keypoints']`` as 18 x (x, y, confidence) in pixels of the 192x256 image, in the order
 of ``formats.OPENPOSE18``; a missing joint is exactly ``0, 0, 0``. COCO has no neck, so the neck is the midpoint of
 the two shoulders when both are found (its confidence the smaller of theirs, as it is only as sure as its weaker
-shoulder). The pose JSON itself is written by ``vton.pipelines.pose.pose_json``.
+shoulder). The pose JSON itself is written by ``vton.pipelines.keypoints.schema.pose_json``.
 """
 from __future__ import annotations
 
-from typing import Final, Sequence
+from collections.abc import Sequence
+from typing import Final
 
 import numpy as np
 
-from vton.pipelines.formats import FINE_HEIGHT, FINE_WIDTH, NUM_JOINTS, OPENPOSE18
+from vton.core.formats import FINE_HEIGHT, FINE_WIDTH, NUM_JOINTS, OPENPOSE18
 
 COCO17: Final = (
     "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder", "left_elbow",

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from vton.pipelines.io import UnsafePathError, safe_join
-from vton.reports.amt_export import BATCH_CSV, IMAGES_DIR, RESULTS_CSV, SIDES, STUDY_JSON, TEMPLATE, StudyError
+from vton.core.io import UnsafePathError, safe_join
 from vton.reports.shapes import COUNT, TEXT, Obj, read_json
 from vton.reports.sheets import csv_text, read_csv
+from vton.studies.export import BATCH_CSV, IMAGES_DIR, RESULTS_CSV, SIDES, STUDY_JSON, TEMPLATE, StudyError
 
 VARIABLE = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 WORKER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -113,7 +113,7 @@ def _stamp(t: float) -> str:
 
 def _page(title: str, body: str) -> bytes:
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>'
-            f"<body>{body}</body></html>").encode("utf-8")
+            f"<body>{body}</body></html>").encode()
 
 
 START_PAGE = _page("Study", (
@@ -121,7 +121,9 @@ START_PAGE = _page("Study", (
     '<form method="get" action="/hit"><input name="worker" id="worker" pattern="[A-Za-z0-9_-]{1,64}" required> '
     '<input type="submit" id="start" value="Start"></form>'
 ))
-DONE_PAGE = _page("Thank you", '<h1 id="done">Thank you</h1><p>You have answered every set. You may close this page.</p>')
+DONE_PAGE = _page(
+    "Thank you", '<h1 id="done">Thank you</h1><p>You have answered every set. You may close this page.</p>'
+)
 
 
 def make_handler(study: Study) -> type[BaseHTTPRequestHandler]:

@@ -42,6 +42,7 @@ def run_demo(out: str | Path = DEFAULT_OUT, options: DemoOptions = DemoOptions()
     """Run every stage into ``out`` (replaced if it holds an earlier demo) and return where things are."""
     import torch
 
+    from vton.core.runner import RunnerConfig
     from vton.eval.protocol import Settings, evaluate_run, format_table
     from vton.models.checkpoint import save_bundle
     from vton.models.config import ModelConfig
@@ -50,8 +51,7 @@ def run_demo(out: str | Path = DEFAULT_OUT, options: DemoOptions = DemoOptions()
     from vton.models.tom import TOM
     from vton.models.train import TrainOptions, train_from_folder
     from vton.pipelines.prepare import PrepareOptions, prepare
-    from vton.pipelines.runner import RunnerConfig
-    from vton.pipelines.synth import synthesize
+    from vton.pipelines.synth.generate import synthesize
     from vton.reports.html import write_report
 
     out = Path(out)

@@ -6,11 +6,12 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from vton.pipelines.formats import NUM_JOINTS
+from vton.core.formats import NUM_JOINTS
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -79,7 +80,7 @@ def keypoints_from_mat(subset: np.ndarray, candidate: np.ndarray, raw_width: int
 
 # A loader gets the person's pose file bytes as the dataset holds them (JSON, already converted for raw VITON)
 # and the decoded person image (PIL RGB, 192 x 256), and returns (18, 3) keypoints at 192 x 256. A loader whose
-# attribute ``needs_pose_file`` is False (e.g. `vton.pipelines.pifpaf.PifpafKeypoints`) is also called for a
+# attribute ``needs_pose_file`` is False (e.g. `vton.pipelines.keypoints.pifpaf.PifpafKeypoints`) is also called for a
 # CP-VTON-layout person whose pose file is missing, with None instead of the bytes; one whose ``needs_image`` is False
 # gets the image only checked to decode (reduced, see `cleaning.decode_image`).
 KeypointLoader = Callable[[bytes | None, "Image.Image"], np.ndarray]

@@ -1,0 +1,1 @@
+"""Human studies: A/B sheets in MTurk formats, the local study server, and the analysis of answers."""

@@ -1,0 +1,1 @@
+"""Compositions across stages: inference then scoring, and the demo."""

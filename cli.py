@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from vton.core.formats import LAYOUTS
 from vton.core.versions import VTON_VERSION as __version__
+from vton.pipelines.layouts import LAYOUTS
 
 
 class VtonGroup(click.Group):
@@ -54,8 +54,8 @@ DEVICE_HELP = "Device for openpifpaf: auto (CUDA when available), cpu, cuda, cud
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--pairs", "n_pairs", type=click.IntRange(min=1), required=True, help="Number of person/cloth pairs.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--layout", type=click.Choice(LAYOUTS), default="cpvton", show_default=True,
-              help="cpvton: CP-VTON's converted folders; viton: the original raw VITON files.")
+@click.option("--layout", type=click.Choice(list(LAYOUTS)), default="cpvton", show_default=True,
+              help="; ".join(f"{name}: {adapter.summary}" for name, adapter in LAYOUTS.items()) + ".")
 @click.option("--defects", is_flag=True, help="Inject realistic faults and write their ground truth to defects.json.")
 def synth(out: Path, n_pairs: int, seed: int, layout: str, defects: bool) -> None:
     """Write a procedural dataset in the real VITON / CP-VTON file formats to OUT."""

@@ -4,19 +4,24 @@ Facts from the reference code (sergeywong/cp-vton ``cp_dataset.py``, ``test.py``
 """
 from __future__ import annotations
 
+import io
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     import numpy as np
     from PIL import Image
 
-# --- sizes -------------------------------------------------------------------------------------
+# --- sizes (a pair of sizes says its order in its name: _HW numpy's, _WH PIL's) ----------------
 FINE_HEIGHT: Final = 256
 FINE_WIDTH: Final = 192
+FINE_SIZE_HW: Final = (FINE_HEIGHT, FINE_WIDTH)
+FINE_SIZE_WH: Final = (FINE_WIDTH, FINE_HEIGHT)
 RAW_HEIGHT: Final = 1100  # original VITON women_top images
 RAW_WIDTH: Final = 762
+RAW_SIZE_HW: Final = (RAW_HEIGHT, RAW_WIDTH)
 RAW_PARSE_SIZE: Final = 641  # original VITON segment/*.mat, square and padded
 POSE_RADIUS: Final = 5  # train.py / test.py default: 11x11 squares
 
@@ -35,6 +40,21 @@ NUM_LABELS: Final = len(LIP_LABELS)
 LABEL = {name: i for i, name in enumerate(LIP_LABELS)}
 HEAD_LABELS: Final = (1, 2, 4, 13)  # reserved region kept by CP-VTON: hat, hair, sunglasses, face
 CLOTH_LABELS: Final = (5, 6, 7)  # upper clothes, dress, coat: the GMM target region
+
+
+@dataclass(frozen=True)
+class LabelSpace:
+    """A human parser's labels mapped to the groups CP-VTON's representation needs: the reserved head, the worn cloth
+    (the GMM target) and the background (the body shape is every other label). Another parser (CIHP for VITON-HD,
+    ATR for DressCode) is one more instance, data only."""
+    name: str
+    labels: tuple[str, ...]
+    head: tuple[int, ...]
+    cloth: tuple[int, ...]
+    background: int = 0
+
+
+LIP: Final = LabelSpace("LIP", LIP_LABELS, HEAD_LABELS, CLOTH_LABELS)
 
 
 def palette_bytes() -> list[int]:
@@ -74,7 +94,6 @@ TEST_PAIRS_SAME: Final = "test_pairs_same.txt"
 PAIRS_FILES: Final = {"train": TRAIN_PAIRS, "test": TEST_PAIRS}
 
 # --- original VITON raw layout ------------------------------------------------------------------
-LAYOUTS: Final = ("cpvton", "viton")  # source layouts: CP-VTON's converted folders, VITON's raw files
 RAW_IMAGE_DIR: Final = "women_top"
 RAW_SEGMENT_DIR: Final = "segment"
 RAW_POSE_DIR: Final = "pose"
@@ -108,8 +127,9 @@ def parse_name(image_name: str) -> str:
 
 
 def pose_name(image_name: str) -> str:
-    """``000001_0.jpg`` -> ``000001_0_keypoints.json`` as the reference loader derives it."""
-    return image_name.replace(".jpg", "_keypoints.json")
+    """``000001_0.jpg`` -> ``000001_0_keypoints.json`` as the reference loader derives it, for any image suffix."""
+    stem = image_name.rsplit(".", 1)[0] if "." in image_name else image_name
+    return f"{stem}_keypoints.json"
 
 # --- prepared dataset (what `vton prepare` writes on top of the CP-VTON layout) -------------------
 SHAPE_DIR: Final = "shape"  # uint8 'L' PNG of the blurred body shape, one per person (<ID>_0.png)
@@ -129,22 +149,31 @@ def pairs_text(pairs: Iterable[Sequence[str]]) -> str:
     return "".join(f"{person} {cloth}\n" for person, cloth in pairs)
 
 
+def pairs_lines(data: bytes, errors: str = "strict") -> Iterator[tuple[int, str]]:
+    """(line number, stripped line) of each non-blank line of a pairs file's bytes: the one reader of pairs files.
+    ``errors="surrogateescape"`` keeps bytes that are not UTF-8 (as surrogates) for a caller that rejects the line
+    rather than the file."""
+    for n, line in enumerate(io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors=errors), 1):
+        if line.strip():
+            yield n, line.strip()
+
+
 def read_pairs(path: str | os.PathLike, unique_persons: bool = False) -> list[tuple[str, str]]:
     """A pairs file: ``<person> <cloth>`` per line (blank lines skipped); a malformed line is an error naming it.
+    A file that is no regular file or is huge is refused unread (`io.read_data_file`).
 
     ``unique_persons``: refuse a person listed twice, where outputs are named by the person.
     """
+    from vton.core.io import read_data_file  # core.io imports this module
+
     pairs: list[tuple[str, str]] = []
     seen: set[str] = set()
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 2:
-                raise ValueError(f"{path}:{n}: expected '<person> <cloth>', got {line.strip()!r}")
-            if unique_persons and parts[0] in seen:
-                raise ValueError(f"{path}:{n}: person {parts[0]} listed twice; try-on files are named by person")
-            seen.add(parts[0])
-            pairs.append((parts[0], parts[1]))
+    for n, line in pairs_lines(read_data_file(path)):
+        parts = line.split()
+        if len(parts) != 2:
+            raise ValueError(f"{path}:{n}: expected '<person> <cloth>', got {line!r}")
+        if unique_persons and parts[0] in seen:
+            raise ValueError(f"{path}:{n}: person {parts[0]} listed twice; try-on files are named by person")
+        seen.add(parts[0])
+        pairs.append((parts[0], parts[1]))
     return pairs

@@ -14,12 +14,13 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from vton.core import formats as F
+from vton.core import formats as fm
 from vton.core.io import safe_join
 from vton.pipelines import representation as rep
 from vton.pipelines.keypoints.schema import parse_pose_json
+from vton.pipelines.layouts import PREPARED
+from vton.pipelines.layouts.base import PAIR_LISTS, Layout
 
-PAIRS = {"train": F.TRAIN_PAIRS, "unpaired": F.TEST_PAIRS, "paired": F.TEST_PAIRS_SAME}
 VARIANTS = ("cpvton", "cpvton+")
 
 
@@ -54,63 +55,69 @@ def collate_raw(items: list[dict]) -> dict:
 
 
 class TryOnDataset(Dataset):
-    """Pairs of a prepared (or plain CP-VTON layout) folder.
+    """Pairs of a prepared (or plain CP-VTON layout) folder; ``layout`` names its files and label groups.
 
-    ``pairs``: "train", "unpaired", "paired" or the path of a pairs file. ``variant="cpvton+"`` adds
-    ``shape_ori`` (the unblurred body mask, 1 x 256 x 192 in {0, 1}) for CP-VTON+ style models.
+    ``pairs``: "train", "unpaired", "paired" (the layout's lists) or the path of a pairs file.
+    ``variant="cpvton+"`` adds ``shape_ori`` (the unblurred body mask, 1 x 256 x 192 in {0, 1}) for CP-VTON+ style
+    models.
     ``unique_persons`` refuses a pairs file listing a person twice (inference names its outputs by the person).
     """
 
     def __init__(self, root: str | os.PathLike, split: str = "test", pairs: str = "unpaired",
-                 variant: str = "cpvton", unique_persons: bool = False) -> None:
+                 variant: str = "cpvton", unique_persons: bool = False, layout: Layout = PREPARED) -> None:
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
         self.root = Path(root)
-        self.data = self.root / split
+        self.split = split
+        self.layout = layout
         self.variant = variant
-        pairs_path = self.root / PAIRS[pairs] if pairs in PAIRS else Path(pairs)
-        self.pairs = F.read_pairs(pairs_path, unique_persons)
+        if pairs in PAIR_LISTS:
+            self.pairs = layout.read_pairs(self.root, pairs, unique_persons)
+        else:
+            self.pairs = fm.read_pairs(pairs, unique_persons)
         self.grid = to_unit(rep.grid_image())
 
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def _path(self, folder: str, name: str) -> Path:
-        return safe_join(self.data, f"{folder}/{name}")
+    def _path(self, relative: str) -> Path:
+        return safe_join(self.root, relative)
 
-    def _image(self, folder: str, name: str, mode: str) -> np.ndarray:
-        with Image.open(self._path(folder, name)) as img:
+    def _image(self, relative: str, mode: str) -> np.ndarray:
+        with Image.open(self._path(relative)) as img:
             return np.asarray(img.convert(mode) if img.mode != mode else img)
 
     def load(self, index: int) -> dict:
         """The pair's pieces as uint8 C x H x W arrays, before the transform: cheap to decode in worker threads and a
         quarter of the bytes to move to a GPU, where ``assemble`` finishes them."""
         im_name, c_name = self.pairs[index]
-        cloth = self._image(F.CLOTH_DIR, c_name, "RGB")
-        cloth_mask = self._image(F.CLOTH_MASK_DIR, c_name, "L")
-        image = self._image(F.IMAGE_DIR, im_name, "RGB")
-        with Image.open(self._path(F.PARSE_DIR, F.parse_name(im_name))) as img:
+        person = self.layout.person_files(self.split, im_name)
+        cloth_files = self.layout.cloth_files(self.split, c_name)
+        labels = self.layout.labels
+        cloth = self._image(cloth_files.cloth, "RGB")
+        cloth_mask = self._image(cloth_files.mask, "L")
+        image = self._image(person.image, "RGB")
+        with Image.open(self._path(person.parse)) as img:
             parse = np.asarray(img)  # palette or 'L': the values are the label ids
-        shape_path = self._path(F.SHAPE_DIR, F.shape_name(im_name))
-        if shape_path.exists():
-            shape = self._image(F.SHAPE_DIR, F.shape_name(im_name), "L")
+        if person.shape is not None and self._path(person.shape).exists():
+            shape = self._image(person.shape, "L")
         else:
-            shape = rep.shape_image(parse)
-        keypoints = parse_pose_json(self._path(F.POSE_DIR, F.pose_name(im_name)).read_bytes())
+            shape = rep.shape_image(parse, labels)
+        keypoints = parse_pose_json(self._path(person.pose).read_bytes())
         maps = rep.pose_squares(keypoints, *parse.shape)
         raw = {
             "cloth": cloth,
             "cloth_mask": (cloth_mask >= 128).astype(np.uint8),
             "image": image,
             "shape": shape,
-            "head": rep.head_image(image, parse),
-            "parse_cloth": rep.cloth_target(image, parse),
-            "parse_cloth_mask": rep.label_mask(parse, F.CLOTH_LABELS).astype(np.uint8),
+            "head": rep.head_image(image, parse, labels),
+            "parse_cloth": rep.cloth_target(image, parse, labels),
+            "parse_cloth_mask": rep.label_mask(parse, labels.cloth).astype(np.uint8),
             "pose": maps.transpose(1, 2, 0),
             "pose_image": rep.pose_image(maps),
         }
         if self.variant == "cpvton+":
-            raw["shape_ori"] = rep.body_mask(parse).astype(np.uint8)
+            raw["shape_ori"] = rep.body_mask(parse, labels).astype(np.uint8)
         return {"c_name": c_name, "im_name": im_name, **{k: channels_first(v) for k, v in raw.items()}}
 
     def assemble(self, raw: dict) -> dict:

@@ -35,7 +35,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
-from vton.core import formats as F
+from vton.core import formats as fm
 from vton.core.io import (
     atomic_save_image,
     atomic_write_json,
@@ -47,19 +47,9 @@ from vton.core.runner import Runner, RunnerConfig
 from vton.core.versions import library_versions
 from vton.pipelines.cleaning import Rejection, duplicate_of
 from vton.pipelines.keypoints.schema import KeypointLoader, keypoint_loader, parse_pose_json
+from vton.pipelines.layouts import LAYOUTS, PREPARED, detect
+from vton.pipelines.layouts.base import CLOTH, PERSON, SPLIT_LIST, Item, Pair, own_cloth
 from vton.pipelines.representation import visualise
-from vton.pipelines.sources import (
-    CLOTH,
-    PERSON,
-    Item,
-    Pair,
-    detect_layout,
-    discover,
-    ingest_cloth,
-    ingest_person,
-    own_cloth,
-    split_warnings,
-)
 from vton.pipelines.split import seeded_split, split_sizes, unpaired_cloths
 
 STATE_DIR = ".prepare"
@@ -166,11 +156,12 @@ def _write(path: str, data: bytes) -> None:
 
 def _ingest(src: Path, layout: str, out: Path, keypoints: str | KeypointLoader, item: Item) -> ItemResult:
     kps = np.zeros(0)
+    adapter = LAYOUTS[layout]
     try:
         if item.kind == PERSON:
-            data, kps = ingest_person(src, layout, item, keypoints)
+            data, kps = adapter.ingest_person(src, item, keypoints)
         else:
-            data = ingest_cloth(src, layout, item)
+            data = adapter.ingest_cloth(src, item)
     except Rejection as rej:
         return ItemResult(item, rej.stage, rej.reason, b"", b"")
     for (folder, name), blob in zip(item.files(), data):
@@ -182,7 +173,8 @@ def _ingest(src: Path, layout: str, out: Path, keypoints: str | KeypointLoader, 
 
 def ingest_items(items: list[Item], src: str, layout: str, out: str, keypoints: str | KeypointLoader
                  ) -> list[ItemResult]:
-    """Dask task: ingest a partition of items, staging their files, then record the partition's metadata.
+    """Dask task: ingest a partition of items of the layout named ``layout``, staging their files, then record the
+    partition's metadata.
 
     A recorded partition is not redone (resume); the returned metadata is small (no image data).
     """
@@ -258,7 +250,7 @@ def decide(pairs: list[Pair], results: dict[Item, ItemResult], official: bool,
     return decisions
 
 
-OUT_DIRS = (*F.SOURCE_DIRS, F.SHAPE_DIR)
+OUT_DIRS = (*fm.SOURCE_DIRS, fm.SHAPE_DIR)
 
 
 def move_folders(out: Path, placements: list[tuple[Item, str]], staged: list[Item]) -> set[str]:
@@ -391,8 +383,8 @@ def _check_out(out: Path, config: dict) -> dict | None:
     state begun) or an interrupted one (resumed). Refuse an OUT holding anything else: files could sit in the wrong
     split. The lock file and a state folder without a configuration (a run killed as it began) count as nothing."""
     state = _state(out, "config.json")
-    if (out / F.PREPARE_FILE).exists():
-        report = json.loads(read_data_file(out / F.PREPARE_FILE))
+    if (out / fm.PREPARE_FILE).exists():
+        report = json.loads(read_data_file(out / fm.PREPARE_FILE))
         _same_options(out, report.get("options"), config)
         return report
     if state.exists():
@@ -437,12 +429,12 @@ def prepare(src: str | os.PathLike, out: str | os.PathLike, options: PrepareOpti
     (a missing pairs file) into a refusal before anything is written.
     """
     src_path, out_path = Path(src).resolve(), Path(out).resolve()
-    layout = detect_layout(src_path)
+    adapter = detect(src_path)
     keypoint_loader(options.keypoints)  # an unknown source fails here, not in every task
-    config = {"source": str(src_path), "layout": layout, **asdict(options)}
+    config = {"source": str(src_path), "layout": adapter.name, **asdict(options)}
     del config["samples"], config["strict"]
-    pairs, official = discover(src_path, layout, options.resplit)
-    source = Source(src_path, layout, pairs, official, split_warnings(src_path, layout, pairs))
+    pairs, official = adapter.discover(src_path, options.resplit)
+    source = Source(src_path, adapter.name, pairs, official, adapter.split_warnings(src_path, pairs))
     if source.warnings and options.strict:
         raise ValueError(f"strict: {'; '.join(source.warnings)}; nothing written")
     out_path.mkdir(parents=True, exist_ok=True)
@@ -472,12 +464,12 @@ def _run(source: Source, out_path: Path, options: PrepareOptions, runner: Runner
         decisions = decide(pairs, results, official, options)
 
         kept = [d for d in decisions if not d.stage]
-        by_split = {s: [d for d in kept if d.split == s] for s in F.SPLITS}
+        by_split = {s: [d for d in kept if d.split == s] for s in fm.SPLITS}
         placed: dict[str, set[Item]] = {s: {i for d in by_split[s] for i in (d.pair.person, d.pair.cloth)}
-                                        for s in F.SPLITS}
+                                        for s in fm.SPLITS}
         same, extra_rejections = _paired_test(by_split["test"], results, official)
         placed["test"].update(cloth for _, cloth in same if cloth is not None)
-        placements = [(item, s) for s in F.SPLITS for item in sorted(placed[s], key=_item_key)]
+        placements = [(item, s) for s in fm.SPLITS for item in sorted(placed[s], key=_item_key)]
         moved = move_folders(out_path, placements, [i for i, r in results.items() if r.ok])
         rest = [(item, s) for item, s in placements if _stage_key(item) not in moved]
         for s in {s for _, s in rest}:
@@ -485,28 +477,28 @@ def _run(source: Source, out_path: Path, options: PrepareOptions, runner: Runner
                 (out_path / s / folder).mkdir(parents=True, exist_ok=True)
         workers.map(place_items, rest, str(out_path))
 
-    lines = {s: [(d.pair.person.name, d.pair.cloth.name) for d in by_split[s]] for s in F.SPLITS}
+    lines = {s: [(d.pair.person.name, d.pair.cloth.name) for d in by_split[s]] for s in fm.SPLITS}
     if not official:
         persons = [d.pair.person.name for d in by_split["test"]]
         cloths = unpaired_cloths([d.pair.cloth.name for d in by_split["test"]], options.seed)
         lines["test"] = list(zip(persons, cloths))
-    for split, name in F.PAIRS_FILES.items():
-        atomic_write_text(out_path / name, F.pairs_text(lines[split]))
-    atomic_write_text(out_path / F.TEST_PAIRS_SAME, F.pairs_text(pair for pair, _ in same))
+    for split, which in SPLIT_LIST.items():
+        atomic_write_text(PREPARED.pairs_file(out_path, which), fm.pairs_text(lines[split]))
+    atomic_write_text(PREPARED.pairs_file(out_path, "paired"), fm.pairs_text(pair for pair, _ in same))
 
     rejected_rows = [(d.pair.line, d.split, d.stage, d.reason) for d in decisions if d.stage] + extra_rejections
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows([("pair", "split", "stage", "reason"), *rejected_rows])
-    atomic_write_text(out_path / F.REJECTED_FILE, buf.getvalue())
-    write_manifest(out_path / F.MANIFEST_FILE, _manifest_rows(decisions, results))
+    atomic_write_text(out_path / fm.REJECTED_FILE, buf.getvalue())
+    write_manifest(out_path / fm.MANIFEST_FILE, _manifest_rows(decisions, results))
 
     counts = Counter((d.stage, d.reason) for d in decisions if d.stage)
-    summary = PrepareSummary(out_path, len(decisions), len(kept), {s: len(by_split[s]) for s in F.SPLITS},
+    summary = PrepareSummary(out_path, len(decisions), len(kept), {s: len(by_split[s]) for s in fm.SPLITS},
                              [{"stage": s, "reason": r, "count": n}
                               for (s, r), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))],
                              source.warnings)
     _write_samples(out_path, (by_split["test"] or by_split["train"])[: options.samples])
-    atomic_write_json(out_path / F.PREPARE_FILE, {  # last: it marks the run finished
+    atomic_write_json(out_path / fm.PREPARE_FILE, {  # last: it marks the run finished
         "source": str(src_path), "layout": layout, "seed": options.seed,
         "pairs": {"total": summary.total, "kept": summary.kept, "rejected": summary.rejected},
         "splits": summary.splits, "rejections": summary.rejections, "warnings": summary.warnings,
@@ -540,11 +532,13 @@ def _read(path: Path, mode: str) -> np.ndarray:
 def _write_samples(out: Path, decisions: list[Decision]) -> None:
     """Representation strips (person | shape | head | pose | cloth target | cloth | mask) for the report."""
     for d in decisions:
-        root, person, cloth = out / d.split, d.pair.person.name, d.pair.cloth.name
-        image, cloth_rgb, mask = (_read(root / folder / name, mode) for folder, name, mode in (
-            (F.IMAGE_DIR, person, "RGB"), (F.CLOTH_DIR, cloth, "RGB"), (F.CLOTH_MASK_DIR, cloth, "L")))
-        with Image.open(root / F.PARSE_DIR / F.parse_name(person)) as img:
+        person = PREPARED.person_files(d.split, d.pair.person.name)
+        cloth = PREPARED.cloth_files(d.split, d.pair.cloth.name)
+        image, cloth_rgb, mask = (_read(out / rel, mode) for rel, mode in (
+            (person.image, "RGB"), (cloth.cloth, "RGB"), (cloth.mask, "L")))
+        with Image.open(out / person.parse) as img:
             parse = np.asarray(img)  # palette: the values are the label ids
-        kps = parse_pose_json((root / F.POSE_DIR / F.pose_name(person)).read_bytes())
+        kps = parse_pose_json((out / person.pose).read_bytes())
         strip = visualise(image, parse, kps, cloth_rgb, mask)
-        atomic_save_image(Image.fromarray(strip), out / F.SAMPLES_DIR / F.shape_name(person), compress_level=1)
+        atomic_save_image(Image.fromarray(strip), out / fm.SAMPLES_DIR / fm.shape_name(d.pair.person.name),
+                          compress_level=1)

@@ -12,13 +12,7 @@ from collections.abc import Iterable
 import numpy as np
 from PIL import Image
 
-from vton.core.formats import (
-    CLOTH_LABELS,
-    FINE_HEIGHT,
-    FINE_WIDTH,
-    HEAD_LABELS,
-    POSE_RADIUS,
-)
+from vton.core.formats import FINE_HEIGHT, FINE_WIDTH, LIP, POSE_RADIUS, LabelSpace
 
 GRID_SPACING = 17  # grid.png of the reference: 3-pixel red lines every 17 pixels inside a 1-pixel frame
 GRID_LINE = 3
@@ -29,15 +23,15 @@ def label_mask(parse: np.ndarray, labels: Iterable[int]) -> np.ndarray:
     return np.isin(parse, tuple(labels))
 
 
-def body_mask(parse: np.ndarray) -> np.ndarray:
+def body_mask(parse: np.ndarray, labels: LabelSpace = LIP) -> np.ndarray:
     """Every non-background label (CP-VTON's body shape before the blur)."""
-    return parse > 0
+    return parse != labels.background
 
 
-def shape_image(parse: np.ndarray) -> np.ndarray:
+def shape_image(parse: np.ndarray, labels: LabelSpace = LIP) -> np.ndarray:
     """The blurred body shape: mask x255 as 'L', BILINEAR down to (W/16, H/16) and back up (uint8, H x W)."""
     height, width = parse.shape
-    small = Image.fromarray(body_mask(parse).astype(np.uint8) * 255).resize(
+    small = Image.fromarray(body_mask(parse, labels).astype(np.uint8) * 255).resize(
         (width // 16, height // 16), Image.Resampling.BILINEAR)
     return np.asarray(small.resize((width, height), Image.Resampling.BILINEAR))
 
@@ -47,14 +41,14 @@ def keep_region(image: np.ndarray, mask: np.ndarray, fill: int) -> np.ndarray:
     return np.where(mask[..., None], image, np.uint8(fill)).astype(np.uint8)
 
 
-def head_image(image: np.ndarray, parse: np.ndarray) -> np.ndarray:
-    """Reserved region (hat, hair, sunglasses, face) keeps its RGB, black elsewhere."""
-    return keep_region(image, label_mask(parse, HEAD_LABELS), 0)
+def head_image(image: np.ndarray, parse: np.ndarray, labels: LabelSpace = LIP) -> np.ndarray:
+    """Reserved region (LIP: hat, hair, sunglasses, face) keeps its RGB, black elsewhere."""
+    return keep_region(image, label_mask(parse, labels.head), 0)
 
 
-def cloth_target(image: np.ndarray, parse: np.ndarray) -> np.ndarray:
-    """The GMM target: the worn cloth (upper clothes, dress, coat) keeps its RGB, white elsewhere."""
-    return keep_region(image, label_mask(parse, CLOTH_LABELS), 255)
+def cloth_target(image: np.ndarray, parse: np.ndarray, labels: LabelSpace = LIP) -> np.ndarray:
+    """The GMM target: the worn cloth (LIP: upper clothes, dress, coat) keeps its RGB, white elsewhere."""
+    return keep_region(image, label_mask(parse, labels.cloth), 255)
 
 
 def pose_squares(keypoints: np.ndarray, height: int = FINE_HEIGHT, width: int = FINE_WIDTH,

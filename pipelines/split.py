@@ -14,13 +14,17 @@ import numpy as np
 from vton.core.formats import OFFICIAL_TEST_PAIRS, OFFICIAL_TRAIN_PAIRS
 
 
+def official_share(n: int) -> int:
+    """VITON's test share of ``n`` pairs (2,032 of 16,253), rounded."""
+    return round(n * OFFICIAL_TEST_PAIRS / (OFFICIAL_TRAIN_PAIRS + OFFICIAL_TEST_PAIRS))
+
+
 def split_sizes(n: int, train_size: int | None, test_size: int | None) -> tuple[int, int]:
     """The requested sizes, or VITON's 14,221 / 2,032 when ``n`` allows, else the same proportion of ``n``."""
-    official = OFFICIAL_TRAIN_PAIRS + OFFICIAL_TEST_PAIRS
     if train_size is None and test_size is None:
-        if n >= official:
+        if n >= OFFICIAL_TRAIN_PAIRS + OFFICIAL_TEST_PAIRS:
             return OFFICIAL_TRAIN_PAIRS, OFFICIAL_TEST_PAIRS
-        test = round(n * OFFICIAL_TEST_PAIRS / official)
+        test = official_share(n)
         return n - test, test
     train = n - test_size if train_size is None else train_size
     test = n - train_size if test_size is None else test_size

@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from vton.pipelines.keypoints.coco import coco_to_openpose, main_person, main_pose, pose_file_name
+from vton.core.formats import pose_name
+from vton.pipelines.keypoints.coco import coco_to_openpose, main_person, main_pose
 from vton.pipelines.keypoints.schema import pose_json
 
 # cpvton.md §1.2, written out by hand: OpenPose-18 index -> COCO-17 index (None: the neck, COCO has none).
@@ -114,6 +115,6 @@ def test_bad_shapes_and_sizes_are_refused() -> None:
         coco_to_openpose(np.zeros((17, 3)), (0, 256), 0.15)
 
 
-def test_pose_file_name() -> None:
-    assert pose_file_name("000001_0.jpg") == "000001_0_keypoints.json"
-    assert pose_file_name("a.b_0.png") == "a.b_0_keypoints.json"
+def test_pose_name_for_any_image_suffix() -> None:
+    assert pose_name("000001_0.jpg") == "000001_0_keypoints.json"
+    assert pose_name("a.b_0.png") == "a.b_0_keypoints.json"

@@ -29,8 +29,8 @@ from vton.core.formats import palette_bytes, read_pairs
 from vton.core.io import DATA_FILE_LIMIT
 from vton.core.runner import RunnerConfig
 from vton.pipelines.keypoints.schema import parse_pose_json
+from vton.pipelines.layouts.base import PERSON, Item
 from vton.pipelines.prepare import PrepareOptions, move_folders, prepare
-from vton.pipelines.sources import PERSON, Item
 
 W, H = 192, 256
 QUIET = RunnerConfig(progress=False)
@@ -252,7 +252,7 @@ def _segment_mat_declares_a_huge_array(root: Path) -> tuple[str, str, str]:
 
 
 def _pose_mat_with_a_nan_joint_index(root: Path) -> tuple[str, str, str]:
-    from vton.pipelines.synth.generate import savemat_bytes
+    from vton.pipelines.synth.viton_raw import savemat_bytes
 
     pid = _first_pid(root, "viton_train_pairs.txt")
     (root / "pose" / f"{pid}_0.mat").write_bytes(savemat_bytes({"subset": np.full((1, 20), np.nan),

@@ -10,7 +10,7 @@ from PIL import Image
 
 from vton.pipelines.cleaning import Rejection, decode_image
 from vton.pipelines.keypoints.schema import KeypointError, keypoints_from_mat, parse_pose_json, pose_json
-from vton.pipelines.sources import cloth_mask_from_rgb
+from vton.pipelines.layouts.viton_raw import cloth_mask_from_rgb
 from vton.pipelines.split import groups, seeded_split, split_sizes, unpaired_cloths
 
 

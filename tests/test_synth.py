@@ -15,7 +15,8 @@ from scipy import ndimage
 
 from vton.cli import main
 from vton.pipelines.synth.defects import FAULTS
-from vton.pipelines.synth.generate import raw_segment, synthesize
+from vton.pipelines.synth.generate import synthesize
+from vton.pipelines.synth.viton_raw import raw_segment
 
 VITON_SEED = 0  # the seed of conftest's synth_viton_raw
 LIP = (  # the LIP colours, written out independently of formats.py

@@ -78,8 +78,3 @@ def main_pose(people: Sequence[np.ndarray], scores: Sequence[float], image_size:
     i = main_person(people, scores, threshold)
     return None if i is None else coco_to_openpose(people[i], image_size, threshold)
 
-
-def pose_file_name(image_name: str) -> str:
-    """``000001_0.jpg`` -> ``000001_0_keypoints.json`` (as ``formats.pose_name``, for any image suffix)."""
-    stem = image_name.rsplit(".", 1)[0] if "." in image_name else image_name
-    return f"{stem}_keypoints.json"

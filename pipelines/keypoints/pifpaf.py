@@ -25,11 +25,12 @@ from typing import Any, ClassVar, Final
 import numpy as np
 from PIL import Image
 
+from vton.core import formats as fm
 from vton.core.devices import resolve_device
 from vton.core.formats import IMAGE_SUFFIXES, NUM_JOINTS
 from vton.core.io import atomic_write_bytes
 from vton.core.runner import RunnerConfig, map_partitions
-from vton.pipelines.keypoints.coco import DEFAULT_THRESHOLD, main_pose, pose_file_name
+from vton.pipelines.keypoints.coco import DEFAULT_THRESHOLD, main_pose
 from vton.pipelines.keypoints.schema import KeypointError, parse_pose_json, pose_json
 
 CHECKPOINT_NAME: Final = "shufflenetv2k16"
@@ -191,7 +192,7 @@ def write_poses(image_paths: Sequence[Path], out_dir: Path, options: PifpafOptio
     found = estimate_keypoints([im for _, im in readable], options) if readable else []
     for (path, _), kps in zip(readable, found):
         joints = np.zeros((NUM_JOINTS, 3)) if kps is None else kps
-        atomic_write_bytes(Path(out_dir) / pose_file_name(path.name), pose_json(joints))
+        atomic_write_bytes(Path(out_dir) / fm.pose_name(path.name), pose_json(joints))
         statuses.append((path.name, "none" if kps is None else "person"))
     return statuses
 

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from vton.core.formats import NUM_JOINTS
+from vton.core.formats import NUM_JOINTS, OPENPOSE18
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -19,6 +20,29 @@ if TYPE_CHECKING:
 
 class KeypointError(ValueError):
     """The keypoints of a person are missing or malformed."""
+
+
+@dataclass(frozen=True)
+class KeypointSchema:
+    """A dataset's joint order mapped to OpenPose-18 (`formats.OPENPOSE18`), the order CP-VTON's pose maps use.
+
+    ``openpose18[j]`` is the index of OpenPose-18 joint j in this schema, -1 where the schema lacks it (then the joint
+    is missing: 0, 0, 0). Another schema (OpenPose BODY_25 of VITON-HD, say) is one more instance, data only.
+    """
+    name: str
+    joints: tuple[str, ...]
+    openpose18: tuple[int, ...]
+
+    def to_openpose18(self, keypoints: np.ndarray) -> np.ndarray:
+        """(len(joints), 3) keypoints in this schema -> (18, 3) in OpenPose-18 order."""
+        keypoints = np.asarray(keypoints, np.float64)
+        if keypoints.shape != (len(self.joints), 3):
+            raise KeypointError(f"{self.name} keypoints have shape {keypoints.shape}, expected ({len(self.joints)}, 3)")
+        index = np.asarray(self.openpose18)
+        return np.where((index >= 0)[:, None], keypoints[np.maximum(index, 0)], 0.0)
+
+
+OPENPOSE_18 = KeypointSchema("OpenPose-18", OPENPOSE18, tuple(range(NUM_JOINTS)))
 
 
 def parse_pose_json(data: bytes) -> np.ndarray:

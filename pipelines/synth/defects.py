@@ -15,7 +15,7 @@ from typing import Final
 import numpy as np
 from PIL import Image
 
-from vton.core import formats as F
+from vton.core import formats as fm
 from vton.core.io import atomic_save_image, atomic_write_bytes, atomic_write_json, atomic_write_text
 
 FAULTS: Final = (
@@ -41,8 +41,8 @@ class _Target:
 
     def __init__(self, root: Path, pid: str) -> None:
         self.root, self.pid = root, pid
-        self.person = F.person_name(pid)
-        self.line = f"{self.person} {F.cloth_name(pid)}"
+        self.person = fm.person_name(pid)
+        self.line = f"{self.person} {fm.cloth_name(pid)}"
 
     def rel(self, folder: str, name: str) -> str:
         return f"train/{folder}/{name}"
@@ -52,18 +52,18 @@ class _Target:
 
     @property
     def image(self) -> str:
-        return self.rel(F.IMAGE_DIR, self.person)
+        return self.rel(fm.IMAGE_DIR, self.person)
 
     @property
     def parse(self) -> str:
-        return self.rel(F.PARSE_DIR, F.parse_name(self.person))
+        return self.rel(fm.PARSE_DIR, fm.parse_name(self.person))
 
     @property
     def pose(self) -> str:
-        return self.rel(F.POSE_DIR, F.pose_name(self.person))
+        return self.rel(fm.POSE_DIR, fm.pose_name(self.person))
 
     def replace_pairs_line(self, new_line: str) -> None:
-        pairs = self.root / F.TRAIN_PAIRS
+        pairs = self.root / fm.TRAIN_PAIRS
         lines = pairs.read_text().splitlines()
         lines[lines.index(self.line)] = new_line
         atomic_write_text(pairs, "".join(f"{line}\n" for line in lines))
@@ -79,9 +79,9 @@ def _truncated_jpeg(t: _Target, _: dict) -> Injected:
 
 
 def _wrong_size(t: _Target, _: dict) -> Injected:
-    small = Image.open(t.root / t.image).convert("RGB").resize((F.FINE_WIDTH // 2, F.FINE_HEIGHT // 2))
+    small = Image.open(t.root / t.image).convert("RGB").resize((fm.FINE_WIDTH // 2, fm.FINE_HEIGHT // 2))
     atomic_save_image(small, t.root / t.image)
-    return t.line, t.image, f"{small.width}x{small.height} instead of {F.FINE_WIDTH}x{F.FINE_HEIGHT}"
+    return t.line, t.image, f"{small.width}x{small.height} instead of {fm.FINE_WIDTH}x{fm.FINE_HEIGHT}"
 
 
 def _duplicate_image(t: _Target, ctx: dict) -> Injected:
@@ -98,13 +98,13 @@ def _missing_parse(t: _Target, _: dict) -> Injected:
 def _label_out_of_range(t: _Target, _: dict) -> Injected:
     parse = Image.open(t.root / t.parse)
     labels = np.array(parse)
-    rows = np.nonzero((labels == F.LABEL["Face"]).any(axis=1))[0]
-    neck = (labels == F.LABEL["Face"]) & (np.arange(labels.shape[0])[:, None] >= rows.max() - 8)
-    labels[neck] = F.NUM_LABELS  # 20: the neck label of CP-VTON+'s image-parse-new
+    rows = np.nonzero((labels == fm.LABEL["Face"]).any(axis=1))[0]
+    neck = (labels == fm.LABEL["Face"]) & (np.arange(labels.shape[0])[:, None] >= rows.max() - 8)
+    labels[neck] = fm.NUM_LABELS  # 20: the neck label of CP-VTON+'s image-parse-new
     fixed = Image.fromarray(labels)
     fixed.putpalette(parse.getpalette())
     atomic_save_image(fixed, t.root / t.parse)
-    return t.line, t.parse, f"{int(neck.sum())} neck pixels labelled {F.NUM_LABELS}"
+    return t.line, t.parse, f"{int(neck.sum())} neck pixels labelled {fm.NUM_LABELS}"
 
 
 def _missing_keypoints(t: _Target, _: dict) -> Injected:
@@ -121,7 +121,7 @@ def _malformed_keypoints(t: _Target, _: dict) -> Injected:
 def _nan_keypoints(t: _Target, _: dict) -> Injected:
     doc = json.loads((t.root / t.pose).read_text())
     flat = doc["people"][0]["pose_keypoints"]
-    joints = [j for j in range(F.NUM_JOINTS) if flat[3 * j + 2] > 0][:3]
+    joints = [j for j in range(fm.NUM_JOINTS) if flat[3 * j + 2] > 0][:3]
     for j in joints:
         flat[3 * j] = flat[3 * j + 1] = float("nan")
     atomic_write_text(t.root / t.pose, json.dumps(doc))
@@ -129,27 +129,27 @@ def _nan_keypoints(t: _Target, _: dict) -> Injected:
 
 
 def _empty_cloth_mask(t: _Target, _: dict) -> Injected:
-    rel = t.rel(F.CLOTH_MASK_DIR, F.cloth_name(t.pid))
-    atomic_save_image(Image.new("L", (F.FINE_WIDTH, F.FINE_HEIGHT), 0), t.root / rel)
+    rel = t.rel(fm.CLOTH_MASK_DIR, fm.cloth_name(t.pid))
+    atomic_save_image(Image.new("L", (fm.FINE_WIDTH, fm.FINE_HEIGHT), 0), t.root / rel)
     return t.line, rel, "mask all zero"
 
 
 def _id_in_both_splits(t: _Target, ctx: dict) -> Injected:
     twin = _Target(t.root, ctx["twin"])
-    for folder, old, new in ((F.IMAGE_DIR, t.person, twin.person),
-                             (F.PARSE_DIR, F.parse_name(t.person), F.parse_name(twin.person)),
-                             (F.POSE_DIR, F.pose_name(t.person), F.pose_name(twin.person)),
-                             (F.CLOTH_DIR, F.cloth_name(t.pid), F.cloth_name(twin.pid)),
-                             (F.CLOTH_MASK_DIR, F.cloth_name(t.pid), F.cloth_name(twin.pid))):
+    for folder, old, new in ((fm.IMAGE_DIR, t.person, twin.person),
+                             (fm.PARSE_DIR, fm.parse_name(t.person), fm.parse_name(twin.person)),
+                             (fm.POSE_DIR, fm.pose_name(t.person), fm.pose_name(twin.person)),
+                             (fm.CLOTH_DIR, fm.cloth_name(t.pid), fm.cloth_name(twin.pid)),
+                             (fm.CLOTH_MASK_DIR, fm.cloth_name(t.pid), fm.cloth_name(twin.pid))):
         t.path(folder, old).rename(twin.path(folder, new))
     t.replace_pairs_line(twin.line)
     return twin.line, twin.image, f"train pair {t.pid} renamed to test id {twin.pid}"
 
 
 def _path_outside_root(t: _Target, _: dict) -> Injected:
-    line = f"{ESCAPING_PATH} {F.cloth_name(t.pid)}"
+    line = f"{ESCAPING_PATH} {fm.cloth_name(t.pid)}"
     t.replace_pairs_line(line)
-    return line, F.TRAIN_PAIRS, f"person path of {t.line!r} replaced"
+    return line, fm.TRAIN_PAIRS, f"person path of {t.line!r} replaced"
 
 
 _INJECTORS: dict[str, Callable[[_Target, dict], Injected]] = {

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from vton.core.formats import FINE_HEIGHT, FINE_WIDTH, LABEL, NUM_JOINTS
+from vton.core.formats import FINE_HEIGHT, FINE_WIDTH, LABEL, NUM_JOINTS, RAW_HEIGHT, RAW_WIDTH
 
 Point = tuple[float, float]
 RGB = tuple[int, int, int]
@@ -362,3 +362,18 @@ def draw_cloth(p: Person, width: int = FINE_WIDTH, height: int = FINE_HEIGHT) ->
     xd, yd = design_grid(width, height)
     rgb[mask] = texture_rgb(g.texture, xd[mask], yd[mask], origin, unit)
     return rgb
+
+
+def keypoints(person: Person, labels: np.ndarray) -> np.ndarray:
+    """(18, 3) x, y, confidence at 192x256, as convert_data.m derives them from integer raw-image positions.
+
+    A joint outside the frame (ankles below the picture), hidden (a turned ear) or off the figure is ``0, 0, 0``.
+    """
+    sx, sy = RAW_WIDTH / FINE_WIDTH, RAW_HEIGHT / FINE_HEIGHT
+    out = np.zeros((NUM_JOINTS, 3))
+    for j, ((x, y), shown, conf) in enumerate(zip(person.joints, person.visible, person.confidence)):
+        x, y = round(x * sx) / sx, round(y * sy) / sy
+        inside = 1 < x < FINE_WIDTH - 1 and 1 < y < FINE_HEIGHT - 1
+        if shown and inside and labels[int(y), int(x)] > 0:
+            out[j] = (x, y, conf)
+    return out

@@ -1,0 +1,63 @@
+"""CP-VTON's converted folders (``{train,test}/{image,image-parse,pose,cloth,cloth-mask}`` and the pairs files), which
+is also the layout `vton prepare` writes, with its ``shape/`` folder: inputs are checked and copied byte for byte."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from vton.core import formats as fm
+from vton.pipelines.cleaning import check_mask, decode_image
+from vton.pipelines.keypoints.schema import OPENPOSE_18, KeypointLoader, keypoint_loader
+from vton.pipelines.layouts.base import CLOTH, PERSON, ClothFiles, Item, Layout, PersonFiles
+from vton.pipelines.layouts.files import finish_person, read, read_pose
+
+
+class CpvtonLayout(Layout):
+    name = "cpvton"
+    summary = "CP-VTON's converted folders (also what prepare writes)"
+    marker = f"{'/'.join(fm.SPLITS)}/{fm.IMAGE_DIR}/ or {' or '.join(fm.PAIRS_FILES.values())}"
+    native_size_hw = fm.FINE_SIZE_HW
+    labels = fm.LIP
+    keypoints = OPENPOSE_18
+    pairs_names = {"train": fm.TRAIN_PAIRS, "paired": fm.TEST_PAIRS_SAME, "unpaired": fm.TEST_PAIRS}
+    split_folders = True
+
+    def detect(self, root: Path) -> bool:
+        return (any((root / s / fm.IMAGE_DIR).is_dir() for s in fm.SPLITS)
+                or any((root / n).is_file() for n in fm.PAIRS_FILES.values()))
+
+    def person_files(self, split: str, name: str) -> PersonFiles:
+        return PersonFiles(*(f"{split}/{folder}/{file}" for folder, file in Item(PERSON, name, split).files()))
+
+    def cloth_files(self, split: str, name: str) -> ClothFiles:
+        return ClothFiles(*(f"{split}/{folder}/{file}" for folder, file in Item(CLOTH, name, split).files()))
+
+    def folder_persons(self, root: Path) -> list[tuple[str, str]]:
+        return [(s, n) for s in fm.SPLITS if (root / s / fm.IMAGE_DIR).is_dir()
+                for n in sorted(os.listdir(root / s / fm.IMAGE_DIR)) if n.endswith("_0.jpg")]
+
+    def test_cloths(self, root: Path) -> list[Path]:
+        folder = Path(root) / "test" / fm.CLOTH_DIR
+        return sorted(p for p in folder.iterdir() if p.suffix.lower() in fm.IMAGE_SUFFIXES) if folder.is_dir() else []
+
+    def ingest_person(self, root: Path, item: Item, keypoints: str | KeypointLoader = "dataset"
+                      ) -> tuple[tuple[bytes, ...], np.ndarray]:
+        loader = keypoint_loader(keypoints)
+        files = self.person_files(item.src_split, item.name)
+        data = (read(root, files.image), read(root, files.parse), read_pose(root, files.pose, loader))
+        image = decode_image(data[0], "person image", ("RGB",), fm.FINE_SIZE_WH,
+                             check_only=not getattr(loader, "needs_image", True))
+        parse = np.asarray(decode_image(data[1], "parse", ("P", "L"), fm.FINE_SIZE_WH))
+        return finish_person(image, parse, data, keypoints, loader, self.labels)
+
+    def ingest_cloth(self, root: Path, item: Item) -> tuple[bytes, ...]:
+        files = self.cloth_files(item.src_split, item.name)
+        cloth_bytes, mask_bytes = read(root, files.cloth), read(root, files.mask)
+        decode_image(cloth_bytes, "cloth", ("RGB",), fm.FINE_SIZE_WH, check_only=True)
+        check_mask(np.asarray(decode_image(mask_bytes, "cloth mask", ("L",), fm.FINE_SIZE_WH)))
+        return cloth_bytes, mask_bytes
+
+
+CPVTON = CpvtonLayout()

@@ -304,7 +304,8 @@ def evaluate(data: Path, results: Path | None, checkpoints: tuple[Path, ...], ou
     settings, else refused. Exit status 4 when a metric named with --metrics could not be computed (see
     summary.json's "skipped"), unless --allow-skips; 1 on bad input (e.g. an image that cannot be decoded exactly).
     """
-    from vton.eval.protocol import EXIT_SKIPPED, Settings, evaluate_run, format_table, unmet
+    from vton.core import formats as fm
+    from vton.eval.protocol import EXIT_SKIPPED, Settings, evaluate_run, summary_table, unmet
 
     if (results is None) == (not checkpoints):
         raise click.UsageError("give exactly one of --results DIR or --checkpoint CKPT")
@@ -319,10 +320,10 @@ def evaluate(data: Path, results: Path | None, checkpoints: tuple[Path, ...], ou
         summary = evaluate_run(data, out, results, checkpoints, settings, allow_nonfinite=allow_nonfinite)
     except (ValueError, FileNotFoundError) as exc:  # bad pairs files, missing inputs: a message, not a traceback
         raise click.ClickException(str(exc)) from exc
-    click.echo(format_table(summary))
+    click.echo(summary_table(summary))
     for reason in summary["missing_weights"]:
         click.echo(f"warning: {reason}", err=True)
-    click.echo(f"wrote {out / 'metrics.parquet'} and {out / 'summary.json'}")
+    click.echo(f"wrote {out / fm.METRICS_FILE} and {out / fm.SUMMARY_FILE}")
     failed = unmet(settings, summary)
     if failed and not allow_skips:
         click.echo("error: named metrics not computed: " + "; ".join(f"{m} ({why})" for m, why in failed.items()),

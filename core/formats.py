@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 # --- sizes -------------------------------------------------------------------------------------
 FINE_HEIGHT: Final = 256
 FINE_WIDTH: Final = 192
+FINE_HW: Final = (FINE_HEIGHT, FINE_WIDTH)  # array order: rows, columns (numpy / torch shapes)
+FINE_WH: Final = (FINE_WIDTH, FINE_HEIGHT)  # PIL order: Image.size, Image.resize
 RAW_HEIGHT: Final = 1100  # original VITON women_top images
 RAW_WIDTH: Final = 762
 RAW_PARSE_SIZE: Final = 641  # original VITON segment/*.mat, square and padded
@@ -117,6 +119,11 @@ MANIFEST_FILE: Final = "manifest.parquet"
 REJECTED_FILE: Final = "rejected.csv"
 PREPARE_FILE: Final = "prepare.json"
 SAMPLES_DIR: Final = "samples"
+
+# --- evaluation run (what `vton evaluate` writes; the reports and the AMT export read it) ---------
+METRICS_FILE: Final = "metrics.parquet"
+SUMMARY_FILE: Final = "summary.json"
+METRIC_COLUMNS: Final = ("setting", "person", "cloth", "metric", "value", "large", "small")
 
 
 def shape_name(image_name: str) -> str:

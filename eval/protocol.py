@@ -28,19 +28,15 @@ from vton.eval import images, stats, weights
 from vton.eval import metrics as M
 from vton.eval.registry import (
     ALL_METRICS,
-    METRIC_COLUMNS,
-    METRICS_FILE,
     PAIRED_METRICS,
     SETTING_OF,
     SUBSETS,
-    SUMMARY_FILE,
     UNPAIRED_METRICS,
 )
 
 SETTINGS_PAIRS = {"paired": fm.TEST_PAIRS_SAME, "unpaired": fm.TEST_PAIRS}
 DATA_RANGE = 1.0  # SSIM on [0, 1] floats (uint8 / 255)
 MASK_THRESHOLD = 128  # warp-mask pixel >= 128 counts as cloth
-SIZE = (fm.FINE_HEIGHT, fm.FINE_WIDTH)
 
 EXIT_SKIPPED = 4  # CLI exit status when a metric named with --metrics could not be computed (without --allow-skips)
 CPU_INCEPTION_BATCH = 8  # measured: ~95 ms/image at batch 1-16, ~130 ms/image at 64 on a 2-core CPU
@@ -105,9 +101,9 @@ class _Work:
 
 # --- inputs --------------------------------------------------------------------------------------
 def _fit(array: np.ndarray, resample: Image.Resampling) -> tuple[np.ndarray, bool]:
-    if array.shape[:2] == SIZE:
+    if array.shape[:2] == fm.FINE_HW:
         return array, False
-    return np.asarray(Image.fromarray(array).resize((SIZE[1], SIZE[0]), resample)), True
+    return np.asarray(Image.fromarray(array).resize(fm.FINE_WH, resample)), True
 
 
 def load_rgb(path: Path) -> tuple[torch.Tensor, bool]:
@@ -142,7 +138,7 @@ class PersonItem:
 
 def _load_person(item: PersonItem) -> dict[str, Any]:
     """Everything scored for one person; absent parts are zeros with a False flag so batches collate."""
-    h, w = SIZE
+    h, w = fm.FINE_HW
     out: dict[str, Any] = {"person": item.person, "resized": 0}
     for key, path, loader, blank in (
         ("real", item.real, load_rgb, torch.zeros(3, h, w, dtype=torch.uint8)),
@@ -235,14 +231,14 @@ def _models(work: _Work, settings: Settings, device: torch.device) -> tuple[M.LP
             backbone = weights.require(weights.ALEXNET_FILE, settings.weights_dir)
             lin = weights.lpips_lin_path()
             lpips_net = M.LPIPS.from_files(backbone, lin).to(device)
-            files["lpips"] = {"backbone": weights.describe(backbone), "lin": str(lin)}
+            files["lpips"] = {"backbone": weights.file_record(backbone), "lin": str(lin)}
         except weights.MissingWeightsError as exc:
             work.skip_for_weights(["lpips"], exc)
     if work.any(UNPAIRED_METRICS):
         try:
             path = weights.require(weights.INCEPTION_FILE, settings.weights_dir)
             inception = M.inception_extractor(path).to(device)
-            files["inception"] = weights.describe(path)
+            files["inception"] = weights.file_record(path)
         except (weights.MissingWeightsError, ModuleNotFoundError) as exc:
             work.skip_for_weights(UNPAIRED_METRICS, exc)
     return lpips_net, inception, files
@@ -367,7 +363,7 @@ def _protocol(settings: Settings, device: torch.device, files: dict[str, Any], k
         "batch_size": settings.batch_size,
         "seed": settings.seed,
         "pairs": dict(SETTINGS_PAIRS),
-        "resize": {"size": list(SIZE), "rule": "images of another size are resized: RGB with PIL bicubic, masks "
+        "resize": {"size": list(fm.FINE_HW), "rule": "images of another size are resized: RGB with PIL bicubic, masks "
                    "with nearest", "resized_images": resized},
         "ssim": {"data_range": DATA_RANGE, "input": "RGB uint8/255 in [0,1], channels averaged", "sigma": M.SSIM_SIGMA,
                  "window": 2 * r + 1, "k1": M.SSIM_K1, "k2": M.SSIM_K2, "covariance": "population",
@@ -441,7 +437,7 @@ def evaluate(data: Path, results: dict[str, Path | None], out: Path, settings: S
                                         {"all": None, "large": large, "small": small},
                                         device) if inception is not None else ({}, {})
 
-    frame = pd.DataFrame(rows, columns=list(METRIC_COLUMNS[:5])).astype({"value": "float64"})
+    frame = pd.DataFrame(rows, columns=list(fm.METRIC_COLUMNS[:5])).astype({"value": "float64"})
     frame["large"] = frame["cloth"].isin(large)
     frame["small"] = frame["cloth"].isin(small)
     frame = frame.sort_values(["setting", "metric", "person", "cloth"], kind="stable").reset_index(drop=True)
@@ -536,9 +532,9 @@ def write_run(out: Path, frame: pd.DataFrame, summary: dict) -> None:
     import io
 
     buf = io.BytesIO()
-    frame[list(METRIC_COLUMNS)].to_parquet(buf, index=False)
-    atomic_write_bytes(out / METRICS_FILE, buf.getvalue())
-    atomic_write_json(out / SUMMARY_FILE, summary)
+    frame[list(fm.METRIC_COLUMNS)].to_parquet(buf, index=False)
+    atomic_write_bytes(out / fm.METRICS_FILE, buf.getvalue())
+    atomic_write_json(out / fm.SUMMARY_FILE, summary)
 
 
 # --- runs with inference -------------------------------------------------------------------------
@@ -574,7 +570,7 @@ def evaluate_run(data: Path, out: Path, results: Path | None = None, checkpoints
                     settings)
 
 
-def format_table(summary: dict) -> str:
+def summary_table(summary: dict) -> str:
     """A plain-text table of mean ± std [95% CI] (n) per metric and subset, then what was skipped."""
     def cell(e: dict | None) -> str:
         if not e or e.get("mean") is None:

@@ -14,7 +14,3 @@ SETTING_OF: Final = {**{m: "paired" for m in PAIRED_METRICS}, **{m: "unpaired" f
                      "tv": "cloth"}
 SUBSETS: Final = ("all", "large", "small")
 
-# The files of an evaluation run (CONTRACTS §5), read by the reports and the AMT export.
-METRICS_FILE: Final = "metrics.parquet"
-SUMMARY_FILE: Final = "summary.json"
-METRIC_COLUMNS: Final = ("setting", "person", "cloth", "metric", "value", "large", "small")

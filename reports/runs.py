@@ -10,10 +10,10 @@ import pandas as pd
 from pandas.api.types import is_bool_dtype, is_numeric_dtype, is_string_dtype
 
 from vton.core import formats
+from vton.core.formats import METRIC_COLUMNS
+from vton.core.formats import METRICS_FILE as METRICS
+from vton.core.formats import SUMMARY_FILE as SUMMARY
 from vton.core.io import find_image
-from vton.eval.registry import METRIC_COLUMNS
-from vton.eval.registry import METRICS_FILE as METRICS
-from vton.eval.registry import SUMMARY_FILE as SUMMARY
 from vton.reports.shapes import ANY, COUNT, NUMBER, TEXT, ListOf, MapOf, Obj, read_json
 from vton.reports.sheets import read_csv
 

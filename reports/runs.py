@@ -21,7 +21,7 @@ PREPARE = "prepare.json"
 REJECTED = "rejected.csv"
 SAMPLES_DIR = "samples"
 
-# What the reports read of summary.json (vton.eval.protocol.evaluate) and prepare.json (vton.pipelines.prepare);
+# What the reports read of summary.json (vton.eval.run.evaluate) and prepare.json (vton.pipelines.prepare);
 # null stands for "not recorded" where the writers may leave a value out.
 STAT = Obj(optional={"mean": (NUMBER, None), "std": (NUMBER, None), "ci95": (ListOf(NUMBER, 2), None), "n": COUNT})
 SUMMARY_SHAPE = Obj(

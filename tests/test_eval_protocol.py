@@ -19,8 +19,10 @@ from vton.cli import main
 from vton.core import formats as fm
 from vton.core.io import sha256_file
 from vton.eval import weights
-from vton.eval.protocol import EXIT_SKIPPED, Settings, evaluate
-from vton.eval.registry import HIGHER_IS_BETTER, PAIRED_METRICS, UNPAIRED_METRICS
+from vton.eval.registry import ALL_METRICS, HIGHER_IS_BETTER, PAIRED_METRICS, SPECS, UNPAIRED_METRICS
+from vton.eval.run import evaluate
+from vton.eval.settings import Settings
+from vton.eval.summary import EXIT_SKIPPED
 
 pytestmark = pytest.mark.xdist_group("eval_protocol")
 N = 4
@@ -120,6 +122,9 @@ def test_summary_follows_the_contract(world: dict[str, Path], run: dict) -> None
     assert p["tv"]["subset_size_used"] == 2 and "torch" in p["versions"]
     assert set(HIGHER_IS_BETTER) == {"ssim", "lpips", "iou", "ssim_cloth", "is", "fid", "kid"}
     assert "paired/ssim" in run["output"] and "unpaired/is" in run["output"]
+    for name, spec in SPECS.items():  # each row's definition is recorded, from the table
+        assert p["inception_score" if name == "is" else name]["definition"] == spec.definition
+    assert ",".join(ALL_METRICS) in CliRunner().invoke(main, ["evaluate", "--help"]).output
 
 
 def test_scores_ignore_batch_size_and_pair_order(world: dict[str, Path], run: dict, tmp_path: Path) -> None:

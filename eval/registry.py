@@ -112,6 +112,9 @@ METRICS: Final = (
                lambda t: M.masked_mean(t.ssim_map, t.region),
                f"mean of the SSIM map over the pixels of the real person's cloth region (parse labels {_CLOTH}) "
                "inside the same cropped area; NaN (excluded) if empty"),
+    MetricSpec("psnr", "paired", True, ("fake", "real"), (), "image", lambda t: M.psnr(t.fake, t.real, DATA_RANGE),
+               f"PSNR 10 log10({DATA_RANGE:g}^2 / MSE) of the try-on and the real person, RGB uint8/255, MSE over all "
+               "pixels and channels; inf for an identical image (as skimage), which the statistics leave out"),
     MetricSpec("is", "unpaired", True, ("fake",), ("inception",), "set", _inception_score,
                "Inception Score exp(E KL(p(y|x) || p(y))) of the unpaired try-ons, mean and std over splits"),
     MetricSpec("fid", "unpaired", False, ("fake", "real"), ("inception",), "set", _fid,

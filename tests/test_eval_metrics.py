@@ -85,6 +85,25 @@ def test_iou_hand_worked() -> None:
     assert M.iou(a, b).tolist() == pytest.approx([1 / 3, 0.0, 1.0])  # both empty: they agree
 
 
+def test_psnr_equals_skimage_per_image() -> None:
+    """RGB uint8/255 images, data_range 1: skimage's peak_signal_noise_ratio per image; identical images give inf."""
+    from skimage.metrics import peak_signal_noise_ratio
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, size=(4, 3, 40, 32), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-40, 41, size=a.shape), 0, 255).astype(np.uint8)
+    b[3] = a[3]
+    x, y = (torch.from_numpy(v).float() / 255 for v in (a, b))
+    got = M.psnr(x, y, 1.0)
+    assert got.dtype == torch.float64 and got.shape == (4,)
+    for i in range(3):
+        expect = peak_signal_noise_ratio(a[i] / 255, b[i] / 255, data_range=1)
+        assert got[i].item() == pytest.approx(expect, abs=1e-6)
+    assert got[3].item() == peak_signal_noise_ratio(a[3] / 255, b[3] / 255, data_range=1) == float("inf")
+    with pytest.raises(ValueError, match="one shape"):
+        M.psnr(x, y[:, :, :-1], 1.0)
+
+
 def test_tv_subsets_take_top_and_bottom_k_without_overlap() -> None:
     tv = {"a": 0.3, "b": 0.1, "c": 0.3, "d": 0.05, "e": 0.2}
     large, small, k = tv_subsets(tv, 50)

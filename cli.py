@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from vton.core.versions import VTON_VERSION as __version__
+from vton.eval.settings import Settings as EvalSettings
 from vton.pipelines.layouts import LAYOUTS
 
 
@@ -269,6 +270,18 @@ def infer(data: Path, checkpoints: tuple[Path, ...], split: str, pairs: str, out
 
 
 # --- evaluate ----------------------------------------------------------------------------------
+class MetricsOption(click.Option):
+    """``--metrics``: its help names the metric table's rows, read when help is shown (not at every start)."""
+
+    def get_help_record(self, ctx: click.Context):  # type: ignore[override]
+        from vton.eval.registry import ALL_METRICS
+
+        self.help = (f"Comma-separated subset of {','.join(ALL_METRICS)} [default: all; what cannot run is skipped "
+                     "with a note]. A metric named here that cannot be computed gives exit status 4. tv is always "
+                     "computed (it defines the LARGE/SMALL subsets).")
+        return super().get_help_record(ctx)
+
+
 @main.command()
 @click.argument("data", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--results", type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -276,21 +289,20 @@ def infer(data: Path, checkpoints: tuple[Path, ...], split: str, pairs: str, out
 @click.option("--checkpoint", "checkpoints", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="Run inference with these checkpoints into OUT/results/{paired,unpaired} (repeatable).")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder to write.")
-@click.option("--metrics", default=None,
-              help="Comma-separated subset of ssim,lpips,iou,ssim_cloth,is,fid,kid,tv [default: all; what cannot "
-                   "run is skipped with a note]. A metric named here that cannot be computed gives exit status 4. "
-                   "tv is always computed (it defines the LARGE/SMALL subsets).")
-@click.option("--weights-dir", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--metrics", cls=MetricsOption, default=EvalSettings.metrics)
+@click.option("--weights-dir", type=click.Path(file_okay=False, path_type=Path), default=EvalSettings.weights_dir,
               help="Folder with alexnet-owt-7be5be79.pth / weights-inception-2015-12-05-6726825d.pth "
                    "(else $TORCH_HOME/hub/checkpoints).")
-@click.option("--device", default=None, help="cuda / cpu (default: cuda when available).")
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
-@click.option("--workers", default=None, type=click.IntRange(0), help="Decoding workers (default min(4, cpus)).")
-@click.option("--seed", default=0, show_default=True, type=int, help="IS shuffle, KID subsets, bootstrap.")
-@click.option("--bootstrap", "n_boot", default=1000, show_default=True, type=click.IntRange(1))
-@click.option("--is-splits", default=10, show_default=True, type=click.IntRange(1))
-@click.option("--kid-subset-size", default=1000, show_default=True, type=click.IntRange(2))
-@click.option("--subset-size", default=50, show_default=True, type=click.IntRange(1),
+@click.option("--device", default=EvalSettings.device, help="cuda / cpu (default: cuda when available).")
+@click.option("--batch-size", default=EvalSettings.batch_size, show_default=True, type=click.IntRange(1))
+@click.option("--workers", default=EvalSettings.workers, type=click.IntRange(0),
+              help="Decoding workers (default min(4, cpus)).")
+@click.option("--seed", default=EvalSettings.seed, show_default=True, type=int,
+              help="IS shuffle, KID subsets, bootstrap.")
+@click.option("--bootstrap", "n_boot", default=EvalSettings.n_boot, show_default=True, type=click.IntRange(1))
+@click.option("--is-splits", default=EvalSettings.is_splits, show_default=True, type=click.IntRange(1))
+@click.option("--kid-subset-size", default=EvalSettings.kid_subset_size, show_default=True, type=click.IntRange(2))
+@click.option("--subset-size", default=EvalSettings.subset_size, show_default=True, type=click.IntRange(1),
               help="Cloths in each of the LARGE / SMALL TV subsets.")
 @click.option("--allow-skips", is_flag=True, help="Exit 0 even when a metric named with --metrics was not computed.")
 @click.option("--allow-nonfinite", is_flag=True, help="With --checkpoint: " + NONFINITE_HELP)
@@ -298,31 +310,33 @@ def evaluate(data: Path, results: Path | None, checkpoints: tuple[Path, ...], ou
              weights_dir: Path | None, device: str | None, batch_size: int, workers: int | None, seed: int,
              n_boot: int, is_splits: int, kid_subset_size: int, subset_size: int, allow_skips: bool,
              allow_nonfinite: bool) -> None:
-    """Score try-on results on DATA (CP-VTON layout): SSIM, LPIPS, IoU, SSIM in the cloth, IS, FID, KID, TV.
+    """Score try-on results on DATA (CP-VTON layout) with the metrics of the table (see --metrics).
 
     With --checkpoint, OUT/results is reused or resumed only when it was made by the same checkpoints (SHA-256) and
     settings, else refused. Exit status 4 when a metric named with --metrics could not be computed (see
     summary.json's "skipped"), unless --allow-skips; 1 on bad input (e.g. an image that cannot be decoded exactly).
     """
-    from vton.eval.protocol import EXIT_SKIPPED, Settings, evaluate_run, format_table, unmet
+    from vton.core import formats as fm
+    from vton.eval.summary import EXIT_SKIPPED, summary_table, unmet
+    from vton.workflows.evaluate import evaluate_run
 
     if (results is None) == (not checkpoints):
         raise click.UsageError("give exactly one of --results DIR or --checkpoint CKPT")
     try:
         named = None if metrics is None else tuple(m.strip() for m in metrics.split(",") if m.strip())
-        settings = Settings(metrics=named, device=device, batch_size=batch_size, workers=workers, seed=seed,
-                            n_boot=n_boot, is_splits=is_splits, kid_subset_size=kid_subset_size,
-                            subset_size=subset_size, weights_dir=weights_dir)
+        settings = EvalSettings(metrics=named, device=device, batch_size=batch_size, workers=workers, seed=seed,
+                                n_boot=n_boot, is_splits=is_splits, kid_subset_size=kid_subset_size,
+                                subset_size=subset_size, weights_dir=weights_dir)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--metrics") from exc
     try:
         summary = evaluate_run(data, out, results, checkpoints, settings, allow_nonfinite=allow_nonfinite)
     except (ValueError, FileNotFoundError) as exc:  # bad pairs files, missing inputs: a message, not a traceback
         raise click.ClickException(str(exc)) from exc
-    click.echo(format_table(summary))
+    click.echo(summary_table(summary))
     for reason in summary["missing_weights"]:
         click.echo(f"warning: {reason}", err=True)
-    click.echo(f"wrote {out / 'metrics.parquet'} and {out / 'summary.json'}")
+    click.echo(f"wrote {out / fm.METRICS_FILE} and {out / fm.SUMMARY_FILE}")
     failed = unmet(settings, summary)
     if failed and not allow_skips:
         click.echo("error: named metrics not computed: " + "; ".join(f"{m} ({why})" for m, why in failed.items()),

@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from eval_fixtures import make_dataset, make_results, save_random_alexnet, save_random_inception  # noqa: E402
 
 from vton.core import formats as fm  # noqa: E402
-from vton.eval.protocol import Settings, evaluate  # noqa: E402
+from vton.eval.run import evaluate  # noqa: E402
+from vton.eval.settings import Settings  # noqa: E402
 
 
 def _tensor(path: Path, device: torch.device) -> torch.Tensor:

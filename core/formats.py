@@ -138,6 +138,11 @@ REJECTED_FILE: Final = "rejected.csv"
 PREPARE_FILE: Final = "prepare.json"
 SAMPLES_DIR: Final = "samples"
 
+# --- evaluation run (what `vton evaluate` writes; the reports and the AMT export read it) ---------
+METRICS_FILE: Final = "metrics.parquet"
+SUMMARY_FILE: Final = "summary.json"
+METRIC_COLUMNS: Final = ("setting", "person", "cloth", "metric", "value", "large", "small")
+
 
 def shape_name(image_name: str) -> str:
     """``000001_0.jpg`` -> ``000001_0.png`` (the precomputed body shape)."""

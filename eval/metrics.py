@@ -79,6 +79,19 @@ def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
 
 
 # --- pixel metrics -------------------------------------------------------------------------------
+def psnr(x: Tensor, y: Tensor, data_range: float) -> Tensor:
+    """PSNR per image (B,): 10 log10(data_range^2 / MSE), the MSE over all pixels and channels, in float64.
+
+    Identical images give inf, as skimage's ``peak_signal_noise_ratio`` does (no cap: any would be arbitrary).
+    """
+    if x.shape != y.shape or x.dim() != 4:
+        raise ValueError(
+            f"psnr needs two B x C x H x W tensors of one shape, got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
+    mse = (x.double() - y.double()).square().mean(dim=(1, 2, 3))
+    return 10 * torch.log10(data_range**2 / mse)
+
+
 def total_variation(x: Tensor) -> Tensor:
     """Anisotropic L1 total variation per image divided by C*H*W (size invariant); x is (B, C, H, W) in [0, 1]."""
     dv = (x[:, :, 1:, :] - x[:, :, :-1, :]).abs().sum(dim=(1, 2, 3))

@@ -19,7 +19,6 @@ INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 LPIPS_LIN_RESOURCE = "weights/v0.1/alex.pth"
 
 
-
 def lpips_lin_path() -> Path:
     """The LPIPS v0.1 AlexNet linear-layer weights shipped inside the ``lpips`` package."""
     from importlib.resources import files
@@ -43,6 +42,6 @@ def hash_matches_name(path: Path) -> bool:
     return sha256_file(path).startswith(path.stem.rsplit("-", 1)[-1])
 
 
-def describe(path: Path) -> dict[str, object]:
+def file_record(path: Path) -> dict[str, object]:
     """What the summary records about a weight file: where it was and whether it is the official one."""
     return {"file": str(path), "official_hash": hash_matches_name(path)}

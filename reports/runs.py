@@ -10,10 +10,10 @@ import pandas as pd
 from pandas.api.types import is_bool_dtype, is_numeric_dtype, is_string_dtype
 
 from vton.core import formats
+from vton.core.formats import METRIC_COLUMNS
+from vton.core.formats import METRICS_FILE as METRICS
+from vton.core.formats import SUMMARY_FILE as SUMMARY
 from vton.core.io import find_image
-from vton.eval.registry import METRIC_COLUMNS
-from vton.eval.registry import METRICS_FILE as METRICS
-from vton.eval.registry import SUMMARY_FILE as SUMMARY
 from vton.reports.shapes import ANY, COUNT, NUMBER, TEXT, ListOf, MapOf, Obj, read_json
 from vton.reports.sheets import read_csv
 
@@ -21,7 +21,7 @@ PREPARE = "prepare.json"
 REJECTED = "rejected.csv"
 SAMPLES_DIR = "samples"
 
-# What the reports read of summary.json (vton.eval.protocol.evaluate) and prepare.json (vton.pipelines.prepare);
+# What the reports read of summary.json (vton.eval.run.evaluate) and prepare.json (vton.pipelines.prepare);
 # null stands for "not recorded" where the writers may leave a value out.
 STAT = Obj(optional={"mean": (NUMBER, None), "std": (NUMBER, None), "ci95": (ListOf(NUMBER, 2), None), "n": COUNT})
 SUMMARY_SHAPE = Obj(

@@ -11,7 +11,7 @@ from skimage.metrics import structural_similarity
 
 from vton.eval import metrics as M
 from vton.eval import stats, weights
-from vton.eval.protocol import tv_subsets
+from vton.eval.summary import tv_subsets
 
 
 def _images(seed: int, b: int = 3, h: int = 40, w: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
@@ -83,6 +83,25 @@ def test_iou_hand_worked() -> None:
     a[1, 0, 0] = True  # disjoint
     b[1, 3, 3] = True
     assert M.iou(a, b).tolist() == pytest.approx([1 / 3, 0.0, 1.0])  # both empty: they agree
+
+
+def test_psnr_equals_skimage_per_image() -> None:
+    """RGB uint8/255 images, data_range 1: skimage's peak_signal_noise_ratio per image; identical images give inf."""
+    from skimage.metrics import peak_signal_noise_ratio
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, size=(4, 3, 40, 32), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-40, 41, size=a.shape), 0, 255).astype(np.uint8)
+    b[3] = a[3]
+    x, y = (torch.from_numpy(v).float() / 255 for v in (a, b))
+    got = M.psnr(x, y, 1.0)
+    assert got.dtype == torch.float64 and got.shape == (4,)
+    for i in range(3):
+        expect = peak_signal_noise_ratio(a[i] / 255, b[i] / 255, data_range=1)
+        assert got[i].item() == pytest.approx(expect, abs=1e-6)
+    assert got[3].item() == peak_signal_noise_ratio(a[3] / 255, b[3] / 255, data_range=1) == float("inf")
+    with pytest.raises(ValueError, match="one shape"):
+        M.psnr(x, y[:, :, :-1], 1.0)
 
 
 def test_tv_subsets_take_top_and_bottom_k_without_overlap() -> None:
@@ -206,3 +225,31 @@ def test_bootstrap_is_seeded_and_brackets_the_mean() -> None:
     assert stats.bootstrap_ci([0.5, 0.5, 0.5]) == (0.5, 0.5)
     d = stats.describe([1.0, 2.0, float("nan"), 3.0])
     assert (d["mean"], d["std"], d["n"]) == (2.0, 1.0, 3)
+
+
+def test_each_metric_row_reads_only_what_it_declares() -> None:
+    """The pass finds files, loads networks and skips metrics by the names a row declares: a row reading anything
+    else would fail here, not silently need an input nobody checked."""
+    from vton.eval.networks import LOADERS
+    from vton.eval.registry import INPUTS, METRICS, NETWORKS, SETTING_OF, Tensors
+    from vton.eval.settings import Settings
+
+    fake, real = _images(0, b=4)
+    masks = torch.rand(2, 4, 40, 32, generator=torch.Generator().manual_seed(1)) > 0.5
+    image_inputs = {"fake": fake, "real": real, "cloth": fake, "warp": masks[0], "region": masks[1],
+                    "lpips": lambda x, y: (x - y).abs().mean(dim=(1, 2, 3))}
+    features = torch.randn(6, 8, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    set_inputs = {"real": {"real": features}, "fake": {"fake": features.flip(0), "logits": features[:, :5]}}
+    settings = Settings(is_splits=2, kid_subsets=3, kid_subset_size=4)
+    assert set(NETWORKS) == set(LOADERS)
+    for spec in METRICS:
+        assert set(spec.inputs) <= set(INPUTS) and set(spec.networks) <= set(NETWORKS), spec.name
+        assert SETTING_OF[spec.name] == spec.setting and spec.definition and "\n" not in spec.definition
+        if spec.level == "image":
+            out = spec.score(Tensors(**{k: image_inputs[k] for k in (*spec.inputs, *spec.networks)}))
+            assert out.shape == (4,), spec.name
+        else:
+            given = {k: v for name in spec.inputs for k, v in set_inputs[name].items()}
+            assert spec.score(Tensors(**given), settings).mean is not None, spec.name
+        with pytest.raises(AttributeError):  # without its inputs a row cannot score
+            spec.score(Tensors(), settings) if spec.level == "set" else spec.score(Tensors())

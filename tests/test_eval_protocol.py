@@ -13,14 +13,16 @@ import torch
 from click.testing import CliRunner
 from eval_fixtures import make_dataset, make_results, png_header_only, save_random_alexnet, save_random_inception
 from PIL import Image
-from skimage.metrics import structural_similarity
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from vton.cli import main
 from vton.core import formats as fm
 from vton.core.io import sha256_file
 from vton.eval import weights
-from vton.eval.protocol import EXIT_SKIPPED, Settings, evaluate
-from vton.eval.registry import HIGHER_IS_BETTER, PAIRED_METRICS, UNPAIRED_METRICS
+from vton.eval.registry import ALL_METRICS, HIGHER_IS_BETTER, PAIRED_METRICS, SPECS, UNPAIRED_METRICS
+from vton.eval.run import evaluate
+from vton.eval.settings import Settings
+from vton.eval.summary import EXIT_SKIPPED
 
 pytestmark = pytest.mark.xdist_group("eval_protocol")
 N = 4
@@ -62,7 +64,7 @@ def test_metrics_parquet_rows_match_independent_computations(world: dict[str, Pa
     assert frame["value"].dtype == np.float64
     test = world["data"] / "test"
     paired = frame[frame.setting == "paired"]
-    assert sorted(paired.metric.unique()) == ["iou", "lpips", "ssim", "ssim_cloth"]
+    assert sorted(paired.metric.unique()) == ["iou", "lpips", "psnr", "ssim", "ssim_cloth"]
     for person in sorted(paired.person.unique()):
         stem = Path(person).stem
         real, fake = _rgb(test / fm.IMAGE_DIR / person), _rgb(world["results"] / "paired/try-on" / f"{stem}.png")
@@ -70,6 +72,7 @@ def test_metrics_parquet_rows_match_independent_computations(world: dict[str, Pa
         expect = structural_similarity(fake, real, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
                                        data_range=1.0, channel_axis=-1)
         assert row["ssim"] == pytest.approx(expect, abs=1e-4)
+        assert row["psnr"] == pytest.approx(peak_signal_noise_ratio(real, fake, data_range=1.0), abs=1e-6)
         labels = np.asarray(Image.open(test / fm.PARSE_DIR / fm.parse_name(person)))
         region = np.isin(labels, (5, 6, 7))
         warp = np.asarray(Image.open(world["results"] / "paired/warp-mask" / f"{stem}.png")) >= 128
@@ -94,10 +97,10 @@ def test_summary_follows_the_contract(world: dict[str, Path], run: dict) -> None
     assert s["run"] == "run" and s["data"] == str(world["data"].resolve())
     assert s["results"] == {k: str((world["results"] / k).resolve()) for k in ("paired", "unpaired")}
     assert s["skipped"] == {}
-    expected = {f"paired/{m}" for m in ("ssim", "lpips", "iou", "ssim_cloth")} | {
+    expected = {f"paired/{m}" for m in ("ssim", "lpips", "iou", "ssim_cloth", "psnr")} | {
         f"unpaired/{m}" for m in ("is", "fid", "kid")} | {"cloth/tv"}
     assert set(s["metrics"]) == expected
-    for name in ("paired/ssim", "paired/lpips", "cloth/tv"):
+    for name in ("paired/ssim", "paired/lpips", "paired/psnr", "cloth/tv"):
         setting, metric = name.split("/")
         values = frame[(frame.setting == setting) & (frame.metric == metric)]
         for subset in ("all", "large", "small"):
@@ -118,8 +121,11 @@ def test_summary_follows_the_contract(world: dict[str, Path], run: dict) -> None
     assert p["ssim"]["data_range"] == 1.0 and p["inception_score"]["splits"] == 2
     assert p["lpips"]["weights"]["backbone"]["official_hash"] is False
     assert p["tv"]["subset_size_used"] == 2 and "torch" in p["versions"]
-    assert set(HIGHER_IS_BETTER) == {"ssim", "lpips", "iou", "ssim_cloth", "is", "fid", "kid"}
+    assert set(HIGHER_IS_BETTER) == {"ssim", "lpips", "iou", "ssim_cloth", "psnr", "is", "fid", "kid"}
     assert "paired/ssim" in run["output"] and "unpaired/is" in run["output"]
+    for name, spec in SPECS.items():  # each row's definition is recorded, from the table
+        assert p["inception_score" if name == "is" else name]["definition"] == spec.definition
+    assert ",".join(ALL_METRICS) in CliRunner().invoke(main, ["evaluate", "--help"]).output
 
 
 def test_scores_ignore_batch_size_and_pair_order(world: dict[str, Path], run: dict, tmp_path: Path) -> None:

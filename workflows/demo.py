@@ -43,7 +43,8 @@ def run_demo(out: str | Path = DEFAULT_OUT, options: DemoOptions = DemoOptions()
     import torch
 
     from vton.core.runner import RunnerConfig
-    from vton.eval.protocol import Settings, evaluate_run, format_table
+    from vton.eval.settings import Settings
+    from vton.eval.summary import summary_table
     from vton.models.checkpoint import save_bundle
     from vton.models.config import ModelConfig
     from vton.models.gmm import GMM
@@ -53,6 +54,7 @@ def run_demo(out: str | Path = DEFAULT_OUT, options: DemoOptions = DemoOptions()
     from vton.pipelines.prepare import PrepareOptions, prepare
     from vton.pipelines.synth.generate import synthesize
     from vton.reports.html import write_report
+    from vton.workflows.evaluate import evaluate_run
 
     out = Path(out)
     if out.exists():
@@ -99,7 +101,7 @@ def run_demo(out: str | Path = DEFAULT_OUT, options: DemoOptions = DemoOptions()
     for name, ckpt in (("trained", tom.final), ("untrained", untrained)):
         result = evaluate_run(data, runs[name], checkpoints=[ckpt], settings=settings)
         skipped.update(result["skipped"])
-        say(f"-- {name}\n{format_table(result)}")
+        say(f"-- {name}\n{summary_table(result)}")
 
     say("[6/6] vton report")
     report = write_report([runs["trained"], runs["untrained"]], out / "report.html")

@@ -1,0 +1,146 @@
+"""The one pass over the images: every metric row left to compute, fed batch by batch, then the run's outputs.
+
+One DataLoader item per test person decodes, in a worker, everything scored for that person (real photo, cloth
+region from the parse, paired try-on and warp-mask, unpaired try-on); each batch then feeds every per-image row on the
+device and gathers the Inception features the set-level rows score at the end. A second, small pass scores the
+in-shop cloths (TV), which defines the LARGE / SMALL subsets.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from vton.core import formats as fm
+from vton.core.devices import ieee_fp32, resolve_device
+from vton.eval import inputs
+from vton.eval import metrics as M
+from vton.eval.networks import inception_features, load_networks
+from vton.eval.registry import SUBSET_METRIC, Tensors
+from vton.eval.settings import Settings, Work
+from vton.eval.summary import computed, per_image_summary, protocol, set_level_entry, tv_subsets, write_run
+
+
+def cloth_scores(cloths: Sequence[Path], work: Work, settings: Settings, device: torch.device,
+                 rows: list[tuple]) -> tuple[dict[str, float], int]:
+    """The cloth rows of every in-shop cloth; returns the subset metric's values and the count of resized images."""
+    specs = work.specs("cloth")
+    values: dict[str, float] = {}
+    resized = 0
+    for batch in inputs.batches(inputs.Mapped(cloths, inputs.load_cloth), settings, device, "tv"):
+        given = Tensors(cloth=batch["image"].to(device, non_blocking=True).float() / 255)
+        for spec in specs:
+            scores = spec.score(given).double().cpu().tolist()
+            rows.extend(("cloth", "", c, spec.name, v) for c, v in zip(batch["cloth"], scores))
+            if spec.name == SUBSET_METRIC:
+                values.update(zip(batch["cloth"], scores))
+        resized += int(batch["resized"].sum())
+    return values, resized
+
+
+def _score_batch(batch: dict[str, Any], pairs: dict[str, dict[str, str]], work: Work, nets: dict[str, Any],
+                 device: torch.device, rows: list[tuple], banks: dict[str, M.FeatureBank]) -> None:
+    real = batch["real"].to(device, non_blocking=True)
+    sel = batch["in_paired"]
+    specs = work.specs("paired", "image")
+    if sel.any() and specs:
+        names = [p for p, s in zip(batch["person"], sel.tolist()) if s]
+        on = sel.to(device)
+        given = Tensors(fake=batch["paired"][sel].to(device, non_blocking=True).float() / 255,
+                        real=real[on].float() / 255, warp=batch["warp"][sel].to(device),
+                        region=batch["region"][sel].to(device), **nets)  # shared: one SSIM map for all rows
+        for spec in specs:
+            rows.extend(("paired", p, pairs["paired"][p], spec.name, v)
+                        for p, v in zip(names, spec.score(given).double().cpu().tolist()))
+    if "inception" not in nets or not work.specs("unpaired"):
+        return
+    use_real = batch["has_real"] & work.needs("real", "unpaired")
+    use_fake = batch["has_unpaired"]
+    images = torch.cat([real[use_real.to(device)], batch["unpaired"][use_fake].to(device, non_blocking=True)])
+    if images.shape[0] == 0:
+        return
+    pool, logits = inception_features(nets["inception"], images, device)
+    n_real = int(use_real.sum())
+    banks["real"].update([p for p, s in zip(batch["person"], use_real.tolist()) if s], pool[:n_real])
+    fake_names = [p for p, s in zip(batch["person"], use_fake.tolist()) if s]
+    banks["pool"].update(fake_names, pool[n_real:])
+    banks["logits"].update(fake_names, logits[n_real:])
+
+
+def _set_metrics(work: Work, settings: Settings, banks: dict[str, M.FeatureBank], unpaired: dict[str, str],
+                 subsets: dict[str, set[str] | None], device: torch.device) -> tuple[dict[str, dict], dict[str, dict]]:
+    """The set-level rows for every subset; the generated images of a subset are those whose target cloth is in it.
+    Also returns the parameter each row used per subset (e.g. IS splits), for the protocol block."""
+    out: dict[str, dict] = {}
+    used: dict[str, dict] = {spec.name: {} for spec in work.specs(level="set")}
+    real = banks["real"].stack().to(device)
+    for subset, cloths in subsets.items():
+        keys = [p for p in banks["logits"].keys() if cloths is None or unpaired[p] in cloths]
+        given = {"real": real, "fake": banks["pool"].stack(keys).to(device), "logits": banks["logits"].stack(keys)}
+        for spec in work.specs(level="set"):
+            score = spec.score(Tensors(**given), settings)
+            out.setdefault(f"{spec.setting}/{spec.name}", {})[subset] = set_level_entry(score, len(keys))
+            if score.used is not None:
+                used[spec.name][subset] = score.used
+    return out, used
+
+
+def evaluate(data: Path, results: dict[str, Path | None], out: Path, settings: Settings = Settings(),
+             made_by: dict[str, Any] | None = None) -> dict:
+    """Score existing try-on results (DIR/try-on/<person stem>.png per setting, + warp-mask/) and write
+    metrics.parquet + summary.json. ``made_by``: what made the results ("checkpoints", "inference"), recorded as
+    given (`vton.workflows.evaluate` reads it from each folder's infer.json)."""
+    data, out = Path(data).resolve(), Path(out).resolve()
+    device = resolve_device(settings.device)
+    work = Work.of(settings)
+    wanted = [s for s in inputs.SETTINGS_PAIRS if work.specs(s) and results.get(s) is not None]
+    files = inputs.dataset_test_files(data, wanted)
+    for setting in inputs.SETTINGS_PAIRS:
+        why = files.absent.get(setting) if setting in wanted else f"no {setting} try-on results"
+        for spec in work.specs(setting) if why else ():
+            work.skip(spec.name, why)
+    nets, weight_files = load_networks(work, settings, device)
+    absent = inputs.missing_warp_masks(files, results) if work.needs("warp") else []
+    for spec in work.specs() if absent else ():
+        if "warp" in spec.inputs:
+            work.skip(spec.name, f"warp-mask missing for {len(absent)} of {len(files.pairs['paired'])} paired "
+                                 f"persons (e.g. {absent[0]}) in {inputs.warp_mask_dir(results)}")
+    items = inputs.person_items(files, results, {
+        "real": work.needs("real", "paired") or work.needs("real", "unpaired"), "region": work.needs("region"),
+        "fake": work.needs("fake", "paired"), "warp": work.needs("warp"), "unpaired": bool(work.specs("unpaired"))})
+    with torch.inference_mode(), ieee_fp32():
+        rows: list[tuple] = []
+        tv, resized = cloth_scores(files.cloths, work, settings, device, rows)
+        large, small, k = tv_subsets(tv, settings.subset_size)
+        banks = {name: M.FeatureBank() for name in ("real", "pool", "logits")}
+        lookup = {setting: dict(p) for setting, p in files.pairs.items()}
+        if items and (work.specs("paired") or "inception" in nets):
+            for batch in inputs.batches(inputs.Mapped(items, inputs.load_person), settings, device, "evaluate"):
+                _score_batch(batch, lookup, work, nets, device, rows, banks)
+                resized += int(batch["resized"].sum())
+        set_scores, used = _set_metrics(work, settings, banks, lookup.get("unpaired", {}),
+                                        {"all": None, "large": large, "small": small},
+                                        device) if "inception" in nets else ({}, {})
+
+    frame = pd.DataFrame(rows, columns=list(fm.METRIC_COLUMNS[:5])).astype({"value": "float64"})
+    frame["large"] = frame["cloth"].isin(large)
+    frame["small"] = frame["cloth"].isin(small)
+    frame = frame.sort_values(["setting", "metric", "person", "cloth"], kind="stable").reset_index(drop=True)
+    scores = computed({**per_image_summary(frame, settings), **set_scores}, frame, work)
+    made_by = made_by or {}
+    summary = {
+        "run": out.name,
+        "data": str(data),
+        "results": {s: str(Path(p).resolve()) for s, p in results.items() if p is not None},
+        "checkpoints": made_by.get("checkpoints"),
+        "inference": made_by.get("inference"),
+        "protocol": protocol(settings, device, weight_files, k, len(tv), resized, used, len(banks["real"])),
+        "metrics": scores,
+        "skipped": work.skipped,
+        "missing_weights": work.missing_weights,
+    }
+    write_run(out, frame, summary)
+    return summary

@@ -112,14 +112,14 @@ def prepare_cmd(src: Path, out: Path, workers: int, local: str, scheduler: str |
 
     runner = RunnerConfig(workers=workers, scheduler=scheduler, local=local)
     boot_workers(runner, "vton.pipelines.prepare")  # the workers' interpreter starts while this one imports
-    from vton.pipelines.keypoints.pifpaf import KeypointsError, keypoint_source
+    from vton.pipelines.keypoints.pifpaf import PoseModelError, keypoint_source
     from vton.pipelines.prepare import EXIT_REJECTED, PrepareOptions, prepare
 
     pose = pifpaf_options(checkpoint=pose_checkpoint, trust_checkpoint=trust_checkpoint, threshold=pose_threshold,
                           device=pose_device)
     try:
         source = keypoint_source(keypoints, pose, overwrite_keypoints)
-    except KeypointsError as exc:
+    except PoseModelError as exc:
         raise click.ClickException(str(exc)) from exc
     summary = prepare(src, out, PrepareOptions(seed=seed, resplit=resplit, train_size=train_size,
                                                test_size=test_size, keypoints=source, strict=strict), runner)
@@ -220,13 +220,13 @@ def checkpoint_inspect(paths: tuple[Path, ...], as_json: bool) -> None:
     tensors hold NaN or infinite values. Exit status 1 when any network does not load strictly or holds such values."""
     import json
 
-    from vton.models.checkpoint import CheckpointError, format_table, inspect_checkpoint
+    from vton.models.checkpoint import CheckpointError, checkpoint_table, inspect_checkpoint
 
     try:
         infos = [info for path in paths for info in inspect_checkpoint(path)]
     except CheckpointError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(json.dumps([i.to_dict() for i in infos], indent=2) if as_json else format_table(infos))
+    click.echo(json.dumps([i.to_dict() for i in infos], indent=2) if as_json else checkpoint_table(infos))
     if not all(i.usable for i in infos):
         sys.exit(1)
 
@@ -351,14 +351,14 @@ def keypoints(images_dir: Path, out_dir: Path, pose_checkpoint: str | None, trus
     import json
 
     from vton.core.runner import RunnerConfig
-    from vton.pipelines.keypoints.pifpaf import KeypointsError, list_images, run_keypoints
+    from vton.pipelines.keypoints.pifpaf import PoseModelError, list_images, run_keypoints
 
     options = pifpaf_options(checkpoint=pose_checkpoint, trust_checkpoint=trust_checkpoint, threshold=threshold,
                              device=device, batch_size=batch_size, long_edge=long_edge)
     runner = RunnerConfig(workers=workers, scheduler=scheduler, partition_size=4 * options.batch_size)
     try:
         summary = run_keypoints(list_images(images_dir), out_dir, options, runner)
-    except KeypointsError as exc:
+    except PoseModelError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(json.dumps(summary, indent=2))
 

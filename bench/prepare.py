@@ -29,22 +29,22 @@ import numpy as np
 import psutil
 from PIL import Image
 
-from vton.core import formats as F
+from vton.core import formats as fm
 from vton.pipelines.sources import shape_png
 from vton.pipelines.synth.generate import synthesize
 
 
 def codec_floor(src: Path) -> tuple[int, float]:
     """Decode all inputs and encode the shape PNG of every pair; (pairs, seconds)."""
-    pairs = [(split, line.split()) for split in F.SPLITS
-             for line in (src / F.PAIRS_FILES[split]).read_text().splitlines()]
+    pairs = [(split, line.split()) for split in fm.SPLITS
+             for line in (src / fm.PAIRS_FILES[split]).read_text().splitlines()]
     start = time.perf_counter()
     for split, (person, cloth) in pairs:
         root = src / split
-        for path in (root / F.IMAGE_DIR / person, root / F.CLOTH_DIR / cloth, root / F.CLOTH_MASK_DIR / cloth):
+        for path in (root / fm.IMAGE_DIR / person, root / fm.CLOTH_DIR / cloth, root / fm.CLOTH_MASK_DIR / cloth):
             Image.open(io.BytesIO(path.read_bytes())).load()
-        parse = np.asarray(Image.open(io.BytesIO((root / F.PARSE_DIR / F.parse_name(person)).read_bytes())))
-        json.loads((root / F.POSE_DIR / F.pose_name(person)).read_bytes())
+        parse = np.asarray(Image.open(io.BytesIO((root / fm.PARSE_DIR / fm.parse_name(person)).read_bytes())))
+        json.loads((root / fm.POSE_DIR / fm.pose_name(person)).read_bytes())
         shape_png(parse)
     return len(pairs), time.perf_counter() - start
 

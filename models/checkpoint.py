@@ -376,7 +376,7 @@ def save_bundle(
     return Path(path)
 
 
-def format_table(infos: list[ModuleInfo]) -> str:
+def checkpoint_table(infos: list[ModuleInfo]) -> str:
     """A plain-text table of inspect results, then a line for every entry that does not load strictly (its first
     mismatches) or holds non-finite values (the first such tensor)."""
     header = ["file", "module", "variant", "width", "parameters", "strict", "nonfinite", "source", "step"]

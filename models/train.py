@@ -264,7 +264,8 @@ def train(stage: str, dataset: Dataset, out: str | Path, config: ModelConfig, op
     frozen = None
     vgg = None
     if stage == "tom":
-        frozen = gmm.to(device).eval().requires_grad_(False)
+        # The frozen GMM warps each pair as `vton infer` does, whatever the batch (GMM.set_batch_invariant).
+        frozen = gmm.set_batch_invariant().to(device).eval().requires_grad_(False)
         vgg = VGGLoss(opts.vgg_weights).to(device) if opts.lambda_vgg else None
     names = loss_names(stage, config.variant)
     log_path = out / LOG_NAME

@@ -27,29 +27,12 @@ from vton.core import formats as fm
 from vton.core.devices import autocast_dtype, resolve_device
 from vton.core.io import atomic_write_bytes, atomic_write_json, save_uint8_image, sha256_file
 from vton.core.runner import RunnerConfig, map_partitions
+from vton.models.options import InferOptions
 from vton.pipelines.dataset import TryOnDataset, collate_raw
 
 # Kept for eval.protocol, which imports it from here; the name lives in core.formats.
 META_FILE = fm.INFER_RECORD_FILE
 MANIFEST_COLUMNS = ("index", "person", "cloth", "warp_cloth", "warp_mask", "try_on")
-
-
-@dataclass(frozen=True)
-class InferOptions:
-    """How to run; everything that changes the pixels is recorded in ``infer.json``."""
-
-    split: str = "test"
-    pairs: str = "unpaired"
-    batch_size: int = 8
-    device: str = "auto"
-    precision: str = "fp32"  # one of core.devices.PRECISIONS (reduced ones: CUDA only, checked against fp32)
-    jpeg_quality: int | None = None  # None: lossless PNG; 75 reproduces the original test.py files
-    extras: bool = False  # also write the rendered person and the composition mask
-    io_workers: int = 0  # decoding / encoding workers each; 0: one per core (at most 16) on CUDA, 1 on the CPU
-    workers: int = 1  # Dask processes (local scheduler); 1 runs here
-    scheduler: str | None = None  # address of an existing Dask cluster
-    progress: bool = True
-    allow_nonfinite: bool = False  # load weights holding NaN/inf (refused by default: black or white images)
 
 
 @dataclass

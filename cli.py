@@ -1,32 +1,70 @@
-"""The ``vton`` command line: one thin click command per verb; the work lives in the packages."""
+"""The ``vton`` command line: one thin click command per verb; the work lives in the packages.
+
+Each option's default is read from the options dataclass the command fills (``default``), so it lives once."""
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
+from vton.core.devices import PRECISIONS
+from vton.core.runner import RunnerConfig
 from vton.core.versions import VTON_VERSION as __version__
 from vton.eval.settings import Settings as EvalSettings
+from vton.models.config import VARIANTS
+from vton.models.options import InferOptions, TrainOptions
+from vton.pipelines.keypoints.pifpaf import PifpafOptions
 from vton.pipelines.layouts import LAYOUTS
+from vton.pipelines.prepare import PrepareOptions
+from vton.workflows.demo import DemoOptions
+
+# `vton prepare` runs its local workers as processes (no shared GIL), unlike RunnerConfig's threads.
+PREPARE_RUNNER = RunnerConfig(local="processes")
+
+
+def default(options: Any, name: str) -> Any:
+    """The default of field ``name`` of an options dataclass (or the value in an instance of one)."""
+    if not isinstance(options, type):
+        return getattr(options, name)
+    (found,) = (f for f in dataclasses.fields(options) if f.name == name)
+    if found.default is dataclasses.MISSING:
+        raise TypeError(f"{options.__name__}.{name} has no default")
+    return found.default
 
 
 class VtonGroup(click.Group):
     """Bad input ends in one clear line and exit status 1, not a traceback: the packages raise ValueError (and its
-    subclasses: checkpoint, pairs-file, unsafe-path, run errors) or OSError (a missing or existing file) with a
-    message meant for the user."""
+    subclasses: checkpoint, pairs-file, unsafe-path, study, pose-model errors) or OSError (a missing or existing file,
+    missing weights) with a message meant for the user. Commands therefore catch nothing themselves."""
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except (ValueError, OSError) as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise click.ClickException(one_line(str(exc))) from exc
+
+
+def one_line(message: str) -> str:
+    """A message on one line, whatever library text it quotes: its lines joined with "; "."""
+    return "; ".join(line.strip() for line in message.splitlines() if line.strip())
 
 
 @click.group(cls=VtonGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="vton")
 def main() -> None:
-    """Reproduce, train and evaluate CP-VTON on VITON-format data."""
+    """Reproduce, train and evaluate CP-VTON on VITON-format data.
+
+    \b
+    Exit statuses of every command:
+      0  done
+      1  bad input (one line on stderr: a missing or malformed file, a refused option value or checkpoint)
+      2  usage error (an unknown option, a missing argument)
+      3  prepare rejected pairs (see OUT/rejected.csv), unless --allow-rejects
+      4  evaluate could not compute a metric named with --metrics, unless --allow-skips
+    """
 
 
 def pose_model_options(command):
@@ -35,19 +73,12 @@ def pose_model_options(command):
                            help="Allow unpickling the openpifpaf checkpoint (it holds a whole pickled network, which "
                                 "can run code when loaded): only for a file you trust.")(command)
     return click.option(
-        "--pose-checkpoint", type=click.Path(dir_okay=False), default=None,
+        "--pose-checkpoint", type=click.Path(dir_okay=False), default=default(PifpafOptions, "checkpoint"),
         help="openpifpaf checkpoint [default: shufflenetv2k16 in $TORCH_HOME/hub/checkpoints].")(command)
 
 
-def pifpaf_options(**given):
-    """`PifpafOptions` from a command's flags; the ones not given (None) keep their defaults."""
-    from vton.pipelines.keypoints.pifpaf import PifpafOptions
-
-    return PifpafOptions(**{k: v for k, v in given.items() if v is not None})
-
-
-THRESHOLD_HELP = "Joint confidence below which a joint counts as missing [default: openpifpaf's own, 0.15]."
-DEVICE_HELP = "Device for openpifpaf: auto (CUDA when available), cpu, cuda, cuda:N [default: auto]."
+THRESHOLD_HELP = "Joint confidence below which a joint counts as missing (openpifpaf's own default)."
+DEVICE_HELP = "Device for openpifpaf: auto (CUDA when available), cpu, cuda, cuda:N."
 
 
 # --- synth -------------------------------------------------------------------------------------
@@ -62,10 +93,7 @@ def synth(out: Path, n_pairs: int, seed: int, layout: str, defects: bool) -> Non
     """Write a procedural dataset in the real VITON / CP-VTON file formats to OUT."""
     from vton.pipelines.synth.generate import synthesize
 
-    try:
-        summary = synthesize(out, n_pairs, seed, layout=layout, defects=defects, progress=True)
-    except (ValueError, FileExistsError) as err:
-        raise click.UsageError(str(err)) from err
+    summary = synthesize(out, n_pairs, seed, layout=layout, defects=defects, progress=True)
     splits = summary["splits"]
     click.echo(f"wrote {summary['pairs']} pairs ({splits['train']} train, {splits['test']} test, layout {layout}) "
                f"to {out}" + (f"; {len(summary['defects'])} defects in defects.json" if defects else ""))
@@ -76,52 +104,54 @@ def synth(out: Path, n_pairs: int, seed: int, layout: str, defects: bool) -> Non
 @main.command("prepare")
 @click.argument("src", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--workers", type=click.IntRange(min=1), default=default(PREPARE_RUNNER, "workers"), show_default=True,
               help="Local workers (1 runs in this process).")
-@click.option("--local", "local", type=click.Choice(["threads", "processes"]), default="processes", show_default=True,
-              help="Kind of local workers (processes: no shared GIL, started once for all stages).")
-@click.option("--scheduler", metavar="ADDR", default=None, help="Run on an existing Dask cluster (tcp://host:port).")
+@click.option("--local", "local", type=click.Choice(["threads", "processes"]), default=default(PREPARE_RUNNER, "local"),
+              show_default=True, help="Kind of local workers (processes: no shared GIL, started once for all stages).")
+@click.option("--scheduler", metavar="ADDR", default=default(PREPARE_RUNNER, "scheduler"),
+              help="Run on an existing Dask cluster (tcp://host:port).")
 @click.option("--resplit", is_flag=True, help="Ignore the pairs files' split and draw a seeded, leak-free one.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split and the unpaired test list.")
-@click.option("--train-size", type=click.IntRange(min=0), default=None, help="Train pairs of a drawn split.")
-@click.option("--test-size", type=click.IntRange(min=0), default=None, help="Test pairs of a drawn split.")
+@click.option("--seed", type=int, default=default(PrepareOptions, "seed"), show_default=True,
+              help="Seed of the split and the unpaired test list.")
+@click.option("--train-size", type=click.IntRange(min=0), default=default(PrepareOptions, "train_size"),
+              help="Train pairs of a drawn split.")
+@click.option("--test-size", type=click.IntRange(min=0), default=default(PrepareOptions, "test_size"),
+              help="Test pairs of a drawn split.")
 @click.option(
     "--keypoints",
-    default="dataset",
+    default=default(PrepareOptions, "keypoints"),
     show_default=True,
     help="Keypoint source: dataset (the pose files, see vton.pipelines.keypoints.schema) or openpifpaf (estimated from "
     "the person image where the pose file is missing; everywhere with --overwrite-keypoints).",
 )
 @click.option("--overwrite-keypoints", is_flag=True, help="With --keypoints openpifpaf: estimate every person's pose.")
 @pose_model_options
-@click.option("--pose-threshold", type=click.FloatRange(0, 1), default=None, help=THRESHOLD_HELP)
-@click.option("--pose-device", default=None, help=DEVICE_HELP)
+@click.option("--pose-threshold", type=click.FloatRange(0, 1), default=default(PifpafOptions, "threshold"),
+              show_default=True, help=THRESHOLD_HELP)
+@click.option("--pose-device", default=default(PifpafOptions, "device"), show_default=True, help=DEVICE_HELP)
 @click.option("--allow-rejects", is_flag=True, help="Exit 0 even when pairs were rejected (otherwise exit 3).")
 @click.option("--strict", is_flag=True,
               help="Refuse (exit 1, nothing written) where a warning would be given, e.g. a missing pairs file.")
 def prepare_cmd(src: Path, out: Path, workers: int, local: str, scheduler: str | None, resplit: bool, seed: int,
                 train_size: int | None, test_size: int | None, keypoints: str, overwrite_keypoints: bool,
-                pose_checkpoint: str | None, trust_checkpoint: bool, pose_threshold: float | None,
-                pose_device: str | None, allow_rejects: bool, strict: bool) -> None:
+                pose_checkpoint: str | None, trust_checkpoint: bool, pose_threshold: float,
+                pose_device: str, allow_rejects: bool, strict: bool) -> None:
     """Clean, split and precompute the VITON dataset SRC (CP-VTON or raw layout) into OUT.
 
     Exit status 3 when bad data made pairs be rejected (see OUT/rejected.csv), unless --allow-rejects; pairs left
     over by --train-size/--test-size do not count. Run again, the same command resumes an interrupted run, or on a
     finished OUT prints its summary again; other options are refused, as is a second run on an OUT in use.
     """
-    from vton.core.runner import RunnerConfig, boot_workers
+    from vton.core.runner import boot_workers
 
-    runner = RunnerConfig(workers=workers, scheduler=scheduler, local=local)
+    runner = dataclasses.replace(PREPARE_RUNNER, workers=workers, scheduler=scheduler, local=local)
     boot_workers(runner, "vton.pipelines.prepare")  # the workers' interpreter starts while this one imports
-    from vton.pipelines.keypoints.pifpaf import KeypointsError, keypoint_source
-    from vton.pipelines.prepare import EXIT_REJECTED, PrepareOptions, prepare
+    from vton.pipelines.keypoints.pifpaf import keypoint_source
+    from vton.pipelines.prepare import EXIT_REJECTED, prepare
 
-    pose = pifpaf_options(checkpoint=pose_checkpoint, trust_checkpoint=trust_checkpoint, threshold=pose_threshold,
-                          device=pose_device)
-    try:
-        source = keypoint_source(keypoints, pose, overwrite_keypoints)
-    except KeypointsError as exc:
-        raise click.ClickException(str(exc)) from exc
+    pose = PifpafOptions(checkpoint=pose_checkpoint, trust_checkpoint=trust_checkpoint, threshold=pose_threshold,
+                         device=pose_device)
+    source = keypoint_source(keypoints, pose, overwrite_keypoints)
     summary = prepare(src, out, PrepareOptions(seed=seed, resplit=resplit, train_size=train_size,
                                                test_size=test_size, keypoints=source, strict=strict), runner)
     for warning in summary.warnings:
@@ -133,50 +163,58 @@ def prepare_cmd(src: Path, out: Path, workers: int, local: str, scheduler: str |
 
 # --- models: train, checkpoint -----------------------------------------------------------------
 
+# The TrainOptions each stage reads from the command line (beta1, beta2 and progress keep their defaults), in --help
+# order, with the help of those that need one.
+TRAIN_FIELDS = {
+    "both": ("steps", "batch_size", "lr", "save_every", "log_every", "seed", "workers", "device", "lambda_l1"),
+    "gmm": ("lambda_gic",),
+    "tom": ("lambda_vgg", "lambda_mask", "vgg_weights"),
+}
+TRAIN_HELP = {
+    "save_every": "Write step_XXXXXX.pth every N steps.",
+    "log_every": "CSV log row every N steps.",
+    "device": "auto (CUDA when available), cpu, cuda or cuda:N.",
+    "lambda_gic": "CP-VTON+ grid regulariser weight.",
+    "lambda_vgg": "0 trains without the VGG19 loss.",
+    "vgg_weights": "vgg19-dcbbb8c0.pth [default: TORCH_HOME/hub/checkpoints/].",
+}
 
-def _train_options(func):
-    """Options shared by ``vton train gmm`` and ``vton train tom`` (defaults are the paper's)."""
-    options = [
-        click.argument("data", type=click.Path(exists=True, file_okay=False, path_type=Path)),
-        click.option(
-            "--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Checkpoint folder."
-        ),
-        click.option(
-            "--variant",
-            type=click.Choice(["cpvton", "cpvton+"]),
-            default=None,
-            help="Network variant (gmm: default cpvton; tom: that of --gmm).",
-        ),
-        click.option("--width", type=int, default=None, help="Base channels ngf (paper: 64); small for a CPU demo."),
-        click.option("--steps", type=int, default=200_000, show_default=True),
-        click.option("--batch-size", type=int, default=4, show_default=True),
-        click.option("--lr", type=float, default=1e-4, show_default=True),
-        click.option(
-            "--save-every", type=int, default=5000, show_default=True, help="Write step_XXXXXX.pth every N steps."
-        ),
-        click.option("--log-every", type=int, default=10, show_default=True, help="CSV log row every N steps."),
-        click.option("--seed", type=int, default=0, show_default=True),
-        click.option("--workers", type=int, default=2, show_default=True),
-        click.option("--device", default="cpu", show_default=True),
-        click.option("--resume", is_flag=True, help="Continue from the latest checkpoint in --out."),
-        click.option("--lambda-l1", type=float, default=1.0, show_default=True),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+
+def train_options(stage: str):
+    """The options of ``vton train STAGE``: data, --out, the network's variant and width, --resume, and the
+    TrainOptions fields of TRAIN_FIELDS with their dataclass defaults."""
+    def decorate(func):
+        options = [
+            click.argument("data", type=click.Path(exists=True, file_okay=False, path_type=Path)),
+            click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+                         help="Checkpoint folder."),
+            click.option("--variant", type=click.Choice(VARIANTS), default=None,
+                         help="Network variant (gmm: default cpvton; tom: that of --gmm)."),
+            click.option("--width", type=int, default=None,
+                         help="Base channels ngf (paper: 64); small for a CPU demo."),
+        ]
+        if stage == "tom":
+            options.append(click.option(
+                "--gmm", type=click.Path(exists=True, path_type=Path), default=None,
+                help="Trained GMM (gmm_final.pth, a bundle, or a folder) that warps the cloth on the fly; required."))
+        for name in TRAIN_FIELDS["both"] + TRAIN_FIELDS[stage]:
+            value = default(TrainOptions, name)
+            kind = click.Path(dir_okay=False) if name == "vgg_weights" else type(value)
+            options.append(click.option("--" + name.replace("_", "-"), type=kind, default=value,
+                                        show_default=value is not None, help=TRAIN_HELP.get(name)))
+        options.append(click.option("--resume", is_flag=True, help="Continue from the latest checkpoint in --out."))
+        for option in reversed(options):
+            func = option(func)
+        return func
+    return decorate
 
 
 def _run_training(stage: str, data: Path, out: Path, variant: str | None, width: int | None, resume: bool,
                   gmm: Path | None = None, **opts) -> None:
-    from vton.models.checkpoint import CheckpointError
-    from vton.models.losses import MissingWeightsError
-    from vton.models.train import TrainOptions, train_from_folder
+    from vton.models.train import train_from_folder
 
-    try:
-        result = train_from_folder(stage, data, out, TrainOptions(**opts), variant=variant, width=width,
-                                   gmm_path=gmm, resume=resume)
-    except (CheckpointError, MissingWeightsError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    result = train_from_folder(stage, data, out, TrainOptions(**opts), variant=variant, width=width,
+                               gmm_path=gmm, resume=resume)
     losses = ", ".join(f"{k} {v:.4f}" for k, v in result.losses.items())
     click.echo(f"trained {stage} steps {result.start_step}..{result.steps} in {result.seconds:.1f} s; "
                f"{losses}; final checkpoint {result.final}")
@@ -188,21 +226,14 @@ def train() -> None:
 
 
 @train.command("gmm")
-@_train_options
-@click.option("--lambda-gic", type=float, default=40.0, show_default=True, help="CP-VTON+ grid regulariser weight.")
+@train_options("gmm")
 def train_gmm(**kwargs) -> None:
     """Train the geometric matching module on DATA's train split."""
     _run_training("gmm", **kwargs)
 
 
 @train.command("tom")
-@_train_options
-@click.option("--gmm", type=click.Path(exists=True, path_type=Path), default=None,
-              help="Trained GMM (gmm_final.pth, a bundle, or a folder) that warps the cloth on the fly; required.")
-@click.option("--lambda-vgg", type=float, default=1.0, show_default=True, help="0 trains without the VGG19 loss.")
-@click.option("--lambda-mask", type=float, default=1.0, show_default=True)
-@click.option("--vgg-weights", type=click.Path(dir_okay=False), default=None,
-              help="vgg19-dcbbb8c0.pth (default: TORCH_HOME/hub/checkpoints/).")
+@train_options("tom")
 def train_tom(**kwargs) -> None:
     """Train the try-on module on DATA's train split, warping with a frozen GMM."""
     _run_training("tom", **kwargs)
@@ -221,13 +252,10 @@ def checkpoint_inspect(paths: tuple[Path, ...], as_json: bool) -> None:
     tensors hold NaN or infinite values. Exit status 1 when any network does not load strictly or holds such values."""
     import json
 
-    from vton.models.checkpoint import CheckpointError, format_table, inspect_checkpoint
+    from vton.models.checkpoint import checkpoint_table, inspect_checkpoint
 
-    try:
-        infos = [info for path in paths for info in inspect_checkpoint(path)]
-    except CheckpointError as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(json.dumps([i.to_dict() for i in infos], indent=2) if as_json else format_table(infos))
+    infos = [info for path in paths for info in inspect_checkpoint(path)]
+    click.echo(json.dumps([i.to_dict() for i in infos], indent=2) if as_json else checkpoint_table(infos))
     if not all(i.usable for i in infos):
         sys.exit(1)
 
@@ -241,25 +269,28 @@ NONFINITE_HELP = ("Load checkpoints whose weights hold NaN or infinite values (r
 @click.argument("data", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--checkpoint", "checkpoints", multiple=True, required=True, type=click.Path(exists=True, path_type=Path),
               help="Our bundle, a folder holding gmm_final.pth and tom_final.pth, or GMM and TOM files (repeat).")
-@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "test"]))
-@click.option("--pairs", default="unpaired", show_default=True,
+@click.option("--split", default=default(InferOptions, "split"), show_default=True,
+              type=click.Choice(["train", "test"]))
+@click.option("--pairs", default=default(InferOptions, "pairs"), show_default=True,
               help="unpaired (test_pairs.txt), paired (test_pairs_same.txt), train, or a pairs file.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Results folder.")
-@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1))
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--precision", default="fp32", show_default=True, type=click.Choice(["fp32", "bf16", "fp16"]),
-              help="Reduced precision is for CUDA; see the README for its tolerance.")
-@click.option("--jpeg-quality", type=click.IntRange(1, 100), default=None,
+@click.option("--batch-size", default=default(InferOptions, "batch_size"), show_default=True, type=click.IntRange(1))
+@click.option("--device", default=default(InferOptions, "device"), show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--precision", default=default(InferOptions, "precision"), show_default=True,
+              type=click.Choice(PRECISIONS), help="Reduced precision is for CUDA; see the README for its tolerance.")
+@click.option("--jpeg-quality", type=click.IntRange(1, 100), default=default(InferOptions, "jpeg_quality"),
               help="Write JPEG at this quality (75 reproduces the original files) instead of lossless PNG.")
 @click.option("--extras", is_flag=True, help="Also write the rendered person and the composition mask.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1), help="Local Dask processes.")
-@click.option("--scheduler", default=None, help="Address of an existing Dask scheduler (tcp://HOST:PORT).")
+@click.option("--workers", default=default(InferOptions, "workers"), show_default=True, type=click.IntRange(1),
+              help="Local Dask processes.")
+@click.option("--scheduler", default=default(InferOptions, "scheduler"),
+              help="Address of an existing Dask scheduler (tcp://HOST:PORT).")
 @click.option("--allow-nonfinite", is_flag=True, help=NONFINITE_HELP)
 def infer(data: Path, checkpoints: tuple[Path, ...], split: str, pairs: str, out: Path, batch_size: int, device: str,
           precision: str, jpeg_quality: int | None, extras: bool, workers: int, scheduler: str | None,
           allow_nonfinite: bool) -> None:
     """Run GMM and TOM over DATA and write warp-cloth/, warp-mask/ and try-on/ images named by person."""
-    from vton.models.infer import InferOptions, run_inference
+    from vton.models.infer import run_inference
 
     opts = InferOptions(split=split, pairs=pairs, batch_size=batch_size, device=device, precision=precision,
                         jpeg_quality=jpeg_quality, extras=extras, workers=workers, scheduler=scheduler,
@@ -344,36 +375,36 @@ def evaluate(data: Path, results: Path | None, checkpoints: tuple[Path, ...], ou
         sys.exit(EXIT_SKIPPED)
 
 
+
 # --- keypoints ---------------------------------------------------------------------------------
 @main.command()
 @click.argument("images_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @pose_model_options
-@click.option("--threshold", type=click.FloatRange(0, 1), default=None, help=THRESHOLD_HELP)
-@click.option("--device", default=None, help=DEVICE_HELP)
-@click.option("--batch-size", type=click.IntRange(1), default=None, help="Images per network call [default: 8].")
-@click.option("--long-edge", type=click.IntRange(16), default=None,
+@click.option("--threshold", type=click.FloatRange(0, 1), default=default(PifpafOptions, "threshold"),
+              show_default=True, help=THRESHOLD_HELP)
+@click.option("--device", default=default(PifpafOptions, "device"), show_default=True, help=DEVICE_HELP)
+@click.option("--batch-size", type=click.IntRange(1), default=default(PifpafOptions, "batch_size"), show_default=True,
+              help="Images per network call.")
+@click.option("--long-edge", type=click.IntRange(16), default=default(PifpafOptions, "long_edge"),
               help="Rescale images to this long edge before detection [default: their own size].")
-@click.option("--workers", type=click.IntRange(1), default=1, show_default=True,
+@click.option("--workers", type=click.IntRange(1), default=default(RunnerConfig, "workers"), show_default=True,
               help="Local Dask worker processes, each loading the model once (1 runs in this process).")
-@click.option("--scheduler", metavar="ADDR", default=None, help="Run on an existing Dask cluster (tcp://host:port).")
+@click.option("--scheduler", metavar="ADDR", default=default(RunnerConfig, "scheduler"),
+              help="Run on an existing Dask cluster (tcp://host:port).")
 def keypoints(images_dir: Path, out_dir: Path, pose_checkpoint: str | None, trust_checkpoint: bool,
-              threshold: float | None, device: str | None, batch_size: int | None, long_edge: int | None,
+              threshold: float, device: str, batch_size: int, long_edge: int | None,
               workers: int, scheduler: str | None) -> None:
     """Detect the main person's pose in each image of IMAGES_DIR with openpifpaf and write CP-VTON pose JSON
     (OpenPose-18, 192x256 pixels; all joints 0 when nobody is found) as OUT_DIR/<stem>_keypoints.json."""
     import json
 
-    from vton.core.runner import RunnerConfig
-    from vton.pipelines.keypoints.pifpaf import KeypointsError, list_images, run_keypoints
+    from vton.pipelines.keypoints.pifpaf import list_images, run_keypoints
 
-    options = pifpaf_options(checkpoint=pose_checkpoint, trust_checkpoint=trust_checkpoint, threshold=threshold,
-                             device=device, batch_size=batch_size, long_edge=long_edge)
+    options = PifpafOptions(checkpoint=pose_checkpoint, trust_checkpoint=trust_checkpoint, threshold=threshold,
+                            device=device, batch_size=batch_size, long_edge=long_edge)
     runner = RunnerConfig(workers=workers, scheduler=scheduler, partition_size=4 * options.batch_size)
-    try:
-        summary = run_keypoints(list_images(images_dir), out_dir, options, runner)
-    except KeypointsError as exc:
-        raise click.ClickException(str(exc)) from exc
+    summary = run_keypoints(list_images(images_dir), out_dir, options, runner)
     click.echo(json.dumps(summary, indent=2))
 
 
@@ -410,12 +441,9 @@ def amt() -> None:
 def amt_export(run_a: Path, run_b: Path, subset: str, base_url: str, out: Path, trials_per_hit: int,
                catch_rate: float, seed: int) -> None:
     """Batch CSV, HIT template, anonymous images and the unblinding key.csv for run A vs run B."""
-    from vton.studies.export import StudyError, export_study
+    from vton.studies.export import export_study
 
-    try:
-        info = export_study(run_a, run_b, out, base_url, subset, trials_per_hit, catch_rate, seed)
-    except StudyError as exc:
-        raise click.ClickException(str(exc)) from exc
+    info = export_study(run_a, run_b, out, base_url, subset, trials_per_hit, catch_rate, seed)
     click.echo(f"{info['hits']} HITs, {info['ab_trials']} A/B + {info['catch_trials']} catch trials -> {out}")
 
 
@@ -432,12 +460,9 @@ def amt_export(run_a: Path, run_b: Path, subset: str, base_url: str, out: Path, 
 def amt_analyze(results: Path, key: Path, out: Path | None, min_catch_accuracy: float, n_boot: int,
                 seed: int) -> None:
     """Preference for A over B (overall and per subset): Wilson CI, binomial test, worker x item bootstrap."""
-    from vton.studies.analyze import ResultsError, analyze_results
+    from vton.studies.analyze import analyze_results
 
-    try:
-        s = analyze_results(results, key, out, min_catch_accuracy, n_boot, seed)
-    except ResultsError as exc:
-        raise click.ClickException(str(exc)) from exc
+    s = analyze_results(results, key, out, min_catch_accuracy, n_boot, seed)
     click.echo(f"A={s['a_run']} B={s['b_run']}; dropped {s['workers_dropped']}/{s['workers']} workers")
     for r in s["preference"]:
         click.echo(f"  {r['subset']}: {r['prefer_a']}/{r['votes']} prefer A = {r['share_a']:.3f} "
@@ -456,12 +481,13 @@ def study() -> None:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port.")
 def study_serve(folder: Path, host: str, port: int) -> None:
     """Serve the study in FOLDER (from `vton amt export`); answers go to FOLDER/results.csv."""
+    from vton.studies.export import RESULTS_CSV
     from vton.studies.server import make_server
 
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.echo(f"warning: serving on {host}, not loopback: anyone who can reach it can take part", err=True)
     server = make_server(folder, host, port)
-    click.echo(f"study at http://{host}:{server.server_address[1]}/ (Ctrl-C stops); answers -> {folder}/results.csv")
+    click.echo(f"study at http://{host}:{server.server_address[1]}/ (Ctrl-C stops); answers -> {folder / RESULTS_CSV}")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -476,13 +502,16 @@ def study_serve(folder: Path, host: str, port: int) -> None:
 @main.command()
 @click.option("--out", default="demo-out", show_default=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for everything the demo makes (an earlier demo there is replaced).")
-@click.option("--pairs", default=200, show_default=True, type=click.IntRange(40), help="Synthetic pairs.")
-@click.option("--steps", default=300, show_default=True, type=click.IntRange(1), help="Training steps per network.")
-@click.option("--width", default=16, show_default=True, type=click.IntRange(1), help="Network width (paper: 64).")
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--pairs", default=default(DemoOptions, "pairs"), show_default=True, type=click.IntRange(40),
+              help="Synthetic pairs.")
+@click.option("--steps", default=default(DemoOptions, "gmm_steps"), show_default=True, type=click.IntRange(1),
+              help="Training steps per network.")
+@click.option("--width", default=default(DemoOptions, "width"), show_default=True, type=click.IntRange(1),
+              help="Network width (paper: 64).")
+@click.option("--device", default=default(DemoOptions, "device"), show_default=True)
 def demo(out: Path, pairs: int, steps: int, width: int, device: str) -> None:
     """The whole tool on built-in synthetic data: synth, prepare, train, evaluate against a baseline, report."""
-    from vton.workflows.demo import DemoOptions, run_demo
+    from vton.workflows.demo import run_demo
 
     result = run_demo(out, DemoOptions(pairs=pairs, width=width, gmm_steps=steps, tom_steps=steps, device=device),
                       say=click.echo)

@@ -6,13 +6,12 @@ cloth TV. The naive side decodes in the main process, runs one image per call an
 SMALL subsets, no bootstrap), which favours it. Weights are RANDOM (the pretrained files are not on this machine):
 timings are valid, scores are not.
 
-    PYTHONPATH=.. python bench/evaluate.py --n 256 [--device cuda]
+    python -m bench.evaluate --n 256 [--device cuda]
 Last line: ``bench evaluate: <ratio>x naive``.
 """
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,12 +20,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from eval_fixtures import make_dataset, make_results, save_random_alexnet, save_random_inception  # noqa: E402
-
-from vton.core import formats as fm  # noqa: E402
-from vton.eval.run import evaluate  # noqa: E402
-from vton.eval.settings import Settings  # noqa: E402
+from tests.eval_fixtures import make_dataset, make_results, save_random_alexnet, save_random_inception
+from vton.core import formats as fm
+from vton.eval.run import evaluate
+from vton.eval.settings import Settings
 
 
 def _tensor(path: Path, device: torch.device) -> torch.Tensor:

@@ -4,8 +4,8 @@ Baseline: a DataLoader (batch 4, one worker, as test.py's defaults), eager fp32 
 batch, each image saved synchronously with PIL. Both write lossless PNG from the same weights; the script checks
 that the files are identical before it prints the ratio.
 
-    python bench/infer.py --pairs 64            # synthesises a dataset, random paper-width weights
-    python bench/infer.py --data DIR --checkpoint CKPT
+    python -m bench.infer --pairs 64            # synthesises a dataset, random paper-width weights
+    python -m bench.infer --data DIR --checkpoint CKPT
 
 Last line: ``bench infer: <ratio>x baseline, <pairs/s> pairs/s``.
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,8 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from reference_loop import reference_batches  # noqa: E402
+from tests.reference_loop import reference_batches
 
 
 def baseline(data: Path, ckpt: Path, out: Path, device: torch.device) -> int:

@@ -5,7 +5,7 @@ saved and loaded exactly as a real checkpoint would be. The network costs the sa
 less on random fields (it finds nobody), so real photos decode somewhat slower. Images are 192x256 (CP-VTON size).
 Batched throughput is compared with batch size 1 measured in the same run.
 
-    PYTHONPATH=.. python bench/keypoints.py [--images 32] [--batch-size 8]
+    python -m bench.keypoints [--images 32] [--batch-size 8]
 Last line: ``bench keypoints: <images/s> images/s`` (the GPU figure when there is one, else the CPU one).
 """
 from __future__ import annotations

@@ -5,7 +5,7 @@ budget is < 1 min) and, on CUDA, channels_last and fp16 autocast; a reduced prec
 stay within TOLERANCE of eager fp32 (rows over it are flagged). Eager and fast calls are interleaved and the
 fastest repetition of each is kept, which resists noise from other work on a shared machine.
 Last line: ``bench models: <ratio>x eager`` (geometric mean of the per-row speed-ups).
-Usage: PYTHONPATH=.. python bench/models.py [--quick] [--device all|cpu|cuda] [--precision fp16|bf16|fp32]
+Usage: python -m bench.models [--quick] [--device all|cpu|cuda] [--precision fp16|bf16|fp32]
        [--no-compile] [--width N]
 """
 from __future__ import annotations

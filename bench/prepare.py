@@ -1,6 +1,6 @@
 """Benchmark `vton prepare` against the codec floor, measured in the same run.
 
-    python bench/prepare.py [--pairs 1000 2000 8000] [--work DIR]
+    python -m bench.prepare [--pairs 1000 2000 8000] [--work DIR]
 
 Each size is measured in turn (synthesised on first use; with --work the data is kept for later runs). The floor and
 prepare read a warm page cache, after an os.sync() so that no writeback of earlier files competes with them.

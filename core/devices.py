@@ -3,10 +3,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     import torch
+
+# Inference precisions: fp32 runs without autocast; the others autocast to that float type (CUDA only in `vton infer`).
+PRECISIONS: Final = ("fp32", "bf16", "fp16")
+
+
+def autocast_dtype(precision: str) -> torch.dtype | None:
+    """The autocast dtype of ``precision`` (None: fp32, autocast off); ValueError for a name not in PRECISIONS."""
+    import torch
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
 def resolve_device(device: str | None = "auto") -> torch.device:

@@ -106,6 +106,10 @@ WARP_MASK_DIR: Final = "warp-mask"
 TRYON_DIR: Final = "try-on"
 RENDERED_DIR: Final = "p_rendered"
 COMPOSITE_MASK_DIR: Final = "m_composite"
+# What `vton infer` writes beside the images: the settings and weights that made them, and one row per pair (a CSV,
+# unlike the prepared dataset's manifest.parquet).
+INFER_RECORD_FILE: Final = "infer.json"
+INFER_MANIFEST_FILE: Final = "manifest.csv"
 
 IMAGE_SUFFIXES: Final = (".png", ".jpg", ".jpeg")  # image files we read, e.g. another method's results
 

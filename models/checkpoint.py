@@ -91,7 +91,8 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt, truncated, or holding objects weights_only refuses
-        raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(exc).__name__}: {exc})") from exc
+        first = str(exc).strip().splitlines()[:1] or [""]  # torch's weights_only refusal runs to ten lines
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(exc).__name__}: {first[0]})") from exc
 
 
 def is_bundle(obj: Any) -> bool:
@@ -376,7 +377,7 @@ def save_bundle(
     return Path(path)
 
 
-def format_table(infos: list[ModuleInfo]) -> str:
+def checkpoint_table(infos: list[ModuleInfo]) -> str:
     """A plain-text table of inspect results, then a line for every entry that does not load strictly (its first
     mismatches) or holds non-finite values (the first such tensor)."""
     header = ["file", "module", "variant", "width", "parameters", "strict", "nonfinite", "source", "step"]

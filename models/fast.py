@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+from vton.core.devices import autocast_dtype
 
 
 def _as_tuple(out: Any) -> tuple[torch.Tensor, ...]:
@@ -33,7 +33,7 @@ class FastModel(nn.Module):
         self.max_abs_deviation: float | None = None
 
     def forward(self, *inputs: torch.Tensor) -> Any:
-        dtype = PRECISIONS[self.precision]
+        dtype = autocast_dtype(self.precision)
         inputs = tuple(x.to(self.device).contiguous(memory_format=self.memory_format) for x in inputs)
         with (
             torch.inference_mode(),
@@ -60,8 +60,7 @@ def prepare_for_inference(model: nn.Module, device: str | torch.device = "cpu", 
     ``channels_last`` defaults to on for CUDA only. With ``example`` inputs the returned FastModel's
     ``max_abs_deviation`` holds the deviation from eager fp32.
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
+    autocast_dtype(precision)  # refuses an unknown name before any work
     device = torch.device(device)
     eager = model.to(device).eval()
     if not fast:

@@ -59,8 +59,9 @@ class FeatureRegression(nn.Module):
     """Correlation volume -> theta in [-1, 1]^(2 n^2): two stride-2 and two stride-1 Conv -> BN -> ReLU, then Linear."""
 
     def __init__(self, in_channels: int = 192, width: int = PAPER_WIDTH, out_dim: int = 2 * GRID_SIZE**2,
-                 cells: int = 4 * 3) -> None:
+                 cells: int = 4 * 3, batch_invariant: bool = False) -> None:
         super().__init__()
+        self.batch_invariant = batch_invariant  # see GMM.set_batch_invariant
         chans = [in_channels, 8 * width, 4 * width, 2 * width, width]
         layers: list[nn.Module] = []
         for i, (cin, cout) in enumerate(zip(chans[:-1], chans[1:])):
@@ -70,23 +71,27 @@ class FeatureRegression(nn.Module):
         self.linear = nn.Linear(width * cells, out_dim)  # cells: positions left after the two stride-2 convs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # In eval mode each sample runs alone: oneDNN picks conv kernels by batch size, and the last-bit differences
-        # would reach the saved pixels (see ops.per_sample_matmul). Training keeps the batch for BatchNorm statistics.
-        features = (self.conv(x) if self.training else torch.cat([self.conv(s) for s in x.split(1)])).flatten(1)
+        alone = self.batch_invariant and not self.training  # training keeps the batch for BatchNorm statistics
+        features = (torch.cat([self.conv(s) for s in x.split(1)]) if alone else self.conv(x)).flatten(1)
         return torch.tanh(per_sample_matmul(features, self.linear.weight.t()) + self.linear.bias)
 
 
 class GMM(nn.Module):
-    """forward(agnostic, cloth_or_mask) -> (grid B x 256 x 192 x 2, theta B x 50)."""
+    """forward(agnostic, cloth_or_mask) -> (grid B x 256 x 192 x 2, theta B x 50).
 
-    def __init__(self, variant: str = "cpvton", width: int = PAPER_WIDTH, out_h: int = 256, out_w: int = 192) -> None:
+    ``batch_invariant`` (off by default; see ``set_batch_invariant``): in eval mode, each pair's output is the same
+    bits whatever batch it is in.
+    """
+
+    def __init__(self, variant: str = "cpvton", width: int = PAPER_WIDTH, out_h: int = 256, out_w: int = 192,
+                 batch_invariant: bool = False) -> None:
         super().__init__()
         self.variant, self.width = check_variant(variant), width
         self.extractionA = FeatureExtraction(AGNOSTIC_CHANNELS, width)
         self.extractionB = FeatureExtraction(GMM_CLOTH_CHANNELS[variant], width)
         # Feature maps are 1/16 of the image; the correlation has one channel per feature position.
         self.regression = FeatureRegression(
-            (out_h // 16) * (out_w // 16), width, 2 * GRID_SIZE**2, (out_h // 64) * (out_w // 64)
+            (out_h // 16) * (out_w // 16), width, 2 * GRID_SIZE**2, (out_h // 64) * (out_w // 64), batch_invariant
         )
         self.gridGen = TpsGridGen(out_h, out_w, GRID_SIZE)
 
@@ -95,6 +100,24 @@ class GMM(nn.Module):
         feature_b = feature_l2norm(self.extractionB(cloth))
         theta = self.regression(feature_correlation(feature_a, feature_b))
         return self.gridGen(theta), theta
+
+    def set_batch_invariant(self, on: bool = True) -> GMM:
+        """In eval mode, run the regression head's convolutions one sample at a time (``on``) or on the whole batch.
+
+        oneDNN and cuDNN (like BLAS, see ``ops.per_sample_matmul``) pick their kernels, and so their summation order,
+        by batch size: batched, a pair's theta changes in the last bits with the batch it happens to be in, and the
+        TPS grid carries that into a few saved pixels. One sample at a time makes the head's output the same bits in a
+        batch of 4, in 4 batches of 1 and in a resumed run, which `vton infer` relies on and the reference loop's
+        byte-equality tests check (the feature extractors stay batched: at the paper's width their CPU kernels do not
+        depend on the batch); it costs a little speed, so it is off unless asked for. Training mode always keeps
+        the batch (BatchNorm needs its statistics). Returns the module, for chaining.
+        """
+        self.regression.batch_invariant = on
+        return self
+
+    @property
+    def batch_invariant(self) -> bool:
+        return self.regression.batch_invariant
 
 
 def gmm_cloth_input(cloth: torch.Tensor, cloth_mask: torch.Tensor, variant: str) -> torch.Tensor:

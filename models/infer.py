@@ -23,33 +23,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from vton.core import formats as F
-from vton.core.devices import resolve_device
+from vton.core import formats as fm
+from vton.core.devices import autocast_dtype, resolve_device
 from vton.core.io import atomic_write_bytes, atomic_write_json, save_uint8_image, sha256_file
 from vton.core.runner import RunnerConfig, map_partitions
+from vton.models.options import InferOptions
 from vton.pipelines.dataset import TryOnDataset, collate_raw
 
-META_FILE = "infer.json"
-MANIFEST_FILE = "manifest.csv"
 MANIFEST_COLUMNS = ("index", "person", "cloth", "warp_cloth", "warp_mask", "try_on")
-
-
-@dataclass(frozen=True)
-class InferOptions:
-    """How to run; everything that changes the pixels is recorded in ``infer.json``."""
-
-    split: str = "test"
-    pairs: str = "unpaired"
-    batch_size: int = 8
-    device: str = "auto"
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (CUDA only: reduced precision is checked against fp32)
-    jpeg_quality: int | None = None  # None: lossless PNG; 75 reproduces the original test.py files
-    extras: bool = False  # also write the rendered person and the composition mask
-    io_workers: int = 0  # decoding / encoding workers each; 0: one per core (at most 16) on CUDA, 1 on the CPU
-    workers: int = 1  # Dask processes (local scheduler); 1 runs here
-    scheduler: str | None = None  # address of an existing Dask cluster
-    progress: bool = True
-    allow_nonfinite: bool = False  # load weights holding NaN/inf (refused by default: black or white images)
 
 
 @dataclass
@@ -73,11 +54,11 @@ def output_name(im_name: str, jpeg_quality: int | None) -> str:
 
 
 def output_folders(tom: bool, extras: bool) -> tuple[str, ...]:
-    folders = [F.WARP_CLOTH_DIR, F.WARP_MASK_DIR]
+    folders = [fm.WARP_CLOTH_DIR, fm.WARP_MASK_DIR]
     if tom:
-        folders.append(F.TRYON_DIR)
+        folders.append(fm.TRYON_DIR)
         if extras:
-            folders += [F.RENDERED_DIR, F.COMPOSITE_MASK_DIR]
+            folders += [fm.RENDERED_DIR, fm.COMPOSITE_MASK_DIR]
     return tuple(folders)
 
 
@@ -92,8 +73,15 @@ def cached_models(checkpoints: tuple[str, ...], device: torch.device, allow_nonf
 
     key = (checkpoints, str(device))
     if key not in _MODEL_CACHE:
-        _MODEL_CACHE[key] = load_models([Path(p) for p in checkpoints], device, allow_nonfinite)
+        _MODEL_CACHE[key] = batch_invariant(load_models([Path(p) for p in checkpoints], device, allow_nonfinite))
     return _MODEL_CACHE[key]
+
+
+def batch_invariant(models: tuple) -> tuple:
+    """``load_models``' (gmm, tom, config) with the GMM made batch-invariant (``GMM.set_batch_invariant``): a pair's
+    files should be the same bytes whatever batch it falls in (resumed runs, --batch-size, workers)."""
+    gmm, tom, config = models
+    return (gmm.set_batch_invariant() if gmm is not None else None), tom, config
 
 
 def checkpoint_records(paths: Sequence[str | os.PathLike]) -> list[dict[str, str]]:
@@ -138,15 +126,15 @@ def forward_batch(gmm, tom, batch: dict, device: torch.device, precision: str) -
     from vton.models.gmm import run_gmm
     from vton.models.tom import binarize_warped_mask, run_tom
 
-    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    dtype = autocast_dtype(precision)
     move = {k: v.to(device) for k, v in batch.items() if isinstance(v, torch.Tensor)}
     with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
         warped_cloth, warped_mask, _ = run_gmm(gmm, move["agnostic"], move["cloth"], move["cloth_mask"])
-        out = {F.WARP_CLOTH_DIR: warped_cloth.float(), F.WARP_MASK_DIR: warped_mask.float() * 2 - 1}
+        out = {fm.WARP_CLOTH_DIR: warped_cloth.float(), fm.WARP_MASK_DIR: warped_mask.float() * 2 - 1}
         if tom is not None:
             tryon, rendered, mask = run_tom(tom, move["agnostic"], warped_cloth, binarize_warped_mask(warped_mask))
-            out.update({F.TRYON_DIR: tryon.float(), F.RENDERED_DIR: rendered.float(),
-                        F.COMPOSITE_MASK_DIR: mask.float() * 2 - 1})
+            out.update({fm.TRYON_DIR: tryon.float(), fm.RENDERED_DIR: rendered.float(),
+                        fm.COMPOSITE_MASK_DIR: mask.float() * 2 - 1})
     return out
 
 
@@ -237,12 +225,12 @@ def meta_differences(old: dict, new: dict) -> list[str]:
 def check_meta(out: Path, meta: dict) -> None:
     """Refuse to resume or reuse a results folder made with other weights or settings (its files would be mixed,
     or credited to the wrong weights), or one whose files have no ``infer.json`` to tell what made them."""
-    path = out / META_FILE
+    path = out / fm.INFER_RECORD_FILE
     if not path.exists():
-        made = [d for d in (*output_folders(True, True), MANIFEST_FILE) if (out / d).exists()]
+        made = [d for d in (*output_folders(True, True), fm.INFER_MANIFEST_FILE) if (out / d).exists()]
         if made:
-            raise ValueError(f"{out} holds results ({', '.join(made)}) but no {META_FILE}, so the weights that made "
-                             "them are unknown; use a new --out folder")
+            raise ValueError(f"{out} holds results ({', '.join(made)}) but no {fm.INFER_RECORD_FILE}, so the weights "
+                             "that made them are unknown; use a new --out folder")
         atomic_write_json(path, meta)
         return
     try:
@@ -263,9 +251,9 @@ def write_manifest(
     writer.writerow(MANIFEST_COLUMNS)
     for i, (person, cloth) in enumerate(pairs):
         name = output_name(person, jpeg_quality)
-        files = [f"{d}/{name}" if d in folders else "" for d in (F.WARP_CLOTH_DIR, F.WARP_MASK_DIR, F.TRYON_DIR)]
+        files = [f"{d}/{name}" if d in folders else "" for d in (fm.WARP_CLOTH_DIR, fm.WARP_MASK_DIR, fm.TRYON_DIR)]
         writer.writerow([i, person, cloth, *files])
-    atomic_write_bytes(out / MANIFEST_FILE, buf.getvalue().encode())
+    atomic_write_bytes(out / fm.INFER_MANIFEST_FILE, buf.getvalue().encode())
 
 
 def run_inference(data: str | os.PathLike, checkpoints: Sequence[str | os.PathLike], out: str | os.PathLike,
@@ -275,15 +263,15 @@ def run_inference(data: str | os.PathLike, checkpoints: Sequence[str | os.PathLi
 
     out = Path(out)
     paths = tuple(str(p.resolve()) for p in expand_paths(checkpoints))
-    gmm, tom, config = load_models(
-        [Path(p) for p in paths], "cpu", opts.allow_nonfinite
+    gmm, tom, config = batch_invariant(
+        load_models([Path(p) for p in paths], "cpu", opts.allow_nonfinite)
     )  # validates the files before any work
     if gmm is None:
         raise ValueError("inference needs a GMM checkpoint (the TOM consumes the GMM's warped cloth)")
     dataset = TryOnDataset(data, split=opts.split, pairs=opts.pairs, variant=config.variant, unique_persons=True)
     folders = output_folders(tom is not None, opts.extras)
     meta = {"checkpoints": checkpoint_records(paths), "variant": config.variant, "split": opts.split,
-            "pairs": opts.pairs, "pairs_sha256": hashlib.sha256(F.pairs_text(dataset.pairs).encode()).hexdigest(),
+            "pairs": opts.pairs, "pairs_sha256": hashlib.sha256(fm.pairs_text(dataset.pairs).encode()).hexdigest(),
             "precision": opts.precision, "jpeg_quality": opts.jpeg_quality, "folders": list(folders),
             "data": str(Path(data).resolve())}
     device = resolve_device(opts.device)

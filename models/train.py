@@ -1,6 +1,6 @@
 """Training of the GMM and TOM with the paper's losses and defaults, seeded, resumable, with periodic checkpoints.
 
-Data: any torch Dataset whose items carry the keys of ``vton.pipelines.dataset.TryOnDataset`` (CONTRACTS.md §2).
+Data: any torch Dataset whose items carry the keys of ``vton.pipelines.dataset.TryOnDataset``.
 Batch order depends only on (seed, step), so a resumed run sees exactly the batches an uninterrupted one would.
 """
 from __future__ import annotations
@@ -35,6 +35,7 @@ from vton.models.checkpoint import (
 from vton.models.config import ModelConfig
 from vton.models.gmm import GMM, run_gmm
 from vton.models.losses import VGGLoss, grid_regularizer
+from vton.models.options import TrainOptions
 from vton.models.tom import TOM, binarize_warped_mask, run_tom
 
 STAGES = ("gmm", "tom")
@@ -46,35 +47,6 @@ STEP_FILE = re.compile(r"^step_(\d{6,})\.pth$")
 # on at the recorded lr and betas whatever the new run records. steps may differ (raising it continues the run), and
 # so may save_every, log_every, workers, device and vgg_weights (a path: the same file may have moved).
 RESUME_KEYS = ("seed", "batch_size", "lr", "beta1", "beta2", "lambda_l1", "lambda_vgg", "lambda_mask", "lambda_gic")
-
-
-@dataclass
-class TrainOptions:
-    """Defaults are the paper's: Adam 1e-4 (0.5, 0.999), batch 4, 200k steps, loss weights 1 (L_gic 40 as CP-VTON+)."""
-
-    steps: int = 200_000
-    batch_size: int = 4
-    lr: float = 1e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    save_every: int = 5000
-    log_every: int = 10
-    seed: int = 0
-    workers: int = 2
-    device: str = "cpu"
-    lambda_l1: float = 1.0
-    lambda_vgg: float = 1.0
-    lambda_mask: float = 1.0
-    lambda_gic: float = 40.0
-    vgg_weights: str | None = None
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "log_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if self.save_every < 0 or self.workers < 0 or self.lr <= 0:
-            raise ValueError("save-every and workers must be >= 0 and lr > 0")
 
 
 @dataclass
@@ -264,7 +236,8 @@ def train(stage: str, dataset: Dataset, out: str | Path, config: ModelConfig, op
     frozen = None
     vgg = None
     if stage == "tom":
-        frozen = gmm.to(device).eval().requires_grad_(False)
+        # The frozen GMM warps each pair as `vton infer` does, whatever the batch (GMM.set_batch_invariant).
+        frozen = gmm.set_batch_invariant().to(device).eval().requires_grad_(False)
         vgg = VGGLoss(opts.vgg_weights).to(device) if opts.lambda_vgg else None
     names = loss_names(stage, config.variant)
     log_path = out / LOG_NAME

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
-from vton.core import formats
+from vton.core import formats as fm
 from vton.core.io import atomic_write_text
 from vton.core.versions import VTON_VERSION as __version__
 from vton.eval.registry import HIGHER_IS_BETTER
@@ -152,10 +152,10 @@ def gallery_item(run: EvalRun, setting: str, person: str, cloth: str, value: flo
     return {
         "person": person, "cloth": cloth, "value": fmt(value),
         "pictures": [
-            picture("person", run.data_image(formats.IMAGE_DIR, person)),
-            picture("cloth", run.data_image(formats.CLOTH_DIR, cloth)),
-            picture("warped cloth", run.result_image(setting, formats.WARP_CLOTH_DIR, person)),
-            picture("try-on", run.result_image(setting, formats.TRYON_DIR, person)),
+            picture("person", run.data_image(fm.IMAGE_DIR, person)),
+            picture("cloth", run.data_image(fm.CLOTH_DIR, cloth)),
+            picture("warped cloth", run.result_image(setting, fm.WARP_CLOTH_DIR, person)),
+            picture("try-on", run.result_image(setting, fm.TRYON_DIR, person)),
             picture("real person", run.real_wearer(cloth)),
         ],
     }
@@ -189,7 +189,7 @@ def subset_galleries(run: EvalRun) -> list[dict[str, Any]]:
         cloths = sorted(c for c, s in subsets.items() if s == subset)[:SUBSET_GALLERY_SIZE]
         if cloths:
             out.append({"title": subset.upper(), "entries": [
-                {"cloth": c, "value": fmt(tv.get(c)), "picture": picture("cloth", run.data_image(formats.CLOTH_DIR, c))}
+                {"cloth": c, "value": fmt(tv.get(c)), "picture": picture("cloth", run.data_image(fm.CLOTH_DIR, c))}
                 for c in cloths
             ]})
     return out

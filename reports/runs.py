@@ -9,17 +9,13 @@ from typing import Any
 import pandas as pd
 from pandas.api.types import is_bool_dtype, is_numeric_dtype, is_string_dtype
 
-from vton.core import formats
+from vton.core import formats as fm
 from vton.core.formats import METRIC_COLUMNS
 from vton.core.formats import METRICS_FILE as METRICS
 from vton.core.formats import SUMMARY_FILE as SUMMARY
 from vton.core.io import find_image
 from vton.reports.shapes import ANY, COUNT, NUMBER, TEXT, ListOf, MapOf, Obj, read_json
 from vton.reports.sheets import read_csv
-
-PREPARE = "prepare.json"
-REJECTED = "rejected.csv"
-SAMPLES_DIR = "samples"
 
 # What the reports read of summary.json (vton.eval.run.evaluate) and prepare.json (vton.pipelines.prepare);
 # null stands for "not recorded" where the writers may leave a value out.
@@ -74,7 +70,7 @@ class EvalRun:
         stem = Path(cloth).stem
         if not stem.endswith("_1"):
             return None
-        return self.data_image(formats.IMAGE_DIR, formats.person_name(stem[:-2]))
+        return self.data_image(fm.IMAGE_DIR, fm.person_name(stem[:-2]))
 
 
 @dataclass
@@ -125,11 +121,11 @@ def read_metrics(path: Path) -> pd.DataFrame:
 
 
 def load_prepared_run(path: Path) -> PreparedRun:
-    info = read_json(path / PREPARE, PREPARE_SHAPE)
-    rejected = read_csv(path / REJECTED) if (path / REJECTED).is_file() else []
-    samples_dir = path / SAMPLES_DIR
+    info = read_json(path / fm.PREPARE_FILE, PREPARE_SHAPE)
+    rejected = read_csv(path / fm.REJECTED_FILE) if (path / fm.REJECTED_FILE).is_file() else []
+    samples_dir = path / fm.SAMPLES_DIR
     samples = (
-        sorted(p for p in samples_dir.iterdir() if p.suffix.lower() in formats.IMAGE_SUFFIXES)
+        sorted(p for p in samples_dir.iterdir() if p.suffix.lower() in fm.IMAGE_SUFFIXES)
         if samples_dir.is_dir()
         else []
     )
@@ -141,9 +137,9 @@ def load_run(path: Path) -> EvalRun | PreparedRun:
     path = Path(path)
     if (path / SUMMARY).is_file():
         return load_eval_run(path)
-    if (path / PREPARE).is_file():
+    if (path / fm.PREPARE_FILE).is_file():
         return load_prepared_run(path)
-    raise RunError(f"{path} holds neither {SUMMARY} (evaluation run) nor {PREPARE} (prepared dataset)")
+    raise RunError(f"{path} holds neither {SUMMARY} (evaluation run) nor {fm.PREPARE_FILE} (prepared dataset)")
 
 
 def cloth_subsets(metrics: pd.DataFrame) -> dict[str, str]:

@@ -2,8 +2,9 @@
 # The checks that need a GPU, in one device call (each lent machine starts bare, and a session has 15 minutes):
 #   bash scripts/device_wheels.sh                         # here, once
 #   device run: bash scripts/device_checks.sh             # carry [".whl"]; logs come back from $OUT
-# evaluate's CUDA test (GPU scores equal CPU scores), then bench/infer.py and bench/evaluate.py on CUDA. The repo root
-# is imported as the package `vton` through a link, as the installed package would be; nothing is built there.
+# evaluate's CUDA test (GPU scores equal CPU scores), then `python -m bench.infer` and `python -m bench.evaluate` on
+# CUDA. The repo root is imported as the package `vton` through a link, as the installed package would be; nothing
+# is built there.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/vton-device}
@@ -17,6 +18,6 @@ export PYTHONPATH=/tmp/vton-site:/tmp/vton-pkg PYTHONUNBUFFERED=1 PYTHONFAULTHAN
 { nvidia-smi -L || true; $PYTHON -c "import torch, vton; print(torch.__version__, torch.cuda.is_available(), vton.__file__)"; } \
   2>&1 | tee "$OUT/device.txt"
 timeout 240 $PYTHON -m pytest -q -p no:cacheprovider tests/test_eval_protocol.py -k cuda 2>&1 | tee "$OUT/cuda_test.log"
-timeout 300 $PYTHON bench/infer.py --pairs "${INFER_PAIRS:-128}" --device "$DEVICE" --batch-size 64 2>&1 \
+timeout 300 $PYTHON -m bench.infer --pairs "${INFER_PAIRS:-128}" --device "$DEVICE" --batch-size 64 2>&1 \
   | tee "$OUT/bench_infer.log"
-timeout 240 $PYTHON bench/evaluate.py --n "${EVAL_N:-256}" --device "$DEVICE" 2>&1 | tee "$OUT/bench_evaluate.log"
+timeout 240 $PYTHON -m bench.evaluate --n "${EVAL_N:-256}" --device "$DEVICE" 2>&1 | tee "$OUT/bench_evaluate.log"

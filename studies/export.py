@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from vton.core import formats
+from vton.core import formats as fm
 from vton.core.io import atomic_write_bytes, atomic_write_json, atomic_write_text, encode_image
 from vton.reports.media import open_rgb
 from vton.reports.render import render
@@ -62,9 +62,9 @@ def study_pairs(a: EvalRun, b: EvalRun, subset: str) -> list[Pair]:
     """Unpaired test pairs (data/test_pairs.txt) that both runs have a try-on for, restricted to ``subset``."""
     pairs_lists = []
     for run in (a, b):
-        if run.data is None or not (run.data / formats.TEST_PAIRS).is_file():
-            raise StudyError(f"run {run.name}: no {formats.TEST_PAIRS} under its data folder {run.data}")
-        pairs_lists.append(formats.read_pairs(run.data / formats.TEST_PAIRS))
+        if run.data is None or not (run.data / fm.TEST_PAIRS).is_file():
+            raise StudyError(f"run {run.name}: no {fm.TEST_PAIRS} under its data folder {run.data}")
+        pairs_lists.append(fm.read_pairs(run.data / fm.TEST_PAIRS))
     shared = set(pairs_lists[1])
     subsets = {**cloth_subsets(b.metrics), **cloth_subsets(a.metrics)}
     pairs = []
@@ -75,8 +75,8 @@ def study_pairs(a: EvalRun, b: EvalRun, subset: str) -> list[Pair]:
         if subset != "all" and sub != subset:
             continue
         files = (
-            a.data_image(formats.IMAGE_DIR, person), a.data_image(formats.CLOTH_DIR, cloth),
-            a.result_image(SETTING, formats.TRYON_DIR, person), b.result_image(SETTING, formats.TRYON_DIR, person),
+            a.data_image(fm.IMAGE_DIR, person), a.data_image(fm.CLOTH_DIR, cloth),
+            a.result_image(SETTING, fm.TRYON_DIR, person), b.result_image(SETTING, fm.TRYON_DIR, person),
         )
         if all(f is not None for f in files):
             pairs.append(Pair(person, cloth, sub, *files))  # type: ignore[arg-type]

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _reports_fixtures import EVIL, FORMULA, one_line_error, person_ids, write_data, write_eval_run
 from click.testing import CliRunner
 from PIL import Image
 from scipy import stats
 
+from tests._reports_fixtures import EVIL, FORMULA, one_line_error, person_ids, write_data, write_eval_run
 from vton.cli import main
 
 N = 24

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from eval_fixtures import png_header_only
 from PIL import Image
 
+from tests.eval_fixtures import png_header_only
 from vton.eval import images
 from vton.eval.images import ImageError
 

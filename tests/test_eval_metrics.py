@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from eval_fixtures import save_random_alexnet, save_random_inception
 from skimage.metrics import structural_similarity
 
+from tests.eval_fixtures import save_random_alexnet, save_random_inception
 from vton.eval import metrics as M
 from vton.eval import stats, weights
 from vton.eval.summary import tv_subsets

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 import torch
 from click.testing import CliRunner
-from eval_fixtures import make_dataset, make_results, png_header_only, save_random_alexnet, save_random_inception
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from tests.eval_fixtures import make_dataset, make_results, png_header_only, save_random_alexnet, save_random_inception
 from vton.cli import main
 from vton.core import formats as fm
 from vton.core.io import sha256_file

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as nnf
 from click.testing import CliRunner
 from PIL import Image
-from reference_loop import reference_batches
 
+from tests.reference_loop import reference_batches
 from vton.cli import main
 from vton.core.io import sha256_file
 from vton.models.gmm import GMM

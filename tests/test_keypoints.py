@@ -10,7 +10,8 @@ from vton.core.formats import pose_name
 from vton.pipelines.keypoints.coco import coco_to_openpose, main_person, main_pose
 from vton.pipelines.keypoints.schema import pose_json
 
-# cpvton.md §1.2, written out by hand: OpenPose-18 index -> COCO-17 index (None: the neck, COCO has none).
+# Written out by hand from OpenPose's COCO-18 output format (CMU-Perceptual-Computing-Lab/openpose, doc/02_output.md)
+# and COCO's keypoint order: OpenPose-18 index -> COCO-17 index (None: the neck, COCO has none).
 # COCO-17: 0 nose, 1 l-eye, 2 r-eye, 3 l-ear, 4 r-ear, 5 l-sho, 6 r-sho, 7 l-elb, 8 r-elb, 9 l-wri, 10 r-wri,
 #          11 l-hip, 12 r-hip, 13 l-knee, 14 r-knee, 15 l-ank, 16 r-ank.
 EXPECTED_SOURCE = [0, None, 6, 8, 10, 5, 7, 9, 12, 14, 16, 11, 13, 15, 2, 1, 4, 3]
@@ -41,7 +42,8 @@ def test_order_and_neck_at_native_size() -> None:
 
 
 def test_coordinates_scale_from_the_image_size() -> None:
-    # cpvton.md §1.2: joint 0 of 000001_0 is (441, 131) in the raw 762x1100 image and (111.118, 30.487) in the JSON.
+    # The VITON data CP-VTON distributes: joint 0 of 000001_0 is
+    # (441, 131) in the raw 762x1100 image and (111.118, 30.487) in the JSON.
     coco = person({0: (441.0, 131.0, 0.8)})
     out = coco_to_openpose(coco, (762, 1100), threshold=0.15)
     assert out[0].tolist() == pytest.approx([441 * 192 / 762, 131 * 256 / 1100, 0.8])

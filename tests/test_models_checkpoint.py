@@ -1,4 +1,5 @@
-"""Networks against the reference key/shape table (cpvton.md §1.6), original-format loading, bundles, inspect CLI."""
+"""Networks against the reference key/shape table (sergeywong/cp-vton networks.py: GMM, UnetGenerator),
+original-format loading, bundles, inspect CLI."""
 from __future__ import annotations
 
 import copy
@@ -18,7 +19,7 @@ from vton.models.config import ModelConfig
 from vton.models.gmm import GMM
 from vton.models.tom import TOM
 
-# --- the reference table, written out from cpvton.md §1.6 (not derived from our code) ---------
+# --- the reference table, written out from sergeywong/cp-vton networks.py (not derived from our code) ---------
 BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
 
@@ -61,7 +62,7 @@ def tom_table(in_channels: int) -> dict[str, tuple[int, ...]]:
     return table
 
 
-CASES = [  # (network, variant, table, trainable parameters from cpvton.md)
+CASES = [  # (network, variant, table, trainable parameters of the networks.py nets)
     ("gmm", "cpvton", gmm_table(3), 19_057_650),
     ("gmm", "cpvton+", gmm_table(1), 19_055_602),
     ("tom", "cpvton", tom_table(25), 21_349_252),
@@ -184,7 +185,8 @@ def test_inspect_cli_reports_non_strict_file(tmp_path: Path) -> None:
 
 
 def reference_unet(x: torch.Tensor, sd: dict) -> torch.Tensor:
-    """The original UnetGenerator written out functionally from cpvton.md §1.5 (conv order, IN placement, nesting)."""
+    """The original UnetGenerator written out functionally from sergeywong/cp-vton networks.py (UnetGenerator and
+    UnetSkipConnectionBlock: conv order, InstanceNorm placement, nesting)."""
     import torch.nn.functional as F
 
     def up(h: torch.Tensor, key: str) -> torch.Tensor:

@@ -14,7 +14,7 @@ H, W = 256, 192
 
 
 def reference_control_points() -> np.ndarray:
-    """cpvton.md §1.4: point k has x = a[k // 5], y = a[k % 5], a = linspace(-1, 1, 5)."""
+    """sergeywong/cp-vton networks.py TpsGridGen: point k has x = a[k // 5], y = a[k % 5], a = linspace(-1, 1, 5)."""
     a = [-1.0, -0.5, 0.0, 0.5, 1.0]
     return np.array([[a[k // 5], a[k % 5]] for k in range(25)])
 

@@ -27,7 +27,8 @@ H, W = 256, 192
 
 
 class TinyTryOn(Dataset):
-    """Items with the TryOnDataset keys (CONTRACTS.md §2): a smooth cloth whose target region is the cloth shifted."""
+    """Items with the keys of vton.pipelines.dataset.TryOnDataset: a smooth cloth whose target region is the cloth
+    shifted."""
 
     def __init__(self, n: int = 4) -> None:
         yy, xx = torch.meshgrid(torch.linspace(-1, 1, H), torch.linspace(-1, 1, W), indexing="ij")

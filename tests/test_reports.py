@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _reports_fixtures import EVIL, one_line_error, person_ids, write_data, write_eval_run, write_prepared
 from click.testing import CliRunner
 from scipy import stats
 
+from tests._reports_fixtures import EVIL, one_line_error, person_ids, write_data, write_eval_run, write_prepared
 from vton.cli import main
 from vton.eval.stats import binomial_test, cluster_bootstrap_preference, paired_wilcoxon, wilson_interval
 from vton.reports.media import histogram_svg

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _reports_fixtures import person_ids, write_data, write_eval_run
 from click.testing import CliRunner
 
+from tests._reports_fixtures import person_ids, write_data, write_eval_run
 from vton.cli import main
 from vton.studies.server import Study, make_server
 

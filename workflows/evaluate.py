@@ -12,7 +12,7 @@ from vton.core import formats as fm
 from vton.eval.inputs import SETTINGS_PAIRS
 from vton.eval.run import evaluate
 from vton.eval.settings import Settings
-from vton.models.infer import META_FILE, InferOptions, checkpoint_shas, run_inference
+from vton.models.infer import InferOptions, checkpoint_shas, run_inference
 
 
 def inference_records(results: dict[str, Path | None]) -> dict[str, dict | None]:
@@ -25,7 +25,7 @@ def inference_records(results: dict[str, Path | None]) -> dict[str, dict | None]
     for setting, folder in results.items():
         if folder is None:
             continue
-        path = Path(folder) / META_FILE
+        path = Path(folder) / fm.INFER_RECORD_FILE
         try:
             rec = records[setting] = json.loads(path.read_text()) if path.is_file() else None
         except (OSError, ValueError) as exc:

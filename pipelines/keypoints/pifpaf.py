@@ -43,8 +43,8 @@ INSTALL_HINT: Final = ("openpifpaf is not installed: run `scripts/install_openpi
 _MODEL_LOCK = threading.Lock()
 
 
-class KeypointsError(RuntimeError):
-    """openpifpaf cannot run: not installed, weights missing or not trusted."""
+class PoseModelError(ValueError):
+    """openpifpaf cannot run: not installed, weights missing or not trusted (bad input: one line, exit 1)."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def import_openpifpaf() -> Any:
     try:
         import openpifpaf
     except ImportError as exc:
-        raise KeypointsError(INSTALL_HINT) from exc
+        raise PoseModelError(INSTALL_HINT) from exc
     return openpifpaf
 
 
@@ -83,7 +83,7 @@ def resolve_checkpoint(checkpoint: str | os.PathLike | None) -> Path:
         where = ("given with --pose-checkpoint" if checkpoint is not None else
                  f"openpifpaf's default {CHECKPOINT_NAME} model, looked up in torch hub's checkpoint folder "
                  "($TORCH_HOME/hub/checkpoints)")
-        raise KeypointsError(
+        raise PoseModelError(
             f"openpifpaf weights not found: {path} ({where}). Put the file {path.name} there "
             "(openpifpaf's release asset of that name) or pass --pose-checkpoint PATH; nothing is downloaded.")
     return path
@@ -93,7 +93,7 @@ def trusted_checkpoint(options: PifpafOptions) -> Path:
     """The checkpoint file, once it is known to exist and the user has said it may be unpickled."""
     path = resolve_checkpoint(options.checkpoint)
     if not options.trust_checkpoint:
-        raise KeypointsError(
+        raise PoseModelError(
             f"{path} is an openpifpaf checkpoint: a whole pickled network, which torch.load(weights_only=True) refuses "
             "and which can run arbitrary code while it is loaded. Load it only if you trust where it came from, by "
             "passing --trust-checkpoint.")
@@ -224,14 +224,14 @@ def keypoint_source(name: str, options: PifpafOptions, overwrite: bool = False) 
     if name == "openpifpaf":
         return PifpafKeypoints(replace(options, checkpoint=str(trusted_checkpoint(options))), overwrite)
     if overwrite:
-        raise KeypointsError("--overwrite-keypoints needs --keypoints openpifpaf")
+        raise PoseModelError("--overwrite-keypoints needs --keypoints openpifpaf")
     return name
 
 
 def list_images(images_dir: Path) -> list[Path]:
     images_dir = Path(images_dir)
     if not images_dir.is_dir():
-        raise KeypointsError(f"not a folder of images: {images_dir}")
+        raise PoseModelError(f"not a folder of images: {images_dir}")
     return sorted(p for p in images_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 

@@ -170,6 +170,7 @@ def find_browser() -> tuple[str, str]:
 def test_participant_clicks_through_in_headless_chromium(server, study: Path, tmp_path: Path, monkeypatch) -> None:
     chromium, chromedriver = find_browser()
     from selenium import webdriver
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -197,14 +198,17 @@ def test_participant_clicks_through_in_headless_chromium(server, study: Path, tm
             browser.find_element(By.ID, f"pick_{i}_{'left' if side == 'right' else 'right'}").click()
             browser.find_element(By.ID, f"pick_{i}_{side}").click()  # the last click counts
         browser.find_element(By.ID, "submitButton").click()
-        WebDriverWait(browser, 10).until(
+        # The page navigates after the submit: an element found before the load goes stale, so the waits retry.
+        wait = WebDriverWait(browser, 20, ignored_exceptions=(StaleElementReferenceException,))
+        wait.until(
             lambda b: (
                 b.find_elements(By.ID, "done") or b.find_element(By.NAME, "hit_id").get_attribute("value") != hit_id
             )
         )
-        loaded = browser.execute_script(
-            "return Array.from(document.images).every(function (i) { return i.complete && i.naturalWidth > 0; })"
-        )
+        loaded = wait.until(lambda b: b.execute_script(
+            "return document.readyState === 'complete' && Array.from(document.images).every("
+            "function (i) { return i.complete && i.naturalWidth > 0; })"
+        ))
         assert loaded  # the next HIT's images came from the study folder
     finally:
         browser.quit()

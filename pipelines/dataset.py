@@ -1,7 +1,8 @@
 """`TryOnDataset`: the torch Dataset over a prepared folder, item for item what CP-VTON's CPDataset returns.
 
 Pieces come from `vton.pipelines.representation` as uint8 images and go through CP-VTON's transform
-``T = ToTensor + Normalize(0.5, 0.5)`` (mapped to [-1, 1]), so values equal the reference bit for bit (cpvton.md §1.3).
+``T = ToTensor + Normalize(0.5, 0.5)`` (mapped to [-1, 1]), so values equal the reference bit for bit
+(sergeywong/cp-vton cp_dataset.py, CPDataset.__getitem__).
 The body shape is read from the precomputed ``shape/`` folder when present, else computed.
 """
 from __future__ import annotations
@@ -121,7 +122,8 @@ class TryOnDataset(Dataset):
         return {"c_name": c_name, "im_name": im_name, **{k: channels_first(v) for k, v in raw.items()}}
 
     def assemble(self, raw: dict) -> dict:
-        """A batch of ``load`` items (``collate_raw``, on any device) -> the reference's tensors (cpvton.md §1.3)."""
+        """A batch of ``load`` items (``collate_raw``, on any device) -> the reference's tensors (as cp-vton's
+        CPDataset.__getitem__ builds them)."""
         batch = {k: raw[k] for k in NAME_KEYS}
         batch.update({k: unit(raw[k]) for k in UNIT_KEYS})
         batch.update({k: raw[k].float() for k in MASK_KEYS if k in raw})

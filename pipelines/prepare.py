@@ -4,7 +4,8 @@ Graph: discover pairs -> ingest every item (person, cloth) on Dask (validate, co
 shape, stage the files, return metadata) -> decide per pair (item faults, leaks, duplicates, split) -> move staged
 files into ``OUT/{train,test}/`` -> pairs files, manifest, rejected.csv, prepare.json, samples.
 
-Prepared layout (CONTRACTS.md §2): the CP-VTON layout, so the original code reads it, plus one precomputed folder,
+Prepared layout (README, 'Preparing a dataset'): the CP-VTON layout, so the original code reads it, plus one
+precomputed folder,
 ``{train,test}/shape/<ID>_0.png``: the blurred body shape as uint8 'L' (48 kB of float32 per person shrinks to a few
 hundred bytes, and it is the only piece that depends on Pillow's resampler, so it is fixed once here). Head, cloth
 target and the 18 pose squares are recomputed on load: they are exact masks of the stored image/parse and pure integer

@@ -3,7 +3,8 @@
 This is the ONE place it is computed; `prepare` (precomputed shape, samples) and `TryOnDataset` use it.
 Every piece is a uint8 image whose CP-VTON tensor is ``T(x) = (x / 255 - 0.5) / 0.5``: black (0) maps to exactly
 -1 and white (255) to exactly +1, so ``T(where(head, image, 0))`` equals the reference ``im * phead - (1 - phead)``
-bit for bit, and the same holds for the cloth target and the pose squares (cpvton.md §1.3).
+bit for bit, and the same holds for the cloth target and the pose squares (sergeywong/cp-vton cp_dataset.py,
+CPDataset.__getitem__).
 """
 from __future__ import annotations
 

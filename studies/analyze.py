@@ -22,6 +22,7 @@ from vton.reports.render import render
 from vton.reports.shapes import FLAG, TEXT, ListOf, MapOf, Obj, check, parse_json
 from vton.reports.sheets import read_csv, write_csv
 from vton.studies.export import KEY_FIELDS, SIDES
+from vton.studies.options import AnalyzeOptions
 
 CHOICE = re.compile(r"^choice_(\d+)$")
 PREFERENCE_FIELDS = ("subset", "votes", "prefer_a", "share_a", "wilson_lo", "wilson_hi", "p_binomial",
@@ -137,8 +138,9 @@ def preference_row(subset: str, votes: list[dict[str, Any]], n_boot: int, seed: 
 
 
 def analyze_results(
-    results: Path, key: Path, out: Path | None = None, min_catch_accuracy: float = 0.75, n_boot: int = 2000,
-    seed: int = 0,
+    results: Path, key: Path, out: Path | None = None,
+    min_catch_accuracy: float = AnalyzeOptions.min_catch_accuracy, n_boot: int = AnalyzeOptions.n_boot,
+    seed: int = AnalyzeOptions.seed,
 ) -> dict[str, Any]:
     """Write preference.csv, workers.csv, analysis.json and analysis.html to ``out``; return the summary."""
     check_options(min_catch_accuracy, n_boot, seed)

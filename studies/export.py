@@ -22,6 +22,7 @@ from vton.reports.media import open_rgb
 from vton.reports.render import render
 from vton.reports.runs import EvalRun, cloth_subsets, load_eval_run
 from vton.reports.sheets import write_csv
+from vton.studies.options import ExportOptions
 
 BATCH_CSV = "hits.csv"
 TEMPLATE = "hit_template.html"
@@ -131,8 +132,9 @@ def catch_counts(trials_per_hit: int, catch_rate: float) -> int:
 
 
 def export_study(
-    run_a: Path, run_b: Path, out: Path, base_url: str, subset: str = "all", trials_per_hit: int = 10,
-    catch_rate: float = 0.1, seed: int = 0,
+    run_a: Path, run_b: Path, out: Path, base_url: str, subset: str = ExportOptions.subset,
+    trials_per_hit: int = ExportOptions.trials_per_hit, catch_rate: float = ExportOptions.catch_rate,
+    seed: int = ExportOptions.seed,
 ) -> dict[str, Any]:
     """Write the study folder ``out``; returns the summary also stored as ``study.json`` (plus the run names)."""
     if subset not in ("all", "large", "small"):

@@ -23,6 +23,7 @@ from vton.core.io import UnsafePathError, safe_join
 from vton.reports.shapes import COUNT, TEXT, Obj, read_json
 from vton.reports.sheets import csv_text, read_csv
 from vton.studies.export import BATCH_CSV, IMAGES_DIR, RESULTS_CSV, SIDES, STUDY_JSON, TEMPLATE, StudyError
+from vton.studies.options import ServeOptions
 
 VARIABLE = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 WORKER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -204,6 +205,6 @@ def make_handler(study: Study) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def make_server(folder: Path, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:
+def make_server(folder: Path, host: str = ServeOptions.host, port: int = ServeOptions.port) -> ThreadingHTTPServer:
     """A ready (not yet serving) HTTP server for the study in ``folder``; port 0 picks a free port."""
     return ThreadingHTTPServer((host, port), make_handler(Study(folder)))

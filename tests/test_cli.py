@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from pathlib import Path
 
 import click
@@ -14,6 +15,10 @@ from vton.core.runner import RunnerConfig
 from vton.models.options import InferOptions, TrainOptions
 from vton.pipelines.keypoints.pifpaf import PifpafOptions
 from vton.pipelines.prepare import PrepareOptions
+from vton.studies.analyze import analyze_results
+from vton.studies.export import export_study
+from vton.studies.options import AnalyzeOptions, ExportOptions, ServeOptions
+from vton.studies.server import make_server
 from vton.workflows.demo import DemoOptions
 
 
@@ -85,6 +90,9 @@ def dataclass_defaults(options: object) -> dict[str, object]:
     (("keypoints",), PifpafOptions, {"pose_checkpoint": "checkpoint"}),
     (("keypoints",), RunnerConfig, {}),
     (("demo",), DemoOptions, {"steps": "gmm_steps"}),
+    (("amt", "export"), ExportOptions, {}),
+    (("amt", "analyze"), AnalyzeOptions, {}),
+    (("study", "serve"), ServeOptions, {}),
 ])
 def test_option_defaults_are_the_dataclass_defaults(command: tuple[str, ...], options: object,
                                                     renamed: dict[str, str]) -> None:
@@ -95,3 +103,13 @@ def test_option_defaults_are_the_dataclass_defaults(command: tuple[str, ...], op
     assert shared, "the command fills none of this dataclass's fields"
     for name, field in shared.items():
         assert option_defaults(*command)[name] == expected[field], (command, name)
+
+
+@pytest.mark.parametrize(("function", "options"), [
+    (export_study, ExportOptions), (analyze_results, AnalyzeOptions), (make_server, ServeOptions),
+])
+def test_study_functions_default_to_the_options(function, options) -> None:
+    """The study functions called from Python get the same defaults as the CLI: both read the options dataclass."""
+    expected = dataclass_defaults(options)
+    params = inspect.signature(function).parameters
+    assert {name: params[name].default for name in expected} == expected

@@ -16,9 +16,10 @@ from markupsafe import Markup
 from vton.core import formats as fm
 from vton.core.io import atomic_write_text
 from vton.core.versions import VTON_VERSION as __version__
+from vton.eval.images import ImageError
 from vton.eval.registry import HIGHER_IS_BETTER
 from vton.eval.stats import paired_wilcoxon
-from vton.reports.media import ImageError, histogram_svg, thumbnail_uri
+from vton.reports.media import histogram_svg, thumbnail_uri
 from vton.reports.render import render
 from vton.reports.runs import EvalRun, PreparedRun, cloth_subsets, load_run
 

@@ -11,31 +11,16 @@ import numpy as np
 from PIL import Image
 
 from vton.core.io import encode_image
+from vton.eval.images import read_image
 
 THUMB_SIZE = (96, 128)  # width, height: 256x192 try-on images at half size
-MAX_PIXELS = 1 << 24  # 4096 x 4096: far above any try-on or dataset photo; PIL's own limit lets 178 M pixels decode
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 
 
-class ImageError(OSError):
-    """An image file that cannot be shown: not an image, truncated, or too large; the message names the file."""
-
-
 def open_rgb(path: Path) -> Image.Image:
-    """The image at ``path`` decoded as RGB, or ImageError naming it.
-
-    PIL signals bad files with many types besides OSError (SyntaxError, ValueError, DecompressionBombError), and
-    would decode up to 178 M pixels with only a warning; MAX_PIXELS is checked on the header, before decoding.
-    """
-    try:
-        with Image.open(path) as img:
-            if img.width * img.height > MAX_PIXELS:
-                raise ImageError(f"{path}: {img.width} x {img.height} pixels, more than {MAX_PIXELS}")
-            return img.convert("RGB")
-    except ImageError:
-        raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise ImageError(f"{path}: not a readable image ({exc})") from None
+    """The image at ``path`` as RGB, opened by evaluation's guarded reader (pixel limit checked on the header, PIL's
+    many error types turned into one `ImageError` naming the file)."""
+    return read_image(path, lambda im, _name: im.convert("RGB"))
 
 
 @lru_cache(maxsize=4096)

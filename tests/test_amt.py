@@ -353,7 +353,7 @@ def test_export_names_an_unreadable_image(runs, tmp_path: Path) -> None:
     person.write_bytes(b"not an image")
     result = CliRunner().invoke(main, ["amt", "export", "--a", str(a), "--b", str(b), "--base-url", BASE,
                                        "--out", str(tmp_path / "out")])
-    assert one_line_error(result).startswith(f"Error: {person}: not a readable image")
+    assert one_line_error(result).startswith(f"Error: {person}: cannot decode the image")
 
 
 def test_export_refuses_a_decompression_bomb_in_one_line(runs, tmp_path: Path, monkeypatch) -> None:

@@ -435,20 +435,12 @@ def amt() -> None:
               show_default=True)
 @click.option("--base-url", required=True, help="Where the images/ folder will be uploaded.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option(
-    "--trials-per-hit",
-    default=default(ExportOptions, "trials_per_hit"),
-    show_default=True,
-    type=click.IntRange(1),
-    help="Trials per HIT, catch trials included (at most 100: one page one worker answers).",
-)
-@click.option(
-    "--catch-rate",
-    default=default(ExportOptions, "catch_rate"),
-    show_default=True,
-    type=click.FloatRange(0, 1, max_open=True),
-    help="Share of each HIT's trials that are catch trials (real photo vs scrambled copy).",
-)
+@click.option("--trials-per-hit", default=default(ExportOptions, "trials_per_hit"), show_default=True,
+              type=click.IntRange(1), help="Trials per HIT, catch trials included (at most 100: one page one worker "
+              "answers).")
+@click.option("--catch-rate", default=default(ExportOptions, "catch_rate"), show_default=True,
+              type=click.FloatRange(0, 1, max_open=True),
+              help="Share of each HIT's trials that are catch trials (real photo vs scrambled copy).")
 @click.option("--seed", default=default(ExportOptions, "seed"), show_default=True, type=int)
 def amt_export(run_a: Path, run_b: Path, subset: str, base_url: str, out: Path, trials_per_hit: int,
                catch_rate: float, seed: int) -> None:
@@ -464,21 +456,10 @@ def amt_export(run_a: Path, run_b: Path, subset: str, base_url: str, out: Path, 
 @click.option("--key", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder (default: RESULTS' folder/analysis).")
-@click.option(
-    "--min-catch-accuracy",
-    default=default(AnalyzeOptions, "min_catch_accuracy"),
-    show_default=True,
-    type=click.FloatRange(0, 1),
-    help="Drop workers whose share of correct catch trials is below this.",
-)
-@click.option(
-    "--bootstrap",
-    "n_boot",
-    default=default(AnalyzeOptions, "n_boot"),
-    show_default=True,
-    type=click.IntRange(1),
-    help="Worker x item bootstrap replicates (at most 100000).",
-)
+@click.option("--min-catch-accuracy", default=default(AnalyzeOptions, "min_catch_accuracy"), show_default=True,
+              type=click.FloatRange(0, 1), help="Drop workers whose share of correct catch trials is below this.")
+@click.option("--bootstrap", "n_boot", default=default(AnalyzeOptions, "n_boot"), show_default=True,
+              type=click.IntRange(1), help="Worker x item bootstrap replicates (at most 100000).")
 @click.option("--seed", default=default(AnalyzeOptions, "seed"), show_default=True, type=click.IntRange(0))
 def amt_analyze(results: Path, key: Path, out: Path | None, min_catch_accuracy: float, n_boot: int,
                 seed: int) -> None:
@@ -500,16 +481,10 @@ def study() -> None:
 
 @study.command("serve")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option(
-    "--host", default=default(ServeOptions, "host"), show_default=True, help="Interface to bind (loopback by default)."
-)
-@click.option(
-    "--port",
-    default=default(ServeOptions, "port"),
-    show_default=True,
-    type=click.IntRange(0, 65535),
-    help="0 picks a free port.",
-)
+@click.option("--host", default=default(ServeOptions, "host"), show_default=True,
+              help="Interface to bind (loopback by default).")
+@click.option("--port", default=default(ServeOptions, "port"), show_default=True, type=click.IntRange(0, 65535),
+              help="0 picks a free port.")
 def study_serve(folder: Path, host: str, port: int) -> None:
     """Serve the study in FOLDER (from `vton amt export`); answers go to FOLDER/results.csv."""
     from vton.studies.export import RESULTS_CSV

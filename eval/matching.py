@@ -33,8 +33,8 @@ def scan(folder: Path) -> list[Path]:
     """Every entry under ``folder`` that is not a folder, recursively, sorted by its path relative to ``folder``.
 
     Results come flat, in ``try-on/`` subfolders or in DressCode's ``<category>/<name>`` folders, so the walk is
-    recursive. Links to folders are not followed (a link can loop or leave the folder): like links to files, broken
-    links and special files they are returned as entries, for `match_results` to refuse by name (`refusal`).
+    recursive. Links to folders are not followed (a link can loop or leave the folder); they, links to files and
+    special files are returned as entries, for `match_results` to check one by one and refuse by name (`refusal`).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -241,7 +241,8 @@ def catvton_pairs(gt_files: Sequence[Path], pred_files: Sequence[Path],
 def catvton_needs_resize(first_pred_wh: tuple[int, int], first_gt_wh: tuple[int, int]) -> bool:
     """CatVTON (and VtonEval) ``eval.py`` ``eval``: the ground truth is resized into a copy when the heights of the
     first entries of ``os.listdir(pred_folder)`` and ``os.listdir(gt_folder)`` differ. Which files are first is the
-    filesystem's order, so the check may look at any pair of files (and fails on a category folder)."""
+    filesystem's order, so the check may look at any pair of files; where the first entry is a folder (DressCode's
+    nested ``<category>/`` output) the script stops, PIL cannot open it."""
     return first_pred_wh[1] != first_gt_wh[1]
 
 

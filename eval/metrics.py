@@ -1,11 +1,11 @@
-"""Image metrics as pure tensor functions, the two networks they need, and a batched feature accumulator.
+"""Image metrics as pure tensor functions, the Inception feature extractor, and a batched feature accumulator.
 
 Conventions (the protocol, see README "Evaluation protocol"):
 - SSIM follows Wang et al. as skimage computes it with ``gaussian_weights=True, sigma=1.5,
   use_sample_covariance=False``: 11-tap Gaussian window, K1=0.01, K2=0.03, population (co)variances, the map kept
   only where the window lies inside the image (skimage crops 5 px per border), channels averaged. torchmetrics 1.9.0
   instead averages over the full reflect-padded map, which is why we do not call it.
-- LPIPS v0.1, AlexNet backbone, spatial average, inputs in [-1, 1] at native resolution.
+- LPIPS, DISTS and the ImageNet Inception live in ``vton.eval.perceptual``.
 - IS / FID / KID take torch-fidelity ``inception-v3-compat`` features (``logits_unbiased`` / ``2048``).
 """
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +23,7 @@ SSIM_SIGMA = 1.5
 SSIM_TRUNCATE = 3.5  # skimage / scipy truncation: radius int(3.5 * 1.5 + 0.5) = 5 -> 11 taps
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
+Chunking = Literal["floor", "torch_chunk"]
 
 
 # --- SSIM ----------------------------------------------------------------------------------------
@@ -49,22 +51,42 @@ def _blur_valid(x: Tensor, taps: Tensor) -> Tensor:
     return planes.reshape(n, c, planes.shape[-2], planes.shape[-1])
 
 
-def ssim_map(x: Tensor, y: Tensor, data_range: float, sigma: float = SSIM_SIGMA) -> Tensor:
-    """Channel-averaged SSIM map, shape (B, H - 2r, W - 2r) with r = 5: the pixels skimage averages."""
+def ssim_map(x: Tensor, y: Tensor, data_range: float | Tensor, sigma: float = SSIM_SIGMA) -> Tensor:
+    """Channel-averaged SSIM map, shape (B, H - 2r, W - 2r) with r = 5: the pixels skimage averages.
+
+    ``data_range`` is one number or one per image (B,), in the units of x and y: CIT passes each generated image's
+    max - min (``per_image_range``), HR-VITON 255 on grey levels.
+    """
     if x.shape != y.shape or x.dim() != 4:
         raise ValueError(
             f"ssim needs two B x C x H x W tensors of one shape, got {tuple(x.shape)} and {tuple(y.shape)}"
         )
-    if not data_range or data_range <= 0:
-        raise ValueError("ssim needs an explicit positive data_range")
+    rng = torch.as_tensor(data_range, dtype=x.dtype, device=x.device)
+    if rng.dim() > 1 or rng.numel() not in (1, x.shape[0]) or not bool((rng > 0).all()):
+        raise ValueError("ssim needs an explicit positive data_range: one number or one per image")
+    rng = rng.reshape(-1, 1, 1, 1)
     taps = gaussian_window(sigma, dtype=x.dtype, device=x.device)
     b = x.shape[0]
     moments = _blur_valid(torch.cat([x, y, x * x, y * y, x * y]), taps)
     mx, my, mxx, myy, mxy = moments.split(b)
     vx, vy, cxy = mxx - mx * mx, myy - my * my, mxy - mx * my
-    c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
+    c1, c2 = (SSIM_K1 * rng) ** 2, (SSIM_K2 * rng) ** 2
     s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
     return s.mean(dim=1)
+
+
+def per_image_range(x: Tensor) -> Tensor:
+    """(B,) max - min of each image over all pixels and channels: CIT's SSIM data_range (of the generated image)."""
+    return x.amax(dim=(1, 2, 3)) - x.amin(dim=(1, 2, 3))
+
+
+def pil_gray(x: Tensor) -> Tensor:
+    """uint8 RGB (B, 3, H, W) to uint8 grey (B, 1, H, W) by Pillow's ``convert('L')`` integer rule
+    (19595 R + 38470 G + 7471 B + 32768) >> 16, bit-exact (a float formula is off by one on many pixels)."""
+    if x.dtype != torch.uint8 or x.dim() != 4 or x.shape[1] != 3:
+        raise ValueError(f"pil_gray needs uint8 B x 3 x H x W, got {x.dtype} {tuple(x.shape)}")
+    r, g, b = x.int().unbind(dim=1)
+    return ((19595 * r + 38470 * g + 7471 * b + 32768) >> 16).to(torch.uint8).unsqueeze(1)
 
 
 def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
@@ -84,12 +106,29 @@ def psnr(x: Tensor, y: Tensor, data_range: float) -> Tensor:
 
     Identical images give inf, as skimage's ``peak_signal_noise_ratio`` does (no cap: any would be arbitrary).
     """
+    return 10 * torch.log10(data_range**2 / mse(x, y))
+
+
+def mse(x: Tensor, y: Tensor) -> Tensor:
+    """Mean squared error per image (B,) over all pixels and channels, in float64 (HR-VITON: ``F.mse_loss`` of each
+    ToTensor RGB pair)."""
     if x.shape != y.shape or x.dim() != 4:
         raise ValueError(
-            f"psnr needs two B x C x H x W tensors of one shape, got {tuple(x.shape)} and {tuple(y.shape)}"
+            f"pixel metrics need two B x C x H x W tensors of one shape, got {tuple(x.shape)} and {tuple(y.shape)}"
         )
-    mse = (x.double() - y.double()).square().mean(dim=(1, 2, 3))
-    return 10 * torch.log10(data_range**2 / mse)
+    return (x.double() - y.double()).square().mean(dim=(1, 2, 3))
+
+
+def psnr_pooled(x: Tensor, y: Tensor, data_range: float, batch: int) -> float:
+    """VtonEval's PSNR: torchmetrics ``PeakSignalNoiseRatio(data_range, dim=None)`` called on consecutive batches of
+    ``batch`` images (scan order), each batch's PSNR of its pooled MSE weighted by its size, averaged over images.
+
+    Not a per-image mean: the value depends on which images share a batch.
+    """
+    n = x.shape[0]
+    err = mse(x, y)
+    total = sum(float(10 * torch.log10(data_range**2 / e.mean())) * e.numel() for e in err.split(batch))
+    return total / n
 
 
 def total_variation(x: Tensor) -> Tensor:
@@ -106,29 +145,57 @@ def iou(a: Tensor, b: Tensor) -> Tensor:
     return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
 
 
+def jaccard_grey(pcm: Tensor, warp: Tensor) -> Tensor:
+    """CIT's warp-mask JS per image (B,): sklearn ``jaccard_score(pcm.flatten(), warp.flatten(), average='micro')``
+    over raw grey levels of uint8 masks (B, H, W), after pixels of ``pcm`` equal to 127 are set to 0.
+
+    Micro-averaged over every grey level this is a / (2N - a), a = pixels with the same value in both, N = pixels.
+    """
+    if pcm.shape != warp.shape:
+        raise ValueError(f"jaccard needs two masks of one shape, got {tuple(pcm.shape)} and {tuple(warp.shape)}")
+    pcm = torch.where(pcm == 127, torch.zeros_like(pcm), pcm)
+    a = (pcm == warp).flatten(1).sum(dim=1).double()
+    n = pcm[0].numel()
+    return a / (2 * n - a)
+
+
 # --- set metrics on Inception features -----------------------------------------------------------
 def seeded_permutation(n: int, seed: int) -> Tensor:
     """``torch.randperm`` from a private generator: the permutation torchmetrics draws after ``manual_seed(seed)``."""
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
 
 
-def inception_score(logits: Tensor, splits: int, seed: int) -> tuple[float, float]:
-    """IS = exp(E KL(p(y|x) || p(y))) on ``splits`` chunks of a seeded shuffle; mean and std (ddof 0) over chunks.
+def inception_score(outputs: Tensor, splits: int, seed: int | None, *, chunks: Chunking = "floor", ddof: int = 0,
+                    softmax: bool = True) -> tuple[float, float]:
+    """IS = exp(E KL(p(y|x) || p(y))) per split; mean and std over the splits, in float64 (as torch-fidelity).
 
-    Chunk bounds i*N//splits as torch-fidelity; float64 as torch-fidelity.
+    ``outputs``: logits (``softmax=True``) or class probabilities (``softmax=False``: HR-VITON's and CIT's networks
+    end in a softmax). ``seed``: rows shuffled by ``seeded_permutation(N, seed)`` first (torchmetrics), or None to
+    keep their order (CIT, HR-VITON). ``chunks``: "floor" = rows [i N // splits, (i + 1) N // splits) (torch-fidelity,
+    CIT's IS.py), "torch_chunk" = ``torch.chunk(splits)`` (torchmetrics; may give fewer than ``splits`` parts).
+    ``ddof``: 0 = population std (torch-fidelity, np.std), 1 = unbiased (torchmetrics).
     """
-    n = logits.shape[0]
+    n = outputs.shape[0]
     if not 1 <= splits <= n:
         raise ValueError(f"inception score needs 1 <= splits <= N, got splits={splits}, N={n}")
-    x = logits.double().cpu()[seeded_permutation(n, seed)]
-    p, log_p = x.softmax(dim=1), x.log_softmax(dim=1)
+    if chunks not in ("floor", "torch_chunk"):
+        raise ValueError(f"unknown chunking {chunks!r}")
+    x = outputs.double().cpu()
+    if seed is not None:
+        x = x[seeded_permutation(n, seed)]
+    p, log_p = (x.softmax(dim=1), x.log_softmax(dim=1)) if softmax else (x, x.log())
+    if chunks == "floor":
+        bounds = [(i * n // splits, (i + 1) * n // splits) for i in range(splits)]
+        parts = [(p[lo:hi], log_p[lo:hi]) for lo, hi in bounds]
+    else:
+        parts = list(zip(p.chunk(splits), log_p.chunk(splits)))
     scores = []
-    for i in range(splits):
-        lo, hi = i * n // splits, (i + 1) * n // splits
-        q = p[lo:hi].mean(dim=0, keepdim=True)
-        scores.append((p[lo:hi] * (log_p[lo:hi] - q.log())).sum(dim=1).mean().exp())
+    for pk, log_pk in parts:
+        q = pk.mean(dim=0, keepdim=True)
+        kl = torch.where(pk > 0, pk * (log_pk - q.log()), 0.0)  # 0 log 0 = 0, as scipy's entropy
+        scores.append(kl.sum(dim=1).mean().exp())
     s = torch.stack(scores)
-    return float(s.mean()), float(s.std(unbiased=False))
+    return float(s.mean()), float(s.std(correction=ddof))
 
 
 def frechet_distance(real: Tensor, fake: Tensor) -> float:
@@ -175,51 +242,6 @@ def kernel_inception_distance(real: Tensor, fake: Tensor, subsets: int, subset_s
 
 
 # --- networks ------------------------------------------------------------------------------------
-ALEX_TAPS = (1, 4, 7, 9, 11)  # ReLU outputs of torchvision AlexNet.features that LPIPS compares
-LPIPS_SHIFT = (-0.030, -0.088, -0.188)
-LPIPS_SCALE = (0.458, 0.448, 0.450)
-
-
-class LPIPS(nn.Module):
-    """LPIPS v0.1 (Zhang et al. 2018) with an AlexNet backbone; forward(x, y) in [-1, 1] gives (B,) distances."""
-
-    def __init__(self, backbone_state: dict[str, Tensor], lin_state: dict[str, Tensor]) -> None:
-        super().__init__()
-        from torchvision.models import alexnet
-
-        net = alexnet(weights=None)
-        net.load_state_dict(backbone_state)
-        self.features = net.features[: ALEX_TAPS[-1] + 1]
-        self.lins = nn.ParameterList([nn.Parameter(lin_state[f"lin{i}.model.1.weight"]) for i in range(len(ALEX_TAPS))])
-        self.register_buffer("shift", torch.tensor(LPIPS_SHIFT).view(1, 3, 1, 1))
-        self.register_buffer("scale", torch.tensor(LPIPS_SCALE).view(1, 3, 1, 1))
-        self.requires_grad_(False)
-        self.eval()
-
-    @classmethod
-    def from_files(cls, backbone: Path, lin: Path) -> LPIPS:
-        from vton.eval.weights import load_state
-
-        return cls(load_state(backbone), load_state(lin))
-
-    def _taps(self, x: Tensor) -> list[Tensor]:
-        out, h = [], (x - self.shift) / self.scale
-        for i, layer in enumerate(self.features):
-            h = layer(h)
-            if i in ALEX_TAPS:
-                out.append(h / (h.square().sum(dim=1, keepdim=True).sqrt() + 1e-10))
-        return out
-
-    def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        if x.shape != y.shape:
-            raise ValueError(f"lpips needs two tensors of one shape, got {tuple(x.shape)} and {tuple(y.shape)}")
-        b = x.shape[0]
-        total = x.new_zeros(b)
-        for f, w in zip(self._taps(torch.cat([x, y])), self.lins):
-            total = total + F.conv2d((f[:b] - f[b:]).square(), w).mean(dim=(1, 2, 3))
-        return total
-
-
 def inception_extractor(path: Path) -> nn.Module:
     """torch-fidelity's ``inception-v3-compat`` giving ("2048", "logits_unbiased") for uint8 B x 3 x H x W input."""
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3

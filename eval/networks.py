@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from vton.eval import metrics as M
-from vton.eval import weights
+from vton.eval import perceptual, weights
 from vton.eval.registry import METRICS, NETWORKS
 from vton.eval.settings import Settings, Work
 
@@ -20,7 +20,8 @@ CPU_INCEPTION_BATCH = 8  # measured: ~95 ms/image at batch 1-16, ~130 ms/image a
 def _lpips(settings: Settings) -> tuple[torch.nn.Module, dict[str, Any]]:
     backbone = weights.require(weights.ALEXNET_FILE, settings.weights_dir)
     lin = weights.lpips_lin_path()
-    return M.LPIPS.from_files(backbone, lin), {"backbone": weights.file_record(backbone), "lin": str(lin)}
+    net = perceptual.LPIPS.from_files("alex", backbone, lin)
+    return net, {"backbone": weights.file_record(backbone), "lin": str(lin)}
 
 
 def _inception(settings: Settings) -> tuple[torch.nn.Module, dict[str, Any]]:

@@ -1,14 +1,13 @@
 """Each metric against an independent implementation (skimage, lpips, torchmetrics, hand-worked values)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
+from scipy.stats import entropy
 from skimage.metrics import structural_similarity
 
-from tests.eval_fixtures import save_random_alexnet, save_random_inception
+from tests.eval_fixtures import save_random_inception
 from vton.eval import metrics as M
 from vton.eval import stats, weights
 from vton.eval.summary import tv_subsets
@@ -110,25 +109,6 @@ def test_tv_subsets_take_top_and_bottom_k_without_overlap() -> None:
     assert k == 2 and large == {"a", "c"} and small == {"d", "b"}
     large, small, k = tv_subsets(tv, 1)
     assert (large, small, k) == ({"a"}, {"d"}, 1)  # tie between a and c broken by name
-
-
-def test_lpips_equals_lpips_package_with_same_backbone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import lpips
-
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    backbone = save_random_alexnet(weights.hub_checkpoints_dir())
-    reference = lpips.LPIPS(net="alex", version="0.1", verbose=False)  # finds the file where torchvision caches it
-    ours = M.LPIPS.from_files(weights.require(weights.ALEXNET_FILE), weights.lpips_lin_path())
-    assert weights.locate(weights.ALEXNET_FILE) == backbone
-    g = torch.Generator().manual_seed(4)
-    x, y = torch.rand(4, 3, 64, 48, generator=g) * 2 - 1, torch.rand(4, 3, 64, 48, generator=g) * 2 - 1
-    with torch.no_grad():
-        expect = reference(x, y).flatten()
-        got = ours(x, y)
-        one_by_one = torch.cat([ours(x[i:i + 1], y[i:i + 1]) for i in range(4)])
-    assert got.tolist() == pytest.approx(expect.tolist(), rel=1e-5, abs=1e-7)
-    assert one_by_one.tolist() == pytest.approx(got.tolist(), rel=1e-5, abs=1e-7)
-    assert not weights.hash_matches_name(backbone)  # random weights are told apart from the official file
 
 
 @pytest.fixture(scope="module")
@@ -253,3 +233,155 @@ def test_each_metric_row_reads_only_what_it_declares() -> None:
             assert spec.score(Tensors(**given), settings).mean is not None, spec.name
         with pytest.raises(AttributeError):  # without its inputs a row cannot score
             spec.score(Tensors(), settings) if spec.level == "set" else spec.score(Tensors())
+
+
+def _uint8_pairs(seed: int, b: int = 3, h: int = 40, w: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 HWC reference / generated pairs; generated ranges differ per image (0..255, 30..200, ...)."""
+    rng = np.random.default_rng(seed)
+    ref = rng.integers(0, 256, size=(b, h, w, 3), dtype=np.uint8)
+    gen = np.clip(ref.astype(int) + rng.integers(-40, 41, size=ref.shape), 0, 255)
+    lo = np.arange(b)[:, None, None, None] * 30
+    gen = (lo + gen * (255 - 2 * lo) / 255).astype(np.uint8)
+    return ref, gen
+
+
+def _chw(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(a).permute(0, 3, 1, 2)
+
+
+def test_ssim_with_per_image_data_range_equals_cit_skimage_call() -> None:
+    """CIT: skimage SSIM on uint8 RGB with data_range = max - min of each generated image."""
+    ref, gen = _uint8_pairs(0)
+    x, y = _chw(ref).double(), _chw(gen).double()
+    rng = M.per_image_range(y)
+    assert rng.tolist() == [float(g.max() - g.min()) for g in gen] and len(set(rng.tolist())) == 3
+    ours = M.ssim_map(x, y, rng).mean(dim=(1, 2))
+    for i in range(3):
+        expect = structural_similarity(ref[i], gen[i], gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                       channel_axis=-1, data_range=gen[i].max() - gen[i].min())
+        assert ours[i].item() == pytest.approx(expect, abs=1e-4)
+    # a per-image range is not the same as one range for all
+    assert (M.ssim_map(x, y, 255.0).mean(dim=(1, 2)) - ours).abs().max() > 1e-3
+    with pytest.raises(ValueError):
+        M.ssim_map(x, y, torch.tensor([1.0, 0.0, 1.0]))
+    with pytest.raises(ValueError):
+        M.ssim_map(x, y, torch.ones(2))
+
+
+def test_pil_gray_and_grayscale_ssim_equal_pil_and_hrviton_skimage_call() -> None:
+    """HR-VITON: convert('L') both, skimage SSIM with data_range 255 on the grey arrays."""
+    from PIL import Image
+
+    ref, gen = _uint8_pairs(1)
+    gray_ref, gray_gen = M.pil_gray(_chw(ref)), M.pil_gray(_chw(gen))
+    assert gray_ref.dtype == torch.uint8 and gray_ref.shape == (3, 1, 40, 32)
+    pil = [np.asarray(Image.fromarray(g).convert("L")) for g in gen]
+    assert all(np.array_equal(gray_gen[i, 0].numpy(), pil[i]) for i in range(3))
+    ours = M.ssim_map(gray_ref.double(), gray_gen.double(), 255.0).mean(dim=(1, 2))
+    for i in range(3):
+        pil_ref = np.asarray(Image.fromarray(ref[i]).convert("L"))
+        expect = structural_similarity(pil_ref, pil[i], data_range=255, gaussian_weights=True,
+                                       use_sample_covariance=False)
+        assert ours[i].item() == pytest.approx(expect, abs=1e-4)
+
+
+def test_mse_equals_torch_mse_loss_per_image() -> None:
+    x, y = _images(4)
+    expect = [torch.nn.functional.mse_loss(x[i], y[i]).item() for i in range(3)]
+    assert M.mse(x, y).tolist() == pytest.approx(expect, rel=1e-6)
+
+
+def test_psnr_pooled_equals_torchmetrics_called_per_batch_as_vtoneval() -> None:
+    from torchmetrics.image import PeakSignalNoiseRatio
+
+    g = torch.Generator().manual_seed(5)
+    x = torch.rand(10, 3, 16, 12, generator=g)
+    noise = torch.linspace(0.02, 0.3, 10).view(10, 1, 1, 1)  # unequal errors: batch composition matters
+    y = (x + noise * torch.randn(10, 3, 16, 12, generator=g)).clamp(0, 1)
+    metric = PeakSignalNoiseRatio(data_range=1.0, dim=None)
+    total = sum(metric(x[i:i + 4], y[i:i + 4]).item() * len(x[i:i + 4]) for i in range(0, 10, 4))
+    assert M.psnr_pooled(x, y, 1.0, batch=4) == pytest.approx(total / 10, rel=1e-5)
+    assert M.psnr_pooled(x, y, 1.0, batch=1) == pytest.approx(M.psnr(x, y, 1.0).mean().item())
+    assert abs(M.psnr_pooled(x, y, 1.0, batch=4) - M.psnr_pooled(x, y, 1.0, batch=1)) > 0.1
+
+
+class _RandomLogits(torch.nn.Module):
+    """A tiny random classifier of uint8 images: what InceptionScore's ``feature`` receives after normalize=True."""
+
+    def __init__(self, pixels: int, classes: int = 12) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(pixels, classes)
+        torch.nn.init.normal_(self.fc.weight, std=0.2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.float().flatten(1) / 255)
+
+
+@pytest.mark.parametrize("n", [30, 34])  # 34 rows: torch.chunk(10) gives 9 parts of 4 and 2
+def test_inception_score_torch_chunk_equals_torchmetrics_ten_splits(n: int) -> None:
+    from torchmetrics.image.inception import InceptionScore
+
+    torch.manual_seed(0)
+    net = _RandomLogits(3 * 8 * 8)
+    images = torch.rand(n, 3, 8, 8, generator=torch.Generator().manual_seed(n))
+    metric = InceptionScore(feature=net, splits=10, normalize=True)
+    metric.update(images)
+    torch.manual_seed(12)
+    mean, std = metric.compute()
+    with torch.no_grad():
+        logits = net((images * 255).byte())
+    ours = M.inception_score(logits, 10, 12, chunks="torch_chunk", ddof=1)
+    assert ours == pytest.approx((mean.item(), std.item()), rel=1e-5)
+    floor = M.inception_score(logits, 10, 12)[0]
+    if n % 10:  # unequal parts: the floor bounds give other parts, another value
+        assert floor != pytest.approx(mean.item(), rel=1e-5)
+    else:
+        assert floor == pytest.approx(mean.item(), rel=1e-5)
+
+
+def _probabilities(seed: int, n: int, k: int = 7) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    p = rng.dirichlet(np.full(k, 0.3), size=n)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def test_inception_score_one_split_of_probabilities_equals_hrviton_scipy_entropy() -> None:
+    p = _probabilities(0, 20)
+    p[3, 2] = 0.0  # a zero probability: 0 log 0 = 0, as scipy
+    p[3] /= p[3].sum()
+    expect = np.exp(np.mean([entropy(p_i, p.mean(axis=0)) for p_i in p]))
+    mean, std = M.inception_score(torch.from_numpy(p), 1, None, softmax=False)
+    assert mean == pytest.approx(expect, rel=1e-10) and std == 0.0
+
+
+def test_inception_score_floor_parts_population_std_equal_cit_numpy() -> None:
+    """CIT's IS.py: part i = rows [i N // 10, (i + 1) N // 10) in order, np.std (population)."""
+    n, splits = 23, 10
+    p = _probabilities(1, n)
+    scores = []
+    for i in range(splits):
+        part = p[i * n // splits:(i + 1) * n // splits]
+        kl = part * (np.log(part) - np.log(np.expand_dims(np.mean(part, 0), 0)))
+        scores.append(np.exp(np.mean(np.sum(kl, 1))))
+    mean, std = M.inception_score(torch.from_numpy(p), splits, None, chunks="floor", ddof=0, softmax=False)
+    assert (mean, std) == pytest.approx((np.mean(scores), np.std(scores)), rel=1e-10)
+    # the same rows as logits (log p) give the same score through the softmax
+    assert M.inception_score(torch.from_numpy(np.log(p)), splits, None)[0] == pytest.approx(mean, rel=1e-9)
+
+
+def test_jaccard_grey_equals_sklearn_micro_jaccard_of_cit() -> None:
+    from sklearn.metrics import jaccard_score
+
+    rng = np.random.default_rng(2)
+    pcm = rng.choice(np.array([0, 127, 255, 254], np.uint8), size=(3, 12, 10), p=[0.4, 0.3, 0.25, 0.05])
+    warp = rng.choice(np.array([0, 255, 1, 127], np.uint8), size=(3, 12, 10), p=[0.5, 0.4, 0.05, 0.05])
+    ours = M.jaccard_grey(torch.from_numpy(pcm), torch.from_numpy(warp))
+    for i in range(3):
+        cleaned = pcm[i].copy()
+        cleaned[cleaned == 127] = 0  # CIT's rule, before sklearn
+        expect = jaccard_score(cleaned.flatten(), warp[i].flatten(), average="micro")
+        assert ours[i].item() == pytest.approx(expect, rel=1e-12)
+    # hand-worked: 4 pixels, 127 -> 0 makes 3 agree: 3 / (8 - 3)
+    a = torch.tensor([[[127, 255], [0, 9]]], dtype=torch.uint8)
+    b = torch.tensor([[[0, 255], [0, 255]]], dtype=torch.uint8)
+    assert M.jaccard_grey(a, b).item() == pytest.approx(3 / 5)

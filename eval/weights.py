@@ -16,6 +16,10 @@ from vton.core.weights import MissingWeightsError, hub_checkpoints_dir, locate, 
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
 # torch-fidelity's TF-2015 Inception port (URL_INCEPTION_V3 in torch_fidelity/feature_extractor_inceptionv3.py).
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
+# clean-fid's TorchScript Inception (inception_url in cleanfid/downloads_helper.py, NVIDIA's stylegan2-ada-pytorch).
+CLEANFID_INCEPTION_FILE = "inception-2015-12-05.pt"
+# pytorch-fid's port of the same network (FID_WEIGHTS_URL in pytorch_fid/inception.py).
+PYTORCH_FID_INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
 LPIPS_LIN_RESOURCE = "weights/v0.1/alex.pth"
 
 

@@ -23,7 +23,9 @@ import torch
 from cleanfid.fid import frechet_distance, get_batch_features, kernel_distance
 from cleanfid.inception_torchscript import InceptionV3W
 from cleanfid.resize import build_resizer
+from cleanfid.utils import EXTENSIONS as CLEANFID_EXTENSIONS
 from pytorch_fid import inception
+from pytorch_fid.fid_score import IMAGE_EXTENSIONS as PYTORCH_FID_EXTENSIONS
 from pytorch_fid.fid_score import calculate_frechet_distance
 from torch.nn.functional import adaptive_avg_pool2d
 from torchvision.transforms import ToTensor
@@ -33,19 +35,15 @@ from vton.eval import weights
 CPU = torch.device("cpu")
 CLEANFID_BATCH = 32  # compute_fid / compute_kid default (make_custom_stats uses 64; only float noise differs)
 PYTORCH_FID_BATCH = 50  # pytorch-fid's --batch-size default (VtonEval passes 16)
-# cleanfid.utils.EXTENSIONS and pytorch_fid.fid_score.IMAGE_EXTENSIONS (sets: their iteration order does not
-# matter, both lists are sorted afterwards).
-CLEANFID_EXTENSIONS = ("bmp", "jpg", "jpeg", "pgm", "png", "ppm", "tif", "tiff", "webp", "npy", "JPEG", "JPG", "PNG")
-PYTORCH_FID_EXTENSIONS = ("bmp", "jpg", "jpeg", "pgm", "png", "ppm", "tif", "tiff", "webp")
-
 TO_TENSOR = ToTensor()  # uint8 H x W x 3 -> float32 3 x H x W in [0, 1]; float32 input keeps its values
 FeatureModel = Callable[[torch.Tensor], torch.Tensor]
 
 
 def cleanfid_files(folder: str | os.PathLike) -> list[Path]:
-    """clean-fid's ``get_folder_features`` listing: a recursive ``glob`` per extension (case-sensitive, hidden
-    files and folders skipped, ``.npy`` arrays included), sorted as full path *strings* (not as Paths: 'a.png'
-    sorts before 'a/b.png' as a string, after it as a Path)."""
+    """clean-fid's ``get_folder_features`` listing: a recursive ``glob`` per extension of its ``EXTENSIONS`` (bmp
+    jpg jpeg pgm png ppm tif tiff webp npy JPEG JPG PNG; case-sensitive, hidden files and folders skipped, ``.npy``
+    arrays included), sorted as full path *strings* (not as Paths: 'a.png' sorts before 'a/b.png' as a string,
+    after it as a Path)."""
     fdir = os.fspath(folder)
     if ".zip" in fdir:  # clean-fid would open the path as a zip archive
         raise ValueError(f"{fdir}: clean-fid reads a path containing '.zip' as an archive; not a folder listing")
@@ -54,8 +52,9 @@ def cleanfid_files(folder: str | os.PathLike) -> list[Path]:
 
 
 def pytorch_fid_files(folder: str | os.PathLike) -> list[Path]:
-    """pytorch-fid's ``compute_statistics_of_path`` listing: ``Path.glob('*.ext')`` in the folder only, lower-case
-    extensions only (hidden files included, as pathlib matches them), sorted as Paths."""
+    """pytorch-fid's ``compute_statistics_of_path`` listing: ``Path.glob('*.ext')`` in the folder only, for its
+    lower-case ``IMAGE_EXTENSIONS`` only (bmp jpg jpeg pgm png ppm tif tiff webp; hidden files included, as pathlib
+    matches them), sorted as Paths."""
     path = Path(folder)
     return sorted(f for ext in PYTORCH_FID_EXTENSIONS for f in path.glob(f"*.{ext}"))
 

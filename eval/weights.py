@@ -22,6 +22,10 @@ VGG16_FILE = "vgg16-397923af.pth"
 IMAGENET_INCEPTION_FILE = "inception_v3_google-0cc3c7bd.pth"
 # torch-fidelity's TF-2015 Inception port (URL_INCEPTION_V3 in torch_fidelity/feature_extractor_inceptionv3.py).
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
+# clean-fid's TorchScript Inception (inception_url in cleanfid/downloads_helper.py, NVIDIA's stylegan2-ada-pytorch).
+CLEANFID_INCEPTION_FILE = "inception-2015-12-05.pt"
+# pytorch-fid's port of the same network (FID_WEIGHTS_URL in pytorch_fid/inception.py).
+PYTORCH_FID_INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
 LPIPS_LIN_RESOURCE = "weights/v0.1/{backbone}.pth"
 
 

@@ -13,6 +13,8 @@ import click
 from vton.core.devices import PRECISIONS
 from vton.core.runner import RunnerConfig
 from vton.core.versions import VTON_VERSION as __version__
+from vton.eval.protocols import DEFAULT as DEFAULT_PROTOCOL
+from vton.eval.protocols import PROTOCOLS
 from vton.eval.settings import Settings as EvalSettings
 from vton.models.config import VARIANTS
 from vton.models.options import InferOptions, TrainOptions
@@ -21,6 +23,8 @@ from vton.pipelines.layouts import LAYOUTS
 from vton.pipelines.prepare import PrepareOptions
 from vton.studies.options import AnalyzeOptions, ExportOptions, ServeOptions
 from vton.workflows.demo import DemoOptions
+
+PROTOCOL_NAMES = tuple(PROTOCOLS)
 
 # `vton prepare` runs its local workers as processes (no shared GIL), unlike RunnerConfig's threads.
 PREPARE_RUNNER = RunnerConfig(local="processes")
@@ -318,9 +322,18 @@ class MetricsOption(click.Option):
 @click.argument("data", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--results", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Existing outputs: DIR/{paired,unpaired}/try-on/<person stem>.{png,jpg} (+ warp-mask/).")
+@click.option("--paired", "paired_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Another method's paired outputs: a flat or nested folder ({person}, {person}_{cloth} or "
+                   "CatVTON-style names).")
+@click.option("--unpaired", "unpaired_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Another method's unpaired outputs, as --paired.")
 @click.option("--checkpoint", "checkpoints", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="Run inference with these checkpoints into OUT/results/{paired,unpaired} (repeatable).")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder to write.")
+@click.option("--protocol", "protocols", multiple=True, default=(DEFAULT_PROTOCOL,), show_default=True,
+              type=click.Choice([*PROTOCOL_NAMES, "all"]),
+              help="Score as this paper's evaluation script does (repeatable; all: every one); the summary compares "
+                   "them side by side.")
 @click.option("--metrics", cls=MetricsOption, default=EvalSettings.metrics)
 @click.option("--weights-dir", type=click.Path(file_okay=False, path_type=Path), default=EvalSettings.weights_dir,
               help="Folder with alexnet-owt-7be5be79.pth / weights-inception-2015-12-05-6726825d.pth "
@@ -338,7 +351,8 @@ class MetricsOption(click.Option):
               help="Cloths in each of the LARGE / SMALL TV subsets.")
 @click.option("--allow-skips", is_flag=True, help="Exit 0 even when a metric named with --metrics was not computed.")
 @click.option("--allow-nonfinite", is_flag=True, help="With --checkpoint: " + NONFINITE_HELP)
-def evaluate(data: Path, results: Path | None, checkpoints: tuple[Path, ...], out: Path, metrics: str | None,
+def evaluate(data: Path, results: Path | None, paired_dir: Path | None, unpaired_dir: Path | None,
+             checkpoints: tuple[Path, ...], out: Path, protocols: tuple[str, ...], metrics: str | None,
              weights_dir: Path | None, device: str | None, batch_size: int, workers: int | None, seed: int,
              n_boot: int, is_splits: int, kid_subset_size: int, subset_size: int, allow_skips: bool,
              allow_nonfinite: bool) -> None:
@@ -349,11 +363,14 @@ def evaluate(data: Path, results: Path | None, checkpoints: tuple[Path, ...], ou
     summary.json's "skipped"), unless --allow-skips; 1 on bad input (e.g. an image that cannot be decoded exactly).
     """
     from vton.core import formats as fm
+    from vton.eval.comparison import comparison_table
+    from vton.eval.protocols import resolve
     from vton.eval.summary import EXIT_SKIPPED, summary_table, unmet
     from vton.workflows.evaluate import evaluate_run
 
-    if (results is None) == (not checkpoints):
-        raise click.UsageError("give exactly one of --results DIR or --checkpoint CKPT")
+    folders = {"paired": paired_dir, "unpaired": unpaired_dir}
+    if sum((results is not None, bool(checkpoints), any(folders.values()))) != 1:
+        raise click.UsageError("give exactly one of --results DIR, --paired/--unpaired DIR or --checkpoint CKPT")
     try:
         named = None if metrics is None else tuple(m.strip() for m in metrics.split(",") if m.strip())
         settings = EvalSettings(metrics=named, device=device, batch_size=batch_size, workers=workers, seed=seed,
@@ -362,10 +379,14 @@ def evaluate(data: Path, results: Path | None, checkpoints: tuple[Path, ...], ou
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--metrics") from exc
     try:
-        summary = evaluate_run(data, out, results, checkpoints, settings, allow_nonfinite=allow_nonfinite)
+        summary = evaluate_run(data, out, results, checkpoints, settings, allow_nonfinite=allow_nonfinite,
+                               folders=folders, protocols=resolve(protocols))
     except (ValueError, FileNotFoundError) as exc:  # bad pairs files, missing inputs: a message, not a traceback
         raise click.ClickException(str(exc)) from exc
-    click.echo(summary_table(summary))
+    if summary["metrics"] or summary["skipped"]:
+        click.echo(summary_table(summary))
+    if set(summary["protocols"]) != {DEFAULT_PROTOCOL}:
+        click.echo(comparison_table(summary))
     for reason in summary["missing_weights"]:
         click.echo(f"warning: {reason}", err=True)
     click.echo(f"wrote {out / fm.METRICS_FILE} and {out / fm.SUMMARY_FILE}")

@@ -92,8 +92,13 @@ class CleanFidFeatures:
 
     def features(self, images: Sequence[np.ndarray]) -> np.ndarray:
         _check_images(images)
-        parts = [get_batch_features(torch.stack([TO_TENSOR(self.resize(im)) for im in chunk]), self.model,
-                                    self.device) for chunk in _chunks(images, self.batch_size)]
+        return self.features_resized([self.resize(im) for im in images])
+
+    def features_resized(self, resized: Sequence[np.ndarray]) -> np.ndarray:
+        """Features of images already through clean-fid's resize (`vton.eval.views.cleanfid_resize`, made where the
+        one pass decodes them), batched as clean-fid batches."""
+        parts = [get_batch_features(torch.stack([TO_TENSOR(im) for im in chunk]), self.model, self.device)
+                 for chunk in _chunks(resized, self.batch_size)]
         return np.concatenate(parts)
 
 

@@ -17,6 +17,7 @@ from tqdm import tqdm
 from vton.core import formats as fm
 from vton.core.io import find_image, safe_join
 from vton.eval import images
+from vton.eval.matching import Matched, match_results, scan
 from vton.eval.registry import MASK_THRESHOLD
 from vton.eval.settings import Settings
 from vton.pipelines.layouts import PREPARED
@@ -75,6 +76,11 @@ class PersonItem:
     unpaired: Path | None
 
 
+def image_dir(folder: Path) -> Path:
+    """Where a results folder keeps its images: DIR/try-on/ (vton's own layout) or DIR itself (flat or nested)."""
+    return folder / fm.TRYON_DIR if (folder / fm.TRYON_DIR).is_dir() else folder
+
+
 def warp_mask_dir(results: dict[str, Path | None]) -> Path | None:
     return results["paired"] / fm.WARP_MASK_DIR if results.get("paired") is not None else None
 
@@ -84,15 +90,34 @@ def missing_warp_masks(files: TestFiles, results: dict[str, Path | None]) -> lis
     return [p for p, _ in files.pairs.get("paired", []) if find_image(warp_mask_dir(results), Path(p).stem) is None]
 
 
-def person_items(files: TestFiles, results: dict[str, Path | None], needs: dict[str, bool]) -> list[PersonItem]:
+def match_folders(pairs: dict[str, list[tuple[str, str]]], results: dict[str, Path | None]) -> dict[str, Matched]:
+    """Each setting's result files matched to its test pairs by every name form the field writes
+    (`vton.eval.matching`)."""
+    out = {}
+    for setting, folder in results.items():
+        if folder is not None:
+            images = image_dir(folder)
+            out[setting] = match_results(scan(images), images, pairs.get(setting, []))
+    return out
+
+
+def matched_record(matched: Matched) -> dict[str, Any]:
+    """What summary.json records of a setting's result files: nothing left out silently."""
+    return {"found": len(matched.found), "name_forms": matched.form, "jpeg": [str(p) for p in matched.jpeg],
+            "missing": matched.missing, "duplicates": {k: [str(p) for p in v] for k, v in matched.duplicates.items()},
+            "ambiguous": {str(k): v for k, v in matched.ambiguous.items()}, "extra": [str(p) for p in matched.extra],
+            "ignored": [str(p) for p in matched.ignored], "refused": {str(k): v for k, v in matched.refused.items()}}
+
+
+def person_items(files: TestFiles, results: dict[str, Path | None], needs: dict[str, bool],
+                 found: dict[str, dict[str, Path]]) -> list[PersonItem]:
     """One item per test person; checks every needed file exists before any decoding starts.
 
     ``needs``: which inputs the metrics to compute read: "real", "region", "fake" (paired try-on), "warp", "unpaired"
-    (unpaired try-on).
+    (unpaired try-on). ``found``: per setting, the result file of each person (`match_folders`).
     """
     paired = dict(files.pairs.get("paired", []))
     unpaired = dict(files.pairs.get("unpaired", []))
-    p_dir, u_dir = results.get("paired"), results.get("unpaired")
     items, missing = [], []
 
     def need(path: Path | None, what: str, person: str) -> Path | None:
@@ -105,10 +130,10 @@ def person_items(files: TestFiles, results: dict[str, Path | None], needs: dict[
         real = need(files.person_image[person], "person image", person) if needs["real"] else None
         parse = need(files.person_parse[person], "parse", person) if needs["region"] else None
         in_paired = person in paired
-        tryon_p = (need(find_image(p_dir / fm.TRYON_DIR, stem), "paired try-on", person)
+        tryon_p = (need(found.get("paired", {}).get(person), "paired try-on", person)
                    if in_paired and needs["fake"] else None)
         warp = find_image(warp_mask_dir(results), stem) if in_paired and needs["warp"] else None
-        tryon_u = (need(find_image(u_dir / fm.TRYON_DIR, stem), "unpaired try-on", person)
+        tryon_u = (need(found.get("unpaired", {}).get(person), "unpaired try-on", person)
                    if person in unpaired and needs["unpaired"] else None)
         items.append(PersonItem(person, in_paired, real, parse, tryon_p, warp, tryon_u))
     if missing:

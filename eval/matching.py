@@ -259,13 +259,17 @@ def catvton_gt_size(pred_size_wh: tuple[int, int], gt_size_wh: tuple[int, int],
 
 
 # --- HR-VITON ------------------------------------------------------------------------------------------------------
-def hrviton_gt_name(pred_name: str) -> str:
+def hrviton_gt_name(pred_name: str, ending: str = HRVITON_GT_SUFFIX) -> str:
     """sangyun884/HR-VITON ``evaluate.py``: the ground truth of a prediction is its name up to the first ``_`` plus
-    ``_00.jpg`` (``00001_00_00002_00.png`` -> ``00001_00.jpg``; a name without ``_`` keeps its whole name)."""
-    return pred_name.split("_")[0] + HRVITON_GT_SUFFIX
+    ``_00.jpg`` (``00001_00_00002_00.png`` -> ``00001_00.jpg``; a name without ``_`` keeps its whole name).
+
+    ``ending``: VITON-HD's ``_00.jpg`` in the script; another layout's persons' common ending (VITON's ``_0.jpg``)
+    applies the same rule to its names."""
+    return pred_name.split("_")[0] + ending
 
 
-def hrviton_pairs(pred_dir_listing: Sequence[str], gt_dir_listing: Sequence[str]) -> tuple[list[tuple[str, str]], int]:
+def hrviton_pairs(pred_dir_listing: Sequence[str], gt_dir_listing: Sequence[str],
+                  ending: str = HRVITON_GT_SUFFIX) -> tuple[list[tuple[str, str]], int]:
     """sangyun884/HR-VITON ``evaluate.py``: ((prediction, ground truth) names in ``sorted(os.listdir(pred))`` order,
     the divisor of every average).
 
@@ -278,7 +282,7 @@ def hrviton_pairs(pred_dir_listing: Sequence[str], gt_dir_listing: Sequence[str]
     gt_names, divisor = set(gt_dir_listing), len(gt_dir_listing)
     pairs = []
     for i, pred in enumerate(sorted(pred_dir_listing)):
-        gt = hrviton_gt_name(pred)
+        gt = hrviton_gt_name(pred, ending)
         if gt not in gt_names:
             raise ValueError(f"HR-VITON's evaluate.py would stop with a FileNotFoundError: no ground truth {gt} "
                              f"for the prediction {pred}")

@@ -176,10 +176,10 @@ def inception_score(outputs: Tensor, splits: int, seed: int | None, *, chunks: C
     ``ddof``: 0 = population std (torch-fidelity, np.std), 1 = unbiased (torchmetrics).
     """
     n = outputs.shape[0]
-    if not 1 <= splits <= n:
-        raise ValueError(f"inception score needs 1 <= splits <= N, got splits={splits}, N={n}")
     if chunks not in ("floor", "torch_chunk"):
         raise ValueError(f"unknown chunking {chunks!r}")
+    if not 1 <= splits <= n and not (chunks == "torch_chunk" and n and splits >= 1):  # torch.chunk: min(N, splits)
+        raise ValueError(f"inception score needs 1 <= splits <= N, got splits={splits}, N={n}")
     x = outputs.double().cpu()
     if seed is not None:
         x = x[seeded_permutation(n, seed)]

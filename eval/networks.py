@@ -29,8 +29,13 @@ def _inception(settings: Settings) -> tuple[torch.nn.Module, dict[str, Any]]:
     return M.inception_extractor(path), weights.file_record(path)
 
 
+def _dists(settings: Settings) -> tuple[torch.nn.Module, dict[str, Any]]:
+    path = weights.require(weights.VGG16_FILE, settings.weights_dir)
+    return perceptual.dists_network(path), {"backbone": weights.file_record(path)}
+
+
 LOADERS: dict[str, Callable[[Settings], tuple[torch.nn.Module, dict[str, Any]]]] = {
-    "lpips": _lpips, "inception": _inception}  # one per name in NETWORKS, loaded in that order
+    "lpips": _lpips, "dists": _dists, "inception": _inception}  # one per name in NETWORKS, loaded in that order
 
 
 def load_networks(work: Work, settings: Settings, device: torch.device) -> tuple[dict[str, torch.nn.Module],
@@ -58,3 +63,61 @@ def inception_features(net: torch.nn.Module, images: torch.Tensor, device: torch
     parts = [net(chunk) for chunk in images.split(size)]
     pool, logits = (torch.cat(outs) for outs in zip(*parts))
     return pool, logits
+
+
+# --- the networks of the field's protocols (`vton.eval.protocols`) ---------------------------------------------
+def _lpips_of(backbone: perceptual.Backbone, file: str, eps: perceptual.Eps) -> Callable[[Settings], tuple]:
+    def load(settings: Settings) -> tuple[torch.nn.Module, dict[str, Any]]:
+        path = weights.require(file, settings.weights_dir)
+        lin = weights.lpips_lin_path(backbone)
+        return (perceptual.LPIPS.from_files(backbone, path, lin, eps),
+                {"backbone": weights.file_record(path), "lin": str(lin), "eps": eps})
+    return load
+
+
+def _feature_model(cls_name: str) -> Callable[[Settings, torch.device], tuple]:
+    def load(settings: Settings, device: torch.device) -> tuple[Any, dict[str, Any]]:
+        from vton.eval import fid
+
+        model = getattr(fid, cls_name).from_weights(settings.weights_dir, device=device)
+        return model, weights.file_record(model.weights_file)
+    return load
+
+
+def _imagenet(settings: Settings) -> tuple[torch.nn.Module, dict[str, Any]]:
+    path = weights.require(weights.IMAGENET_INCEPTION_FILE, settings.weights_dir)
+    return perceptual.imagenet_inception(path), weights.file_record(path)
+
+
+PROTOCOL_LOADERS: dict[str, Callable[..., tuple[Any, dict[str, Any]]]] = {
+    "lpips-alex": _lpips_of("alex", weights.ALEXNET_FILE, "lpips"),
+    "lpips-squeeze": _lpips_of("squeeze", weights.SQUEEZENET_FILE, "torchmetrics"),
+    "fidelity": _inception,
+    "imagenet": _imagenet,
+}
+FEATURE_LOADERS: dict[str, Callable[[Settings, torch.device], tuple[Any, dict[str, Any]]]] = {
+    "cleanfid": _feature_model("CleanFidFeatures"),  # run on the device themselves, as their libraries do
+    "pytorch-fid": _feature_model("PytorchFidFeatures"),
+}
+
+
+def load_protocol_networks(names: list[str], settings: Settings, device: torch.device
+                           ) -> tuple[dict[str, Any], dict[str, str], dict[str, Any]]:
+    """The networks the rows of protocols ``names`` need: (networks, why each missing one is missing, what the
+    summary records of each weight file). A missing file skips only the rows that need it."""
+    from vton.eval.protocols import PROTOCOLS
+
+    needed = sorted({n for name in names for row in PROTOCOLS[name].rows for n in row.networks})
+    nets: dict[str, Any] = {}
+    why_not: dict[str, str] = {}
+    files: dict[str, Any] = {}
+    for name in needed:
+        try:
+            if name in FEATURE_LOADERS:
+                nets[name], files[name] = FEATURE_LOADERS[name](settings, device)
+            else:
+                net, files[name] = PROTOCOL_LOADERS[name](settings)
+                nets[name] = net.to(device)
+        except (weights.MissingWeightsError, ModuleNotFoundError) as exc:
+            why_not[name] = str(exc)
+    return nets, why_not, files

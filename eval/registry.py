@@ -32,6 +32,7 @@ class _Deferred:
 
 
 M = _Deferred("vton.eval.metrics")
+P = _Deferred("vton.eval.perceptual")
 
 DATA_RANGE: Final = 1.0  # SSIM and PSNR on [0, 1] floats (uint8 / 255)
 MASK_THRESHOLD: Final = 128  # warp-mask pixel >= 128 counts as cloth
@@ -42,7 +43,7 @@ SUBSETS: Final = ("all", "large", "small")
 # real person's cloth region from the parse ("region"), an in-shop cloth ("cloth"). Set level: Inception features of
 # the real persons and the generated images ("real", "fake").
 INPUTS: Final = ("fake", "real", "warp", "region", "cloth")
-NETWORKS: Final = ("lpips", "inception")
+NETWORKS: Final = ("lpips", "dists", "inception")
 
 
 class Tensors:
@@ -106,6 +107,15 @@ METRICS: Final = (
     MetricSpec("lpips", "paired", False, ("fake", "real"), ("lpips",), "image",
                lambda t: t.lpips(t.fake * 2 - 1, t.real * 2 - 1),
                "LPIPS v0.1 (AlexNet) distance of the try-on to the real person"),
+    MetricSpec("lpips_cloth", "paired", False, ("fake", "real", "region"), ("lpips",), "image",
+               lambda t: P.masked_lpips(t.lpips, t.fake * 2 - 1, t.real * 2 - 1, t.region),
+               f"garment fidelity: the LPIPS v0.1 (AlexNet) distance map (each layer's map upsampled bilinearly to "
+               f"the image, summed over layers, as lpips' spatial=True) averaged over the real person's cloth region "
+               f"(parse labels {_CLOTH}); NaN (excluded) if empty"),
+    MetricSpec("dists", "paired", False, ("fake", "real"), ("dists",), "image",
+               lambda t: P.dists(t.dists, t.fake, t.real),
+               "DISTS (Ding et al. 2020, torchmetrics' network: VGG16 + L2 pooling, its shipped alpha/beta) of the "
+               "try-on and the real person, inputs in [0,1]"),
     MetricSpec("iou", "paired", True, ("warp", "region"), (), "image", lambda t: M.iou(t.warp, t.region),
                f"warp-mask >= {MASK_THRESHOLD} vs parse labels {_CLOTH}; 1.0 if both empty"),
     MetricSpec("ssim_cloth", "paired", True, ("fake", "real", "region"), (), "image",

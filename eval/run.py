@@ -16,9 +16,11 @@ import torch
 
 from vton.core import formats as fm
 from vton.core.devices import ieee_fp32, resolve_device
-from vton.eval import inputs
+from vton.eval import inputs, protocol_pass
 from vton.eval import metrics as M
-from vton.eval.networks import inception_features, load_networks
+from vton.eval.comparison import comparison, vton_block
+from vton.eval.networks import inception_features, load_networks, load_protocol_networks
+from vton.eval.protocols import DEFAULT, PROTOCOLS
 from vton.eval.registry import SUBSET_METRIC, Tensors
 from vton.eval.settings import Settings, Work
 from vton.eval.summary import computed, per_image_summary, protocol, set_level_entry, tv_subsets, write_run
@@ -88,13 +90,10 @@ def _set_metrics(work: Work, settings: Settings, banks: dict[str, M.FeatureBank]
     return out, used
 
 
-def evaluate(data: Path, results: dict[str, Path | None], out: Path, settings: Settings = Settings(),
-             made_by: dict[str, Any] | None = None) -> dict:
-    """Score existing try-on results (DIR/try-on/<person stem>.png per setting, + warp-mask/) and write
-    metrics.parquet + summary.json. ``made_by``: what made the results ("checkpoints", "inference"), recorded as
-    given (`vton.workflows.evaluate` reads it from each folder's infer.json)."""
-    data, out = Path(data).resolve(), Path(out).resolve()
-    device = resolve_device(settings.device)
+def score_vton(data: Path, results: dict[str, Path | None], settings: Settings, made_by: dict[str, Any],
+               device: torch.device, found: dict[str, inputs.Matched]) -> tuple[pd.DataFrame, dict]:
+    """The ``vton`` protocol on the prepared dataset: per-image rows and its summary entries. ``found``: per setting,
+    each person's result file."""
     work = Work.of(settings)
     wanted = [s for s in inputs.SETTINGS_PAIRS if work.specs(s) and results.get(s) is not None]
     files = inputs.dataset_test_files(data, wanted)
@@ -110,7 +109,8 @@ def evaluate(data: Path, results: dict[str, Path | None], out: Path, settings: S
                                  f"persons (e.g. {absent[0]}) in {inputs.warp_mask_dir(results)}")
     items = inputs.person_items(files, results, {
         "real": work.needs("real", "paired") or work.needs("real", "unpaired"), "region": work.needs("region"),
-        "fake": work.needs("fake", "paired"), "warp": work.needs("warp"), "unpaired": bool(work.specs("unpaired"))})
+        "fake": work.needs("fake", "paired"), "warp": work.needs("warp"), "unpaired": bool(work.specs("unpaired"))},
+        {s: m.found for s, m in found.items()})
     with torch.inference_mode(), ieee_fp32():
         rows: list[tuple] = []
         tv, resized = cloth_scores(files.cloths, work, settings, device, rows)
@@ -128,13 +128,9 @@ def evaluate(data: Path, results: dict[str, Path | None], out: Path, settings: S
     frame = pd.DataFrame(rows, columns=list(fm.METRIC_COLUMNS[:5])).astype({"value": "float64"})
     frame["large"] = frame["cloth"].isin(large)
     frame["small"] = frame["cloth"].isin(small)
-    frame = frame.sort_values(["setting", "metric", "person", "cloth"], kind="stable").reset_index(drop=True)
+    frame["protocol"] = "vton"
     scores = computed({**per_image_summary(frame, settings), **set_scores}, frame, work)
-    made_by = made_by or {}
-    summary = {
-        "run": out.name,
-        "data": str(data),
-        "results": {s: str(Path(p).resolve()) for s, p in results.items() if p is not None},
+    return frame, {
         "checkpoints": made_by.get("checkpoints"),
         "inference": made_by.get("inference"),
         "protocol": protocol(settings, device, weight_files, k, len(tv), resized, used, len(banks["real"])),
@@ -142,5 +138,46 @@ def evaluate(data: Path, results: dict[str, Path | None], out: Path, settings: S
         "skipped": work.skipped,
         "missing_weights": work.missing_weights,
     }
-    write_run(out, frame, summary)
+
+
+def evaluate(data: Path, results: dict[str, Path | None], out: Path, settings: Settings = Settings(),
+             made_by: dict[str, Any] | None = None, protocols: Sequence[str] = (DEFAULT,)) -> dict:
+    """Score existing try-on results under each protocol named (`vton.eval.protocols`) and write metrics.parquet
+    (one row per image, metric and protocol) + summary.json (one block per protocol, and their comparison).
+
+    ``results``: per setting, a results folder (DIR/try-on/ + warp-mask/, or a flat or nested folder of images).
+    ``made_by``: what made the results ("checkpoints", "inference"), recorded as given (`vton.workflows.evaluate`
+    reads it from each folder's infer.json)."""
+    data, out = Path(data).resolve(), Path(out).resolve()
+    device = resolve_device(settings.device)
+    made_by = made_by or {}
+    frames = []
+    summary: dict[str, Any] = {"run": out.name, "data": str(data),
+                               "results": {s: str(Path(p).resolve()) for s, p in results.items() if p is not None},
+                               "checkpoints": made_by.get("checkpoints"), "inference": made_by.get("inference"),
+                               "protocol": None, "metrics": {}, "skipped": {}, "missing_weights": []}
+    ctx = protocol_pass.context(data, {s: inputs.image_dir(p) for s, p in results.items() if p is not None})
+    matched = inputs.match_folders(ctx.pairs, results)
+    summary["results_files"] = {s: inputs.matched_record(m) for s, m in matched.items()}
+    if DEFAULT in protocols:
+        frame, vton = score_vton(data, results, settings, made_by, device, matched)
+        frames.append(frame)
+        summary.update(vton)
+    field = [p for p in protocols if p != DEFAULT]
+    blocks: dict[str, dict] = {}
+    if field:
+        nets, why_not, files = load_protocol_networks(field, settings, device)
+        with ieee_fp32():
+            rows, blocks = protocol_pass.run_protocols(field, ctx, settings, device, nets, why_not)
+        for name in field:
+            blocks[name]["weights"] = {n: files[n] for n in files if any(n in r.networks
+                                                                         for r in PROTOCOLS[name].rows)}
+        summary["missing_weights"] += [w for w in why_not.values() if w not in summary["missing_weights"]]
+        extra = pd.DataFrame(rows, columns=["setting", "person", "cloth", "metric", "value", "protocol"])
+        frames.append(extra.assign(large=False, small=False).astype({"value": "float64"}))
+    summary["protocols"] = {**({DEFAULT: vton_block(summary)} if DEFAULT in protocols else {}), **blocks}
+    summary["comparison"] = comparison(summary["protocols"])
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(fm.METRIC_COLUMNS))
+    frame = frame.sort_values(["protocol", "setting", "metric", "person", "cloth"], kind="stable")
+    write_run(out, frame.reset_index(drop=True), summary)
     return summary

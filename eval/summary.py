@@ -78,6 +78,9 @@ def _details(settings: Settings, files: dict[str, Any], k: int, n_cloths: int, u
                  "border": f"map averaged where the window fits ({r} px cropped per border, as skimage)"},
         "lpips": {"version": "0.1", "net": "alex", "input": "[-1,1]", "resolution": "native", "reduction":
                   "spatial average", "weights": files.get("lpips")},
+        "lpips_cloth": {"net": "alex", "map": "bilinear upsampling, align_corners=False",
+                        "weights": files.get("lpips")},
+        "dists": {"input": "[0,1]", "weights": files.get("dists")},
         "is": {"extractor": "torch-fidelity inception-v3-compat", "feature": "logits_unbiased",
                "resize": "torch-fidelity TF1.x-style bilinear to 299x299 (no antialias)",
                "splits": settings.is_splits, "splits_used": used.get("is", {}),

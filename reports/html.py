@@ -196,6 +196,19 @@ def subset_galleries(run: EvalRun) -> list[dict[str, Any]]:
     return out
 
 
+def protocol_comparison(summary: dict[str, Any]) -> dict[str, Any] | None:
+    """summary.json's protocol comparison as a table: one row per metric, one column per protocol, then the settings
+    that differ; None when one protocol ran."""
+    names = list(summary.get("protocols") or {})
+    if not set(names) - {"vton"}:
+        return None
+    rows = [{"metric": r["metric"],
+             "cells": [fmt(r["values"].get(n)) if n in r["values"] else "" for n in names],
+             "differ": [(setting, [by.get(n, "") for n in names]) for setting, by in r["differ"].items()]}
+            for r in summary.get("comparison") or []]
+    return {"names": names, "rows": rows}
+
+
 def eval_section(run: EvalRun) -> dict[str, Any]:
     protocol = dict(run.summary.get("protocol") or {})
     versions = protocol.pop("versions", {}) or {}
@@ -211,6 +224,7 @@ def eval_section(run: EvalRun) -> dict[str, Any]:
         ],
         "skipped": sorted((str(k), str(v)) for k, v in (run.summary.get("skipped") or {}).items()),
         "metrics": metric_rows(run),
+        "protocols": protocol_comparison(run.summary),
         "galleries": galleries(run),
         "subsets": subset_galleries(run),
     }

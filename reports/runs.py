@@ -29,8 +29,9 @@ PREPARE_SHAPE = Obj(optional={
     "pairs": (MapOf(ANY), None), "splits": (MapOf(ANY), None), "versions": (MapOf(ANY), None),
     "rejections": (ListOf(Obj(required={"stage": TEXT, "reason": TEXT, "count": COUNT})), None),
 })
+# the types of metrics.parquet's columns
 METRIC_KINDS = {"setting": "strings", "person": "strings", "cloth": "strings", "metric": "strings", "value": "numbers",
-                "large": "booleans", "small": "booleans"}  # the types of metrics.parquet's columns
+                "large": "booleans", "small": "booleans", "protocol": "strings"}
 
 
 class RunError(ValueError):
@@ -92,6 +93,9 @@ def load_eval_run(path: Path) -> EvalRun:
     metrics_file = path / METRICS
     if metrics_file.is_file():
         metrics = read_metrics(metrics_file)
+        # the galleries, distributions and tests read vton's per-image rows; the other protocols' numbers come from
+        # summary.json's comparison
+        metrics = metrics[metrics["protocol"] == "vton"].reset_index(drop=True)
     else:
         metrics = pd.DataFrame({c: pd.Series(dtype=object) for c in METRIC_COLUMNS})
     return EvalRun(path=path, summary=summary, metrics=metrics)
@@ -111,6 +115,8 @@ def read_metrics(path: Path) -> pd.DataFrame:
     Checked here because a wrong type would pass silently later: ``"False"`` read as a flag is true.
     """
     metrics = pd.read_parquet(path)
+    if "protocol" not in metrics.columns:  # written before the protocol column, when vton was the only protocol
+        metrics["protocol"] = "vton"
     missing = set(METRIC_COLUMNS) - set(metrics.columns)
     if missing:
         raise RunError(f"{path} lacks columns {sorted(missing)}")

@@ -9,7 +9,9 @@ from unittest import mock
 
 import numpy as np
 import torch
+import torchvision
 from PIL import Image, ImageFilter
+from pytorch_fid import inception as pytorch_fid_inception
 
 from vton.core import formats as fm
 from vton.eval import weights
@@ -25,6 +27,42 @@ def save_random_alexnet(folder: Path, seed: int = 0) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(alexnet(weights=None).state_dict(), folder / weights.ALEXNET_FILE)
     return folder / weights.ALEXNET_FILE
+
+
+def save_random_torchvision(folder: Path, arch: str, filename: str, seed: int = 0, only: str = "",
+                            **kwargs: object) -> Path:
+    """A random torchvision ``arch`` saved under ``filename``; ``only``: keep the keys with this prefix (DISTS reads
+    VGG16's ``features.`` alone: the full random file would be half a gigabyte)."""
+    import torchvision.models as tvm
+
+    torch.manual_seed(seed)
+    state = getattr(tvm, arch)(weights=None, **kwargs).state_dict()
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save({k: v for k, v in state.items() if k.startswith(only)}, folder / filename)
+    return folder / filename
+
+
+def save_random_squeezenet(folder: Path, seed: int = 0) -> Path:
+    return save_random_torchvision(folder, "squeezenet1_1", weights.SQUEEZENET_FILE, seed)
+
+
+def save_random_vgg16_features(folder: Path, seed: int = 0) -> Path:
+    return save_random_torchvision(folder, "vgg16", weights.VGG16_FILE, seed, only="features.")
+
+
+def save_random_imagenet_inception(folder: Path, seed: int = 0) -> Path:
+    return save_random_torchvision(folder, "inception_v3", weights.IMAGENET_INCEPTION_FILE, seed, aux_logits=True,
+                                   init_weights=True)
+
+
+def load_sliced_backbone(ref_net: torch.nn.Module, tv_state: dict[str, torch.Tensor]) -> None:
+    """Copy torchvision ``features.<i>...`` weights into a library's sliced backbone: lpips names them
+    ``slice<k>.<i>...``, torchmetrics' SqueezeNet ``slices.<k>.<i>...``."""
+    mapped = {}
+    for key in ref_net.state_dict():
+        rest = key.split(".", 2)[2] if key.startswith("slices.") else key.split(".", 1)[1]
+        mapped[key] = tv_state[f"features.{rest}"]
+    ref_net.load_state_dict(mapped)
 
 
 def save_random_inception(folder: Path, seed: int = 0) -> Path:
@@ -120,3 +158,58 @@ def png_header_only(path: Path, width: int, height: int) -> Path:
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * (width + 1)))
                      + chunk(b"IEND", b""))
     return path
+
+
+class _Layers(torch.nn.Module):
+    """Stands in for the TorchScript file's ``layers``: normalised input -> B x 2048 x 1 x 1."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(3 * 13 * 13, 2048)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.nn.functional.avg_pool2d(x, 23).flatten(1))[:, :, None, None]
+
+
+class ScriptedInception(torch.nn.Module):
+    """The interface clean-fid's InceptionV3W uses: ``base.layers`` and ``base(x, return_features=...)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = _Layers()
+
+    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
+        return self.layers(x)
+
+
+def save_random_cleanfid_inception(folder: Path, seed: int = 1) -> Path:
+    """A random stand-in for clean-fid's TorchScript ``inception-2015-12-05.pt`` (only 8 of its 2048 features vary,
+    so tiny test sets keep well-conditioned covariances)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        net = ScriptedInception().eval()
+    with torch.no_grad():
+        net.layers.fc.weight[8:] = 0
+        net.layers.fc.bias[8:] = 0
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.jit.script(net).save(str(folder / weights.CLEANFID_INCEPTION_FILE))
+    return folder / weights.CLEANFID_INCEPTION_FILE
+
+
+_FID_INCEPTION_V3 = pytorch_fid_inception.fid_inception_v3  # the original, for tests that patch the name
+
+
+def random_fid_inception() -> torch.nn.Module:
+    """pytorch-fid's own FID Inception (``fid_inception_v3``), randomly initialised with seed 0: its
+    state-dict fetch is answered with nothing and the load skipped."""
+    with mock.patch.object(pytorch_fid_inception, "load_state_dict_from_url", lambda *a, **k: {}), \
+            mock.patch.object(torchvision.models.Inception3, "load_state_dict", lambda self, *a, **k: None), \
+            torch.random.fork_rng():
+        torch.manual_seed(0)
+        return _FID_INCEPTION_V3()
+
+
+def save_random_pytorch_fid_inception(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(random_fid_inception().state_dict(), folder / weights.PYTORCH_FID_INCEPTION_FILE)
+    return folder / weights.PYTORCH_FID_INCEPTION_FILE

@@ -14,12 +14,12 @@ import cleanfid.fid
 import numpy as np
 import pytest
 import torch
-import torchvision
 from cleanfid.utils import ResizeDataset
 from PIL import Image
 from pytorch_fid import fid_score, inception
 from torch import nn
 
+from tests.eval_fixtures import ScriptedInception, random_fid_inception
 from vton.eval import fid, weights
 from vton.eval.images import read_image, rgb
 
@@ -195,34 +195,12 @@ def test_cleanfid_features_independent_of_batch(folders: dict[str, Path], clean_
     np.testing.assert_allclose(small, clean_feats["ref"], rtol=1e-5, atol=1e-5)
 
 
-class _Layers(nn.Module):
-    """Stands in for the TorchScript file's ``layers``: normalised input -> B x 2048 x 1 x 1."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc = nn.Linear(3 * 13 * 13, 2048)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(nn.functional.avg_pool2d(x, 23).flatten(1))[:, :, None, None]
-
-
-class _ScriptedInception(nn.Module):
-    """The interface clean-fid's InceptionV3W uses: ``base.layers`` and ``base(x, return_features=...)``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.layers = _Layers()
-
-    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
-        return self.layers(x)
-
-
 def test_cleanfid_torchscript_weights(folders: dict[str, Path], tmp_path: Path, offline: Path) -> None:
     """The TorchScript file read through clean-fid's InceptionV3W offline: (x - 128) / 128 applied, pool features
     as clean-fid's own folder pipeline gives them."""
     with torch.random.fork_rng():
         torch.manual_seed(1)
-        net = _ScriptedInception().eval()
+        net = ScriptedInception().eval()
     torch.jit.script(net).save(str(tmp_path / weights.CLEANFID_INCEPTION_FILE))
     ext = fid.CleanFidFeatures.from_weights(tmp_path)
     files = fid.cleanfid_files(folders["gen"])
@@ -277,29 +255,18 @@ def test_pytorch_fid_refuses_a_mixed_size_batch() -> None:
         ext.features([np.zeros((48, 64, 3), np.uint8), np.zeros((96, 128, 3), np.uint8)])
 
 
-FID_INCEPTION_V3 = inception.fid_inception_v3
-
-
-def _random_fid_inception() -> nn.Module:
-    """pytorch-fid's own FID Inception (``fid_inception_v3``), randomly initialised with seed 0: its
-    state-dict fetch is answered with nothing and the load skipped."""
-    with pytest.MonkeyPatch.context() as m, torch.random.fork_rng():
-        m.setattr(inception, "load_state_dict_from_url", lambda *a, **k: {})
-        m.setattr(torchvision.models.Inception3, "load_state_dict", lambda self, *a, **k: None)
-        torch.manual_seed(0)
-        return FID_INCEPTION_V3()
 
 
 def test_pytorch_fid_weight_file_offline(folders: dict[str, Path], tmp_path: Path, offline: Path) -> None:
     """InceptionV3([3]) built from a local file: the same pool3 activations as pytorch-fid's network with those
     weights, nothing fetched, the library's loader restored."""
     loader = inception.load_state_dict_from_url
-    torch.save(_random_fid_inception().state_dict(), tmp_path / weights.PYTORCH_FID_INCEPTION_FILE)
+    torch.save(random_fid_inception().state_dict(), tmp_path / weights.PYTORCH_FID_INCEPTION_FILE)
     ext = fid.PytorchFidFeatures.from_weights(tmp_path)
     assert inception.load_state_dict_from_url is loader and not offline.exists()
 
     with pytest.MonkeyPatch.context() as m:  # the reference: the same random init, never saved or loaded
-        m.setattr(inception, "fid_inception_v3", _random_fid_inception)
+        m.setattr(inception, "fid_inception_v3", random_fid_inception)
         reference = inception.InceptionV3([3]).eval()
     images = _decode(fid.pytorch_fid_files(folders["pa"])[:3])
     ours = ext.features(images)

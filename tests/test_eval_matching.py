@@ -270,3 +270,11 @@ def test_hrviton_pairs_order_and_divisor() -> None:
 # --- CIT -----------------------------------------------------------------------------------------------------------
 def test_cit_pairs_by_name_intersection() -> None:
     assert m.cit_pairs(["c.jpg", "b.jpg", "a.jpg", "e.jpg"], ["a.jpg", "d.jpg", "b.jpg", "c.png"]) == ["a.jpg", "b.jpg"]
+
+
+def test_hrviton_rule_takes_the_layouts_person_ending():
+    """VITON persons end in ``_0.jpg``: the same prefix rule finds them when given that ending."""
+    assert m.hrviton_gt_name("000001_001744_1.png", "_0.jpg") == "000001_0.jpg"
+    pairs, divisor = m.hrviton_pairs(["000002_x.png", "000001_y.png"], ["000001_0.jpg", "000002_0.jpg"],
+                                     "_0.jpg")
+    assert pairs == [("000001_y.png", "000001_0.jpg"), ("000002_x.png", "000002_0.jpg")] and divisor == 2

@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy.stats import entropy
 
-from tests.eval_fixtures import save_random_alexnet
+from tests.eval_fixtures import load_sliced_backbone, save_random_alexnet
 from vton.eval import metrics as M
 from vton.eval import perceptual as P
 from vton.eval import weights
@@ -28,16 +28,6 @@ def _torchvision_state(backbone: str, seed: int) -> dict[str, torch.Tensor]:
     return getattr(tvm, TV_NAMES[backbone])(weights=None).state_dict()
 
 
-def _load_backbone(ref_net: torch.nn.Module, tv_state: dict[str, torch.Tensor]) -> None:
-    """Copy torchvision ``features.<i>...`` weights into a library's sliced backbone: lpips names them
-    ``slice<k>.<i>...``, torchmetrics' SqueezeNet ``slices.<k>.<i>...``."""
-    mapped = {}
-    for key in ref_net.state_dict():
-        rest = key.split(".", 2)[2] if key.startswith("slices.") else key.split(".", 1)[1]
-        mapped[key] = tv_state[f"features.{rest}"]
-    ref_net.load_state_dict(mapped)
-
-
 def _ours(backbone: str, tv_state: dict[str, torch.Tensor], eps: P.Eps = "lpips") -> P.LPIPS:
     return P.LPIPS(backbone, tv_state, weights.load_state(weights.lpips_lin_path(backbone)), eps)
 
@@ -54,7 +44,7 @@ def test_lpips_and_its_map_equal_lpips_package(backbone: str) -> None:
         one_by_one = torch.cat([ours(x[i:i + 1], y[i:i + 1]) for i in range(x.shape[0])])
     for spatial, mine in ((False, got), (True, got_map)):
         ref = lpips.LPIPS(net=backbone, version="0.1", pnet_rand=True, spatial=spatial, verbose=False)
-        _load_backbone(ref.net, tv_state)
+        load_sliced_backbone(ref.net, tv_state)
         with torch.no_grad():
             expect = ref(x, y)
         expect = expect[:, 0] if spatial else expect.flatten()
@@ -75,7 +65,7 @@ def test_lpips_squeeze_equals_torchmetrics(monkeypatch: pytest.MonkeyPatch) -> N
 
     def random_backbone(net: str) -> _NoTrainLpips:  # torchmetrics would download the torchvision weights
         built = _NoTrainLpips(net=net, pnet_rand=True)
-        _load_backbone(built.net, tv_state)
+        load_sliced_backbone(built.net, tv_state)
         return built
 
     monkeypatch.setattr(tm_lpip, "_NoTrainLpips", random_backbone)
@@ -103,7 +93,7 @@ def test_masked_lpips_is_the_mean_of_lpips_spatial_map_over_the_mask() -> None:
 
     tv_state = _torchvision_state("alex", seed=5)
     ref = lpips.LPIPS(net="alex", version="0.1", pnet_rand=True, spatial=True, verbose=False)
-    _load_backbone(ref.net, tv_state)
+    load_sliced_backbone(ref.net, tv_state)
     x, y = _pair(6, b=2, h=64, w=48)
     mask = torch.zeros(2, 64, 48, dtype=torch.bool)
     mask[0, 10:40, 5:30] = True

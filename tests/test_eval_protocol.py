@@ -5,6 +5,7 @@ import json
 import shutil
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,15 @@ from click.testing import CliRunner
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from tests.eval_fixtures import make_dataset, make_results, png_header_only, save_random_alexnet, save_random_inception
+from tests.eval_fixtures import (
+    load_sliced_backbone,
+    make_dataset,
+    make_results,
+    png_header_only,
+    save_random_alexnet,
+    save_random_inception,
+    save_random_vgg16_features,
+)
 from vton.cli import main
 from vton.core import formats as fm
 from vton.core.io import sha256_file
@@ -36,6 +45,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     wdir = root / "weights"
     save_random_alexnet(wdir)
     save_random_inception(wdir)
+    save_random_vgg16_features(wdir)
     return {"root": root, "data": root / "data", "results": root / "results", "weights": wdir}
 
 
@@ -60,11 +70,19 @@ def _rgb(path: Path) -> np.ndarray:
 
 def test_metrics_parquet_rows_match_independent_computations(world: dict[str, Path], run: dict) -> None:
     frame = run["frame"]
-    assert list(frame.columns) == ["setting", "person", "cloth", "metric", "value", "large", "small"]
-    assert frame["value"].dtype == np.float64
+    import lpips
+    import torchmetrics.functional.image.dists as tm_dists
+    from torchvision.models import vgg16
+
+    assert list(frame.columns) == ["setting", "person", "cloth", "metric", "value", "large", "small", "protocol"]
+    assert frame["value"].dtype == np.float64 and set(frame.protocol) == {"vton"}
     test = world["data"] / "test"
     paired = frame[frame.setting == "paired"]
-    assert sorted(paired.metric.unique()) == ["iou", "lpips", "psnr", "ssim", "ssim_cloth"]
+    assert sorted(paired.metric.unique()) == ["dists", "iou", "lpips", "lpips_cloth", "psnr", "ssim", "ssim_cloth"]
+    lpips_map = lpips.LPIPS(net="alex", version="0.1", pnet_rand=True, spatial=True, verbose=False)
+    load_sliced_backbone(lpips_map.net, weights.load_state(world["weights"] / weights.ALEXNET_FILE))
+    vgg = vgg16(weights=None)
+    vgg.load_state_dict(weights.load_state(world["weights"] / weights.VGG16_FILE), strict=False)
     for person in sorted(paired.person.unique()):
         stem = Path(person).stem
         real, fake = _rgb(test / fm.IMAGE_DIR / person), _rgb(world["results"] / "paired/try-on" / f"{stem}.png")
@@ -77,6 +95,13 @@ def test_metrics_parquet_rows_match_independent_computations(world: dict[str, Pa
         region = np.isin(labels, (5, 6, 7))
         warp = np.asarray(Image.open(world["results"] / "paired/warp-mask" / f"{stem}.png")) >= 128
         assert row["iou"] == pytest.approx((region & warp).sum() / (region | warp).sum())
+        as_tensor = [torch.from_numpy(a).permute(2, 0, 1)[None].float() for a in (fake, real)]
+        with torch.no_grad():
+            lp_map = lpips_map(as_tensor[0] * 2 - 1, as_tensor[1] * 2 - 1)[0, 0].numpy()
+            with mock.patch.object(tm_dists, "vgg16", lambda **_: vgg):
+                dists = tm_dists.deep_image_structure_and_texture_similarity(*as_tensor, reduction="none")
+        assert row["lpips_cloth"] == pytest.approx(lp_map[region].mean(), rel=1e-4)
+        assert row["dists"] == pytest.approx(float(dists), abs=1e-5)
         assert paired[paired.person == person].cloth.iloc[0] == fm.cloth_name(stem[:-2])
     cloth_rows = frame[frame.setting == "cloth"]
     assert len(cloth_rows) == N and set(cloth_rows.metric) == {"tv"} and set(cloth_rows.person) == {""}
@@ -97,7 +122,7 @@ def test_summary_follows_the_contract(world: dict[str, Path], run: dict) -> None
     assert s["run"] == "run" and s["data"] == str(world["data"].resolve())
     assert s["results"] == {k: str((world["results"] / k).resolve()) for k in ("paired", "unpaired")}
     assert s["skipped"] == {}
-    expected = {f"paired/{m}" for m in ("ssim", "lpips", "iou", "ssim_cloth", "psnr")} | {
+    expected = {f"paired/{m}" for m in ("ssim", "lpips", "lpips_cloth", "dists", "iou", "ssim_cloth", "psnr")} | {
         f"unpaired/{m}" for m in ("is", "fid", "kid")} | {"cloth/tv"}
     assert set(s["metrics"]) == expected
     for name in ("paired/ssim", "paired/lpips", "paired/psnr", "cloth/tv"):
@@ -121,11 +146,12 @@ def test_summary_follows_the_contract(world: dict[str, Path], run: dict) -> None
     assert p["ssim"]["data_range"] == 1.0 and p["inception_score"]["splits"] == 2
     assert p["lpips"]["weights"]["backbone"]["official_hash"] is False
     assert p["tv"]["subset_size_used"] == 2 and "torch" in p["versions"]
-    assert set(HIGHER_IS_BETTER) == {"ssim", "lpips", "iou", "ssim_cloth", "psnr", "is", "fid", "kid"}
+    assert set(HIGHER_IS_BETTER) == {"ssim", "lpips", "lpips_cloth", "dists", "iou", "ssim_cloth", "psnr", "is", "fid",
+                                     "kid"}
     assert "paired/ssim" in run["output"] and "unpaired/is" in run["output"]
     for name, spec in SPECS.items():  # each row's definition is recorded, from the table
         assert p["inception_score" if name == "is" else name]["definition"] == spec.definition
-    assert ",".join(ALL_METRICS) in CliRunner().invoke(main, ["evaluate", "--help"]).output
+    assert ",".join(ALL_METRICS) in "".join(CliRunner().invoke(main, ["evaluate", "--help"]).output.split())
 
 
 def test_scores_ignore_batch_size_and_pair_order(world: dict[str, Path], run: dict, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from vton.core import formats as fm
 from vton.eval.inputs import SETTINGS_PAIRS
+from vton.eval.protocols import DEFAULT
 from vton.eval.run import evaluate
 from vton.eval.settings import Settings
 from vton.models.infer import InferOptions, checkpoint_shas, run_inference
@@ -53,14 +54,19 @@ def scored_checkpoints(records: dict[str, dict | None]) -> list[dict[str, str]] 
 
 
 def resolve_results(data: Path, out: Path, results: Path | None = None, checkpoints: Sequence[Path] = (),
-                    device: str | None = None, allow_nonfinite: bool = False) -> dict[str, Path | None]:
-    """The results folder per setting: taken from ``results``, or produced by inference into RUN/results/<setting>.
+                    device: str | None = None, allow_nonfinite: bool = False,
+                    folders: dict[str, Path | None] | None = None) -> dict[str, Path | None]:
+    """The results folder per setting: taken from ``results`` (DIR/<setting>/try-on/), from ``folders`` (a folder
+    per setting, as other methods write them), or produced by inference into RUN/results/<setting>.
 
     Inference always runs: it reuses a finished folder (writing nothing), resumes an interrupted one, and refuses
     one made by other checkpoints (by SHA-256) or settings, whose images must never be scored for these weights.
     """
-    if (results is None) == (not checkpoints):
-        raise ValueError("give either a results folder or checkpoints to run inference with")
+    given = {s: Path(f) for s, f in (folders or {}).items() if f is not None}
+    if sum((results is not None, bool(checkpoints), bool(given))) != 1:
+        raise ValueError("give one of: a results folder, per-setting folders, or checkpoints to run inference with")
+    if given:
+        return {s: given.get(s) for s in SETTINGS_PAIRS}
     if results is not None:
         return {s: (Path(results) / s if (Path(results) / s / fm.TRYON_DIR).is_dir() else None)
                 for s in SETTINGS_PAIRS}
@@ -75,10 +81,11 @@ def resolve_results(data: Path, out: Path, results: Path | None = None, checkpoi
 
 
 def evaluate_run(data: Path, out: Path, results: Path | None = None, checkpoints: Sequence[Path] = (),
-                 settings: Settings = Settings(), allow_nonfinite: bool = False) -> dict:
+                 settings: Settings = Settings(), allow_nonfinite: bool = False,
+                 folders: dict[str, Path | None] | None = None, protocols: Sequence[str] = (DEFAULT,)) -> dict:
     """The ``vton evaluate`` entry point: find or make the results (inference loads non-finite weights only with
-    ``allow_nonfinite``), check that one model made them, then score them."""
-    folders = resolve_results(data, out, results, checkpoints, settings.device, allow_nonfinite)
-    records = inference_records(folders)
+    ``allow_nonfinite``), check that one model made them, then score them under each of ``protocols``."""
+    found = resolve_results(data, out, results, checkpoints, settings.device, allow_nonfinite, folders)
+    records = inference_records(found)
     made_by = {"checkpoints": scored_checkpoints(records), "inference": records}
-    return evaluate(data, folders, out, settings, made_by)
+    return evaluate(data, found, out, settings, made_by, protocols)

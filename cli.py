@@ -387,6 +387,14 @@ def evaluate(data: Path, results: Path | None, paired_dir: Path | None, unpaired
         click.echo(summary_table(summary))
     if set(summary["protocols"]) != {DEFAULT_PROTOCOL}:
         click.echo(comparison_table(summary))
+    for setting, files in summary["results_files"].items():
+        if files["jpeg"]:
+            click.echo(f"note: {len(files['jpeg'])} {setting} predictions are JPEG (lossy: it moves FID/KID)",
+                       err=True)
+        left = {k: len(files[k]) for k in ("missing", "duplicates", "ambiguous", "extra", "refused") if files[k]}
+        if left:
+            click.echo(f"note: {setting} results: " + ", ".join(f"{n} {k}" for k, n in left.items())
+                       + f" (listed in {fm.SUMMARY_FILE})", err=True)
     for reason in summary["missing_weights"]:
         click.echo(f"warning: {reason}", err=True)
     click.echo(f"wrote {out / fm.METRICS_FILE} and {out / fm.SUMMARY_FILE}")

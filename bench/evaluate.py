@@ -8,6 +8,11 @@ timings are valid, scores are not.
 
     python -m bench.evaluate --n 256 [--device cuda]
 Last line: ``bench evaluate: <ratio>x naive``.
+
+    python -m bench.evaluate --n 64 --protocol all
+Every protocol (`vton.eval.protocols`) in one run, each file decoded once and each view shared, against running
+each protocol on its own (the same images, weights and settings). Last line:
+``bench evaluate protocols: <ratio>x separate``.
 """
 from __future__ import annotations
 
@@ -20,8 +25,19 @@ import numpy as np
 import torch
 from PIL import Image
 
-from tests.eval_fixtures import make_dataset, make_results, save_random_alexnet, save_random_inception
+from tests.eval_fixtures import (
+    make_dataset,
+    make_results,
+    save_random_alexnet,
+    save_random_cleanfid_inception,
+    save_random_imagenet_inception,
+    save_random_inception,
+    save_random_pytorch_fid_inception,
+    save_random_squeezenet,
+    save_random_vgg16_features,
+)
 from vton.core import formats as fm
+from vton.eval.protocols import PROTOCOLS, resolve
 from vton.eval.run import evaluate
 from vton.eval.settings import Settings
 
@@ -83,12 +99,31 @@ def naive(data: Path, results: Path, device: torch.device) -> dict[str, float]:
     return means
 
 
+def protocols(root: Path, names: list[str], settings: Settings) -> None:
+    """All ``names`` in one run against each alone; prints the time of each and the ratio."""
+    results = {k: root / "results" / k for k in ("paired", "unpaired")}
+    t0 = time.perf_counter()
+    together = evaluate(root / "data", results, root / "together", settings, protocols=names)
+    t_together = time.perf_counter() - t0
+    t_separate = 0.0
+    for name in names:
+        t0 = time.perf_counter()
+        alone = evaluate(root / "data", results, root / f"alone-{name}", settings, protocols=[name])
+        t_separate += time.perf_counter() - t0
+        same = alone["protocols"][name]["metrics"] == together["protocols"][name]["metrics"]
+        print(f"  {name:<10} alone {time.perf_counter() - t0:6.2f} s, same numbers as together: {same}")
+    print(f"all {len(names)} protocols together {t_together:.2f} s, each alone {t_separate:.2f} s in all")
+    print(f"bench evaluate protocols: {t_separate / t_together:.2f}x separate")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=64, help="test persons (and cloths)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--protocol", action="append", choices=[*PROTOCOLS, "all"],
+                        help="compare these protocols run together against each alone (repeatable; all)")
     args = parser.parse_args()
     device = torch.device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
@@ -97,13 +132,19 @@ def main() -> None:
         make_results(root / "results", root / "data", persons)
         home = root / "torch_home"
         wdir = home / "hub" / "checkpoints"
-        save_random_alexnet(wdir)
-        save_random_inception(wdir)
+        for save in (save_random_alexnet, save_random_inception, save_random_squeezenet, save_random_vgg16_features,
+                     save_random_imagenet_inception, save_random_cleanfid_inception, save_random_pytorch_fid_inception):
+            save(wdir)
         torch.hub.set_dir(str(home / "hub"))  # both sides find the random weights where torch.hub looks
         for f in sorted((root / "data").rglob("*")) + sorted((root / "results").rglob("*")):
             if f.is_file():
                 f.read_bytes()  # warm the page cache for both sides alike
         torch.zeros(1, device=device)
+        if args.protocol:
+            print(f"bench evaluate protocols: {args.n} persons, device {device}, RANDOM weights (timings only)")
+            protocols(root, resolve(args.protocol), Settings(device=args.device, batch_size=args.batch_size,
+                                                             workers=args.workers, progress=False))
+            return
         print(f"bench evaluate: {args.n} persons, device {device}, RANDOM weights (timings only, scores meaningless)")
 
         t0 = time.perf_counter()

@@ -43,7 +43,7 @@ def comparison(blocks: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 def comparison_table(summary: dict[str, Any]) -> str:
     """The comparison as plain text: the numbers, then what differs per metric."""
-    names = list(summary.get("protocols", {}))
+    names = [n for n in PROTOCOLS if n in summary.get("protocols", {})]  # table order (summary.json sorts keys)
     rows = summary.get("comparison", [])
     if not rows:
         return ""
@@ -55,7 +55,9 @@ def comparison_table(summary: dict[str, Any]) -> str:
                                     for r in rows]
     widths = [max(len(t[i]) for t in table) for i in range(len(table[0]))]
     lines = ["protocol comparison:"] + ["  ".join(c.ljust(w) for c, w in zip(t, widths)).rstrip() for t in table]
-    for r in rows:
+    for r in rows:  # why the numbers differ, where there are two to compare
+        if sum(v is not None for v in r["values"].values()) < 2:
+            continue
         for setting, by in r["differ"].items():
             lines.append(f"  {r['metric']} {setting}: " + " | ".join(f"{n}: {t}" for n, t in by.items()))
     return "\n".join(lines)

@@ -119,16 +119,15 @@ def mse(x: Tensor, y: Tensor) -> Tensor:
     return (x.double() - y.double()).square().mean(dim=(1, 2, 3))
 
 
-def psnr_pooled(x: Tensor, y: Tensor, data_range: float, batch: int) -> float:
-    """VtonEval's PSNR: torchmetrics ``PeakSignalNoiseRatio(data_range, dim=None)`` called on consecutive batches of
-    ``batch`` images (scan order), each batch's PSNR of its pooled MSE weighted by its size, averaged over images.
+def psnr_of_batches(err: Tensor, data_range: float, batch: int) -> float:
+    """VtonEval's PSNR from the per-image MSEs ``err`` (N,) of equally sized images, in scan order: torchmetrics
+    ``PeakSignalNoiseRatio(data_range, dim=None)`` called on consecutive batches of ``batch`` images, each batch's
+    PSNR of its pooled MSE weighted by its size, averaged over images.
 
     Not a per-image mean: the value depends on which images share a batch.
     """
-    n = x.shape[0]
-    err = mse(x, y)
     total = sum(float(10 * torch.log10(data_range**2 / e.mean())) * e.numel() for e in err.split(batch))
-    return total / n
+    return total / err.numel()
 
 
 def total_variation(x: Tensor) -> Tensor:
@@ -143,20 +142,6 @@ def iou(a: Tensor, b: Tensor) -> Tensor:
     inter = (a & b).sum(dim=(-2, -1)).double()
     union = (a | b).sum(dim=(-2, -1)).double()
     return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
-
-
-def jaccard_grey(pcm: Tensor, warp: Tensor) -> Tensor:
-    """CIT's warp-mask JS per image (B,): sklearn ``jaccard_score(pcm.flatten(), warp.flatten(), average='micro')``
-    over raw grey levels of uint8 masks (B, H, W), after pixels of ``pcm`` equal to 127 are set to 0.
-
-    Micro-averaged over every grey level this is a / (2N - a), a = pixels with the same value in both, N = pixels.
-    """
-    if pcm.shape != warp.shape:
-        raise ValueError(f"jaccard needs two masks of one shape, got {tuple(pcm.shape)} and {tuple(warp.shape)}")
-    pcm = torch.where(pcm == 127, torch.zeros_like(pcm), pcm)
-    a = (pcm == warp).flatten(1).sum(dim=1).double()
-    n = pcm[0].numel()
-    return a / (2 * n - a)
 
 
 # --- set metrics on Inception features -----------------------------------------------------------

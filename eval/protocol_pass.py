@@ -5,12 +5,11 @@ gather their network's features per file and score at the end.
 """
 from __future__ import annotations
 
-import math
 import os
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import torch
@@ -18,12 +17,17 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from vton.core.io import safe_join
-from vton.eval import images, stats, views
+from vton.core.versions import library_versions
+from vton.eval import fid, images, stats, views
+from vton.eval import metrics as M
 from vton.eval.protocols import PROTOCOLS, Context, Plan, Protocol, Row
 from vton.eval.settings import Settings
 from vton.pipelines.layouts import detect
 
 SETTINGS = ("paired", "unpaired")
+# what ran here, beside what each script pinned: every library a protocol's number can depend on
+VERSIONS: Final = library_versions("torch", "torchvision", "numpy", "scipy", "pillow", "scikit-image", "torchmetrics",
+                                   "lpips", "torch-fidelity", "clean-fid", "pytorch-fid")
 
 
 def context(data: Path, results: dict[str, Path | None]) -> Context:
@@ -86,10 +90,8 @@ def aggregate(row: Row, values: np.ndarray, divisor: int | None) -> float | None
     """The script's reduction of the per-image values, in its order."""
     if values.size == 0:
         return None
-    if row.aggregate == "psnr-batches-16":
-        mse = 10.0 ** (-values / 10)  # per image MSE (data range 1) back from its PSNR
-        parts = [mse[i:i + 16] for i in range(0, mse.size, 16)]
-        return float(sum(10 * math.log10(1 / p.mean()) * p.size for p in parts) / mse.size)
+    if row.aggregate == "psnr-batches-16":  # per-image MSE (data range 1) back from each PSNR, pooled per batch
+        return M.psnr_of_batches(torch.from_numpy(10.0 ** (-values / 10)), 1.0, 16)
     return float(values.sum() / (divisor or values.size))
 
 
@@ -187,11 +189,11 @@ def run_protocols(names: Sequence[str], ctx: Context, settings: Settings, device
 
     rows: list[tuple] = []
     blocks: dict[str, dict] = {}
-    for name in names:
-        proto = PROTOCOLS[name]
-        if proto.plan is None:
-            continue
-        blocks[name] = _block(proto, plans, jobs, values, feature_of, nets, why_not, settings, rows)
+    with fid.shared_scores():
+        for name in names:
+            proto = PROTOCOLS[name]
+            if proto.plan is not None:
+                blocks[name] = _block(proto, plans, jobs, values, feature_of, nets, why_not, settings, rows)
     return rows, blocks
 
 
@@ -238,6 +240,7 @@ def _block(proto: Protocol, plans: dict, jobs: list, values: dict, feature_of: d
                     continue
                 sizes = {k: int(v.shape[0]) for k, v in feats.items()}
                 metrics[key] = {"value": float(value), "n": sizes}
-    return {"title": proto.title, "source": proto.source, "pins": proto.pins, "notes": list(proto.notes),
+    return {"title": proto.title, "source": proto.source, "pins": proto.pins, "versions": VERSIONS,
+            "notes": list(proto.notes),
             "seed": settings.seed, "settings": {r.metric: r.how for r in proto.rows}, "inputs": inputs,
             "metrics": metrics, "skipped": skipped}

@@ -17,6 +17,7 @@ from vton.core import formats as fm
 from vton.core.io import atomic_write_text
 from vton.core.versions import VTON_VERSION as __version__
 from vton.eval.images import ImageError
+from vton.eval.protocols import PROTOCOLS
 from vton.eval.registry import HIGHER_IS_BETTER
 from vton.eval.stats import paired_wilcoxon
 from vton.reports.media import histogram_svg, thumbnail_uri
@@ -199,7 +200,7 @@ def subset_galleries(run: EvalRun) -> list[dict[str, Any]]:
 def protocol_comparison(summary: dict[str, Any]) -> dict[str, Any] | None:
     """summary.json's protocol comparison as a table: one row per metric, one column per protocol, then the settings
     that differ; None when one protocol ran."""
-    names = list(summary.get("protocols") or {})
+    names = [n for n in PROTOCOLS if n in (summary.get("protocols") or {})]
     if not set(names) - {"vton"}:
         return None
     rows = [{"metric": r["metric"],

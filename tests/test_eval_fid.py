@@ -290,3 +290,18 @@ def test_missing_weights_named(cls: type, filename: str, tmp_path: Path) -> None
 def test_features_refuse_non_rgb_uint8(image: np.ndarray) -> None:
     with pytest.raises(ValueError, match="uint8 H x W x 3"):
         fid.CleanFidFeatures(_clean_net()).features([image])
+
+
+def test_identical_feature_sets_are_scored_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Within one run, two protocols with the same reference and generated features (CatVTON's and VtonEval's
+    clean-fid FID) pay for one sqrtm; other features, another computation."""
+    calls = []
+    monkeypatch.setattr(fid, "frechet_distance", lambda *a: calls.append(1) or float(len(calls)))
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(12, D)).astype(np.float32), rng.normal(size=(12, D)).astype(np.float32)
+    with fid.shared_scores():
+        first = fid.cleanfid_fid(a, b)
+        assert fid.cleanfid_fid(a.copy(), b.copy()) == first and len(calls) == 1
+        assert fid.cleanfid_fid(b, a) != first and len(calls) == 2
+    fid.cleanfid_fid(a, b)  # outside a run nothing is kept
+    assert len(calls) == 3

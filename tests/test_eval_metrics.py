@@ -298,7 +298,7 @@ def test_mse_equals_torch_mse_loss_per_image() -> None:
     assert M.mse(x, y).tolist() == pytest.approx(expect, rel=1e-6)
 
 
-def test_psnr_pooled_equals_torchmetrics_called_per_batch_as_vtoneval() -> None:
+def test_psnr_of_batches_equals_torchmetrics_called_per_batch_as_vtoneval() -> None:
     from torchmetrics.image import PeakSignalNoiseRatio
 
     g = torch.Generator().manual_seed(5)
@@ -307,9 +307,10 @@ def test_psnr_pooled_equals_torchmetrics_called_per_batch_as_vtoneval() -> None:
     y = (x + noise * torch.randn(10, 3, 16, 12, generator=g)).clamp(0, 1)
     metric = PeakSignalNoiseRatio(data_range=1.0, dim=None)
     total = sum(metric(x[i:i + 4], y[i:i + 4]).item() * len(x[i:i + 4]) for i in range(0, 10, 4))
-    assert M.psnr_pooled(x, y, 1.0, batch=4) == pytest.approx(total / 10, rel=1e-5)
-    assert M.psnr_pooled(x, y, 1.0, batch=1) == pytest.approx(M.psnr(x, y, 1.0).mean().item())
-    assert abs(M.psnr_pooled(x, y, 1.0, batch=4) - M.psnr_pooled(x, y, 1.0, batch=1)) > 0.1
+    err = M.mse(x, y)
+    assert M.psnr_of_batches(err, 1.0, batch=4) == pytest.approx(total / 10, rel=1e-5)
+    assert M.psnr_of_batches(err, 1.0, batch=1) == pytest.approx(M.psnr(x, y, 1.0).mean().item())
+    assert abs(M.psnr_of_batches(err, 1.0, batch=4) - M.psnr_of_batches(err, 1.0, batch=1)) > 0.1
 
 
 class _RandomLogits(torch.nn.Module):
@@ -378,21 +379,3 @@ def test_inception_score_floor_parts_population_std_equal_cit_numpy() -> None:
     assert (mean, std) == pytest.approx((np.mean(scores), np.std(scores)), rel=1e-10)
     # the same rows as logits (log p) give the same score through the softmax
     assert M.inception_score(torch.from_numpy(np.log(p)), splits, None)[0] == pytest.approx(mean, rel=1e-9)
-
-
-def test_jaccard_grey_equals_sklearn_micro_jaccard_of_cit() -> None:
-    from sklearn.metrics import jaccard_score
-
-    rng = np.random.default_rng(2)
-    pcm = rng.choice(np.array([0, 127, 255, 254], np.uint8), size=(3, 12, 10), p=[0.4, 0.3, 0.25, 0.05])
-    warp = rng.choice(np.array([0, 255, 1, 127], np.uint8), size=(3, 12, 10), p=[0.5, 0.4, 0.05, 0.05])
-    ours = M.jaccard_grey(torch.from_numpy(pcm), torch.from_numpy(warp))
-    for i in range(3):
-        cleaned = pcm[i].copy()
-        cleaned[cleaned == 127] = 0  # CIT's rule, before sklearn
-        expect = jaccard_score(cleaned.flatten(), warp[i].flatten(), average="micro")
-        assert ours[i].item() == pytest.approx(expect, rel=1e-12)
-    # hand-worked: 4 pixels, 127 -> 0 makes 3 agree: 3 / (8 - 3)
-    a = torch.tensor([[[127, 255], [0, 9]]], dtype=torch.uint8)
-    b = torch.tensor([[[0, 255], [0, 255]]], dtype=torch.uint8)
-    assert M.jaccard_grey(a, b).item() == pytest.approx(3 / 5)

@@ -25,17 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from tests.eval_fixtures import (
-    make_dataset,
-    make_results,
-    save_random_alexnet,
-    save_random_cleanfid_inception,
-    save_random_imagenet_inception,
-    save_random_inception,
-    save_random_pytorch_fid_inception,
-    save_random_squeezenet,
-    save_random_vgg16_features,
-)
+from tests.eval_fixtures import make_dataset, make_results, save_random_weights
 from vton.core import formats as fm
 from vton.eval.protocols import PROTOCOLS, resolve
 from vton.eval.run import evaluate
@@ -132,9 +122,7 @@ def main() -> None:
         make_results(root / "results", root / "data", persons)
         home = root / "torch_home"
         wdir = home / "hub" / "checkpoints"
-        for save in (save_random_alexnet, save_random_inception, save_random_squeezenet, save_random_vgg16_features,
-                     save_random_imagenet_inception, save_random_cleanfid_inception, save_random_pytorch_fid_inception):
-            save(wdir)
+        save_random_weights(wdir)
         torch.hub.set_dir(str(home / "hub"))  # both sides find the random weights where torch.hub looks
         for f in sorted((root / "data").rglob("*")) + sorted((root / "results").rglob("*")):
             if f.is_file():

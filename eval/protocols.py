@@ -365,6 +365,15 @@ _SQUEEZE = {"backbone": "SqueezeNet 1.1, LPIPS v0.1 lin",
 _CLEAN = {"library": "clean-fid 0.1.35, mode clean", "resize": "PIL bicubic on float channels to 299x299",
           "network": "inception-2015-12-05.pt (TorchScript)"}
 
+# CatVTON's FID and KID, which VtonEval's script keeps as they are
+_CATVTON_FID_KID: Final = (
+    Row("fid", ("paired", "unpaired"), "set", False, ("cleanfid",), _cleanfid_fid("gt", "pred"),
+        {**_CLEAN, "reference": "every image of the GT folder (the resized q75 copy when made)",
+         "generated": "every image under the results folder, matched or not"}),
+    Row("kid", ("paired", "unpaired"), "set", False, ("cleanfid",), _cleanfid_kid("gt", "pred", 1000.0),
+        {**_CLEAN, "scale": "x1000", "subsets": "100 of min(N, 1000), np.random (unseeded in the original)",
+         "reference": "every image of the GT folder (the resized q75 copy when made)"}))
+
 LADI: Final = Protocol(
     "ladi-vton", "LaDI-VTON", "miccunifi/ladi-vton@b127ad9 src/utils/val_metrics.py",
     {"torchmetrics": "0.11.4", "clean-fid": "0.1.35", "torch-fidelity": "0.3.0", "lpips": "0.1.4", "pillow": "9.5.0"},
@@ -399,12 +408,7 @@ CATVTON: Final = Protocol(
      Row("lpips", ("paired",), "image", False, ("lpips-squeeze",), lpips_with("lpips-squeeze"),
          {**_SQUEEZE, "resolution": "the prediction's", "ground truth": "LANCZOS to the prediction's height, q75",
           "aggregation": "mean"}, "rgb"),
-     Row("fid", ("paired", "unpaired"), "set", False, ("cleanfid",), _cleanfid_fid("gt", "pred"),
-         {**_CLEAN, "reference": "every image of the GT folder (the resized q75 copy when made)",
-          "generated": "every image under the results folder, matched or not"}),
-     Row("kid", ("paired", "unpaired"), "set", False, ("cleanfid",), _cleanfid_kid("gt", "pred", 1000.0),
-         {**_CLEAN, "scale": "x1000", "subsets": "100 of min(N, 1000), np.random (unseeded in the original)",
-          "reference": "every image of the GT folder (the resized q75 copy when made)"})),
+     *_CATVTON_FID_KID),
     plan_catvton,
     ("KID subsets: unseeded in the original; here from --seed",
      "the size check and the GT copy use the first file of os.listdir (filesystem order); here the first by name",
@@ -428,12 +432,7 @@ VTONEVAL: Final = Protocol(
          {"library": "pytorch-fid 0.3.0, dims 2048, batch 16", "resize": "bilinear to 299 inside the network, no "
           "antialias", "network": "pt_inception-2015-12-05-6726825d.pth",
           "reference": "the GT folder's files, not recursive, lower-case extensions"}),
-     Row("fid", ("paired", "unpaired"), "set", False, ("cleanfid",), _cleanfid_fid("gt", "pred"),
-         {**_CLEAN, "reference": "every image of the GT folder (the resized q75 copy when made)",
-          "generated": "every image under the results folder, matched or not"}),
-     Row("kid", ("paired", "unpaired"), "set", False, ("cleanfid",), _cleanfid_kid("gt", "pred", 1000.0),
-         {**_CLEAN, "scale": "x1000", "subsets": "100 of min(N, 1000), np.random (unseeded in the original)",
-          "reference": "every image of the GT folder (the resized q75 copy when made)"})),
+     *_CATVTON_FID_KID),
     plan_vtoneval,
     ("KID subsets: unseeded in the original; here from --seed",
      "PSNR depends on how the batches of 16 fall: scan order here is sorted by path"))

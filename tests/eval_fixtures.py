@@ -213,3 +213,11 @@ def save_random_pytorch_fid_inception(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(random_fid_inception().state_dict(), folder / weights.PYTORCH_FID_INCEPTION_FILE)
     return folder / weights.PYTORCH_FID_INCEPTION_FILE
+
+
+def save_random_weights(folder: Path) -> Path:
+    """Every weight file the metric rows and protocols read, random, under its official name."""
+    for save in (save_random_alexnet, save_random_squeezenet, save_random_vgg16_features, save_random_inception,
+                 save_random_imagenet_inception, save_random_cleanfid_inception, save_random_pytorch_fid_inception):
+        save(folder)
+    return folder

@@ -19,17 +19,7 @@ from click.testing import CliRunner
 from PIL import Image
 from skimage.metrics import structural_similarity
 
-from tests.eval_fixtures import (
-    load_sliced_backbone,
-    make_dataset,
-    make_results,
-    save_random_alexnet,
-    save_random_cleanfid_inception,
-    save_random_imagenet_inception,
-    save_random_inception,
-    save_random_pytorch_fid_inception,
-    save_random_squeezenet,
-)
+from tests.eval_fixtures import load_sliced_backbone, make_dataset, make_results, save_random_weights
 from vton.cli import main
 from vton.core import formats as fm
 from vton.eval import weights
@@ -45,10 +35,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("protocols")
     persons = make_dataset(root / "data", n=N)
     make_results(root / "results", root / "data", persons)
-    wdir = root / "weights"
-    for save in (save_random_alexnet, save_random_squeezenet, save_random_inception, save_random_imagenet_inception,
-                 save_random_cleanfid_inception, save_random_pytorch_fid_inception):
-        save(wdir)
+    wdir = save_random_weights(root / "weights")
     return {"root": root, "data": root / "data", "results": root / "results", "weights": wdir,
             "gt": root / "data" / "test" / fm.IMAGE_DIR}
 

@@ -41,13 +41,21 @@ class Context:
     person_image: dict[str, Path]  # person -> ground-truth photo
     gt_dirs: tuple[Path, ...]  # the folders holding the test person photos: what a script's "GT folder" is
     results: dict[str, Path]  # setting -> the folder of its outputs (flat, nested or try-on/)
+    sizes: dict[Path, tuple[int, int]] = field(default_factory=dict, compare=False)  # read once per run
 
     def size(self, path: Path) -> tuple[int, int]:
-        """(w, h) from the header, without decoding."""
-        from PIL import Image
+        """(w, h) from the header, without decoding; a file no reader can open is an ImageError naming it."""
+        if path not in self.sizes:
+            from PIL import Image, UnidentifiedImageError
 
-        with Image.open(path) as im:
-            return im.size
+            from vton.eval.images import ImageError
+
+            try:
+                with Image.open(path) as im:
+                    self.sizes[path] = im.size
+            except (OSError, UnidentifiedImageError) as exc:
+                raise ImageError(f"{path}: cannot decode the image ({exc})") from exc
+        return self.sizes[path]
 
 
 @dataclass

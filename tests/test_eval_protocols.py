@@ -307,3 +307,23 @@ def test_flat_folder_files_are_all_accounted_for(world: dict[str, Path], tmp_pat
     assert run["summary"]["metrics"]["unpaired/is"]["all"]["n"] == N  # vton scored every matched file
     catvton = run["summary"]["protocols"]["catvton"]["inputs"]["unpaired"]
     assert catvton["predictions"] == N + 1 and catvton["dropped_unmatched"][0].endswith("stray_999999.png")
+
+
+def test_an_undecodable_prediction_is_one_line_naming_it(world: dict[str, Path], half: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    for f in sorted(half.iterdir()):
+        (folder / f.name).write_bytes(f.read_bytes())
+    broken, cut = sorted(folder.iterdir())[2:4]
+    broken.write_bytes(b"not an image")  # fails when its size is read, before any decoding
+    cut.write_bytes(cut.read_bytes()[:40])  # a PNG header and nothing else: fails when decoded
+    result = CliRunner().invoke(main, ["evaluate", str(world["data"]), "--paired", str(folder), "--out",
+                                       str(tmp_path / "run"), "--protocol", "cit", "--weights-dir",
+                                       str(world["weights"]), "--device", "cpu", "--workers", "0"])
+    assert result.exit_code == 1 and str(broken) in result.output and "cannot decode" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "run" / fm.SUMMARY_FILE).exists()
+    broken.write_bytes((half / broken.name).read_bytes())
+    result = CliRunner().invoke(main, ["evaluate", str(world["data"]), "--paired", str(folder), "--out",
+                                       str(tmp_path / "run"), "--protocol", "cit", "--weights-dir",
+                                       str(world["weights"]), "--device", "cpu", "--workers", "0"])
+    assert result.exit_code == 1 and str(cut) in result.output and "Traceback" not in result.output

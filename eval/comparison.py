@@ -55,6 +55,7 @@ def comparison_table(summary: dict[str, Any]) -> str:
                                     for r in rows]
     widths = [max(len(t[i]) for t in table) for i in range(len(table[0]))]
     lines = ["protocol comparison:"] + ["  ".join(c.ljust(w) for c, w in zip(t, widths)).rstrip() for t in table]
+    lines += [f"  {name} note: {note}" for name in names for note in summary["protocols"][name].get("notes", [])]
     for r in rows:  # why the numbers differ, where there are two to compare
         if sum(v is not None for v in r["values"].values()) < 2:
             continue

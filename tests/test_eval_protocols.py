@@ -108,6 +108,17 @@ def test_every_protocol_in_one_run_with_its_settings_side_by_side(run_all: dict)
     assert vton == pytest.approx(s["metrics"]["paired/ssim"]["all"]["mean"])
     per_image = frame[(frame.protocol == "cit") & (frame.metric == "ssim")]
     assert len(per_image) == N and _value(run_all, "cit", "paired/ssim") == pytest.approx(per_image.value.mean())
+    assert "unseeded in the original" in run_all["output"]  # what the original leaves to chance is said
+
+
+def test_report_shows_the_protocol_comparison(world: dict[str, Path], run_all: dict) -> None:
+    from vton.reports.html import write_report
+
+    html = write_report([world["root"] / "all"], world["root"] / "report.html").read_text()
+    table = html[html.index("Protocol comparison"):]
+    table = table[:table.index("</table>")]
+    assert all(f"<th>{name}</th>" in table for name in PROTOCOLS)
+    assert f"<td>{_value(run_all, 'hr-viton', 'paired/ssim'):.4g}</td>" in table and "grey (PIL" in table
 
 
 # --- LaDI-VTON ------------------------------------------------------------------------------------------------

@@ -100,6 +100,55 @@ RAW_POSE_DIR: Final = "pose"
 RAW_TRAIN_PAIRS: Final = "viton_train_pairs.txt"
 RAW_TEST_PAIRS: Final = "viton_test_pairs.txt"
 
+# --- VITON-HD ("zalando-hd-resized", shadow2496/VITON-HD and sangyun884/HR-VITON's loaders) ----------------
+HD_HEIGHT: Final = 1024
+HD_WIDTH: Final = 768
+HD_SIZE_HW: Final = (HD_HEIGHT, HD_WIDTH)
+HD_IMAGE_DIR: Final = "image"  # RGB JPEG 768x1024, quality 95, 4:2:0, {5 digits}_00.jpg
+HD_CLOTH_DIR: Final = "cloth"
+HD_CLOTH_MASK_DIR: Final = "cloth-mask"  # L JPEG, same name as the cloth
+HD_PARSE_DIR: Final = "image-parse-v3"  # P PNG, CIHP-20 indices, the 256-entry palette `HD_PALETTE`
+HD_PARSE_AGNOSTIC_DIR: Final = "image-parse-agnostic-v3.2"
+HD_AGNOSTIC_DIR: Final = "agnostic-v3.2"
+HD_DENSEPOSE_DIR: Final = "image-densepose"
+HD_POSE_IMG_DIR: Final = "openpose_img"  # {id}_00_rendered.png
+HD_POSE_DIR: Final = "openpose_json"  # {id}_00_keypoints.json, BODY_25
+HD_TRAIN_PAIRS: Final = "train_pairs.txt"
+HD_TEST_PAIRS: Final = "test_pairs.txt"  # the unpaired setting; paired = each test person with its own cloth
+# the VITON-HD repository's own sample tree: hyphens, image-parse without -v3
+HD_SAMPLE_PARSE_DIR: Final = "image-parse"
+HD_SAMPLE_POSE_IMG_DIR: Final = "openpose-img"
+HD_SAMPLE_POSE_DIR: Final = "openpose-json"
+HD_OFFICIAL_TRAIN_PAIRS: Final = 11_647
+HD_OFFICIAL_TEST_PAIRS: Final = 2_032
+
+# --- CIHP human parsing (20 labels; VITON-HD's image-parse-v3) -----------------------------------------------
+CIHP_LABELS: Final = (
+    "Background", "Hat", "Hair", "Glove", "Sunglasses", "UpperClothes", "Dress", "Coat", "Socks", "Pants",
+    "Torso-skin", "Scarf", "Skirt", "Face", "Left-arm", "Right-arm", "Left-leg", "Right-leg", "Left-shoe",
+    "Right-shoe",
+)
+# VITON-HD's parse palette (= HR-VITON's visualize_segmap, the rounded LIP colormap); entries 20-255 are (i, i, i)
+HD_PALETTE: Final = (
+    (0, 0, 0), (128, 0, 0), (254, 0, 0), (0, 85, 0), (169, 0, 51), (254, 85, 0), (0, 0, 85), (0, 119, 220),
+    (85, 85, 0), (0, 85, 85), (85, 51, 0), (52, 86, 128), (0, 128, 0), (0, 0, 254), (51, 169, 220), (0, 254, 254),
+    (85, 254, 169), (169, 254, 85), (254, 254, 0), (254, 169, 0),
+)
+# Every label CP-VTON's representation reads (head, cloth, body = label > 0) has the same index as in LIP; only 10
+# differs (CIHP's neck skin, LIP's jumpsuit), which the representation counts as body in both.
+CIHP: Final = LabelSpace("CIHP", CIHP_LABELS, HEAD_LABELS, CLOTH_LABELS)
+
+
+def hd_pose_name(image_name: str) -> str:
+    """``00067_00.jpg`` -> ``00067_00_keypoints.json``."""
+    return image_name.replace(".jpg", "_keypoints.json")
+
+
+def hd_pose_img_name(image_name: str) -> str:
+    """``00067_00.jpg`` -> ``00067_00_rendered.png``."""
+    return image_name.replace(".jpg", "_rendered.png")
+
+
 # --- results of inference (names of the original test.py) --------------------------------------
 WARP_CLOTH_DIR: Final = "warp-cloth"
 WARP_MASK_DIR: Final = "warp-mask"

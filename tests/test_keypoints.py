@@ -8,7 +8,7 @@ import pytest
 
 from vton.core.formats import pose_name
 from vton.pipelines.keypoints.coco import coco_to_openpose, main_person, main_pose
-from vton.pipelines.keypoints.schema import pose_json
+from vton.pipelines.keypoints.schema import KeypointError, pose_json
 
 # Written out by hand from OpenPose's COCO-18 output format (CMU-Perceptual-Computing-Lab/openpose, doc/02_output.md)
 # and COCO's keypoint order: OpenPose-18 index -> COCO-17 index (None: the neck, COCO has none).
@@ -120,3 +120,15 @@ def test_bad_shapes_and_sizes_are_refused() -> None:
 def test_pose_name_for_any_image_suffix() -> None:
     assert pose_name("000001_0.jpg") == "000001_0_keypoints.json"
     assert pose_name("a.b_0.png") == "a.b_0_keypoints.json"
+
+
+def test_body_25_maps_to_openpose_18_as_documented():
+    """CMU openpose's BODY_25 order: MidHip (8) and the feet (19-24) dropped, hips, knees, ankles, eyes, ears one on."""
+    from vton.pipelines.keypoints.schema import BODY_25
+
+    body25 = np.stack([np.arange(25.0), np.arange(25.0) + 100, np.ones(25)], axis=1)
+    op18 = BODY_25.to_openpose18(body25)
+    assert op18[:, 0].tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18]
+    assert (op18[:, 1] == op18[:, 0] + 100).all() and BODY_25.joints[8] == "mid_hip"
+    with pytest.raises(KeypointError, match="expected \\(25, 3\\)"):
+        BODY_25.to_openpose18(body25[:18])

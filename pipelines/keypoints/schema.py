@@ -43,6 +43,12 @@ class KeypointSchema:
 
 
 OPENPOSE_18 = KeypointSchema("OpenPose-18", OPENPOSE18, tuple(range(NUM_JOINTS)))
+# OpenPose BODY_25 (CMU openpose doc/02_output.md), VITON-HD's openpose_json: MidHip (8) and the feet (19-24) have no
+# OpenPose-18 joint; the hips, knees and ankles shift by one.
+BODY_25_JOINTS = ("nose", "neck", "r_shoulder", "r_elbow", "r_wrist", "l_shoulder", "l_elbow", "l_wrist", "mid_hip",
+                  "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle", "r_eye", "l_eye", "r_ear", "l_ear",
+                  "l_big_toe", "l_small_toe", "l_heel", "r_big_toe", "r_small_toe", "r_heel")
+BODY_25 = KeypointSchema("BODY_25", BODY_25_JOINTS, (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18))
 
 
 def parse_pose_json(data: bytes) -> np.ndarray:

@@ -104,6 +104,8 @@ RAW_TEST_PAIRS: Final = "viton_test_pairs.txt"
 HD_HEIGHT: Final = 1024
 HD_WIDTH: Final = 768
 HD_SIZE_HW: Final = (HD_HEIGHT, HD_WIDTH)
+HD_SIZE_WH: Final = (HD_WIDTH, HD_HEIGHT)
+HD_ID_DIGITS: Final = 5  # 00000-14684 with gaps; person and cloth share the name {id}_00.jpg
 HD_IMAGE_DIR: Final = "image"  # RGB JPEG 768x1024, quality 95, 4:2:0, {5 digits}_00.jpg
 HD_CLOTH_DIR: Final = "cloth"
 HD_CLOTH_MASK_DIR: Final = "cloth-mask"  # L JPEG, same name as the cloth
@@ -137,6 +139,26 @@ HD_PALETTE: Final = (
 # Every label CP-VTON's representation reads (head, cloth, body = label > 0) has the same index as in LIP; only 10
 # differs (CIHP's neck skin, LIP's jumpsuit), which the representation counts as body in both.
 CIHP: Final = LabelSpace("CIHP", CIHP_LABELS, HEAD_LABELS, CLOTH_LABELS)
+
+
+# image-densepose/: DensePose part index I (1-24) as uint8(I * 255 / 24) through cv2.COLORMAP_PARULA, background black
+# (yisol/IDM-VTON gradio_demo/apply_net.py and densepose/vis); entry I - 1 is part I's colour
+HD_DENSEPOSE_COLORS: Final = (
+    (37, 60, 163), (20, 80, 194), (4, 97, 223), (8, 110, 221), (14, 122, 216), (20, 132, 212), (15, 144, 208),
+    (11, 156, 203), (6, 166, 198), (22, 173, 185), (38, 179, 172), (55, 185, 159), (86, 187, 144), (114, 189, 130),
+    (145, 191, 116), (170, 189, 105), (192, 188, 96), (216, 186, 86), (228, 192, 74), (240, 199, 60), (252, 206, 46),
+    (251, 220, 36), (250, 235, 25), (249, 251, 14),
+)
+
+
+def hd_name(pid: str) -> str:
+    """``00067`` -> ``00067_00.jpg``: a VITON-HD person and their cloth have the same name (in image/ and cloth/)."""
+    return f"{pid}_00.jpg"
+
+
+def hd_palette_bytes() -> list[int]:
+    """VITON-HD's full 256-entry parse palette, flattened for ``PIL.Image.putpalette``: `HD_PALETTE`, then (i, i, i)."""
+    return [c for rgb in HD_PALETTE for c in rgb] + [i for i in range(len(HD_PALETTE), 256) for _ in range(3)]
 
 
 def hd_pose_name(image_name: str) -> str:

@@ -49,7 +49,7 @@ from vton.core.versions import library_versions
 from vton.pipelines.cleaning import Rejection, duplicate_of
 from vton.pipelines.keypoints.schema import KeypointLoader, keypoint_loader, parse_pose_json
 from vton.pipelines.layouts import LAYOUTS, PREPARED, detect
-from vton.pipelines.layouts.base import CLOTH, PERSON, SPLIT_LIST, Item, Pair, own_cloth
+from vton.pipelines.layouts.base import CLOTH, PERSON, SPLIT_LIST, Item, Layout, Pair
 from vton.pipelines.representation import visualise
 from vton.pipelines.split import seeded_split, split_sizes, unpaired_cloths
 
@@ -454,7 +454,7 @@ def _run(source: Source, out_path: Path, options: PrepareOptions, runner: Runner
     src_path, layout, pairs, official = source.path, source.layout, source.pairs, source.official
     items = {i for p in pairs for i in (p.person, p.cloth) if i is not None}
     if official:  # the paired test list needs each test person's own cloth
-        items |= {Item(CLOTH, own_cloth(p.person.name), p.person.src_split)
+        items |= {Item(CLOTH, LAYOUTS[layout].own_cloth(p.person.name), p.person.src_split)
                   for p in pairs if p.split == "test" and p.person is not None}
     with Runner(runner, preload=__name__) as workers:  # one set of workers for both stages, started now
         # The manifest writer's first Arrow array imports pandas (a quarter of a second): done while workers ingest.
@@ -468,7 +468,7 @@ def _run(source: Source, out_path: Path, options: PrepareOptions, runner: Runner
         by_split = {s: [d for d in kept if d.split == s] for s in fm.SPLITS}
         placed: dict[str, set[Item]] = {s: {i for d in by_split[s] for i in (d.pair.person, d.pair.cloth)}
                                         for s in fm.SPLITS}
-        same, extra_rejections = _paired_test(by_split["test"], results, official)
+        same, extra_rejections = _paired_test(by_split["test"], results, official, LAYOUTS[layout])
         placed["test"].update(cloth for _, cloth in same if cloth is not None)
         placements = [(item, s) for s in fm.SPLITS for item in sorted(placed[s], key=_item_key)]
         moved = move_folders(out_path, placements, [i for i, r in results.items() if r.ok])
@@ -508,7 +508,7 @@ def _run(source: Source, out_path: Path, options: PrepareOptions, runner: Runner
     return summary
 
 
-def _paired_test(test: list[Decision], results: dict, official: bool
+def _paired_test(test: list[Decision], results: dict, official: bool, adapter: Layout
                  ) -> tuple[list[tuple[tuple[str, str], Item | None]], list[tuple[str, str, str, str]]]:
     """test_pairs_same.txt pairs (with the own-cloth item to place) and rejections of persons left out of it."""
     if not official:
@@ -516,7 +516,7 @@ def _paired_test(test: list[Decision], results: dict, official: bool
     same, rejected = [], []
     for d in test:  # each person once: `decide` rejects a person listed twice
         person = d.pair.person
-        own = Item(CLOTH, own_cloth(person.name), person.src_split)
+        own = Item(CLOTH, adapter.own_cloth(person.name), person.src_split)
         res = results[own]
         if res.ok:
             same.append(((person.name, own.name), own))

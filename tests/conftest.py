@@ -10,6 +10,7 @@ from vton.pipelines.synth.generate import synthesize
 CPVTON_PAIRS, CPVTON_SEED = 24, 0
 DEFECT_PAIRS, DEFECT_SEED = 24, 1
 VITON_PAIRS, VITON_SEED = 8, 0
+VITON_HD_PAIRS, VITON_HD_SEED = 12, 0
 
 
 @pytest.fixture(scope="session")
@@ -33,4 +34,12 @@ def synth_viton_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The raw VITON layout (women_top 762x1100, segment/pose .mat): 8 pairs, seed 0."""
     root = tmp_path_factory.mktemp("synth_viton_raw") / "data"
     synthesize(root, VITON_PAIRS, VITON_SEED, layout="viton")
+    return root
+
+
+@pytest.fixture(scope="session")
+def synth_viton_hd(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """VITON-HD's release tree (768x1024, every folder): 12 pairs, seed 0."""
+    root = tmp_path_factory.mktemp("synth_viton_hd") / "data"
+    synthesize(root, VITON_HD_PAIRS, VITON_HD_SEED, layout="viton-hd")
     return root

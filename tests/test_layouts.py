@@ -17,9 +17,9 @@ from vton.pipelines.layouts.base import PAIR_LISTS, SPLIT_LIST
 
 
 @pytest.fixture(scope="module")
-def roots(synth_cpvton: Path, synth_viton_raw: Path) -> dict[str, Path]:
+def roots(synth_cpvton: Path, synth_viton_raw: Path, synth_viton_hd: Path) -> dict[str, Path]:
     """A synthetic root per registered layout (a new adapter must add its synth generator and a fixture here)."""
-    found = {"cpvton": synth_cpvton, "viton": synth_viton_raw}
+    found = {"cpvton": synth_cpvton, "viton": synth_viton_raw, "viton-hd": synth_viton_hd}
     assert set(found) == set(LAYOUTS)
     return found
 
@@ -27,7 +27,9 @@ def roots(synth_cpvton: Path, synth_viton_raw: Path) -> dict[str, Path]:
 def test_detect_picks_each_layouts_adapter(roots: dict[str, Path]) -> None:
     for name, root in roots.items():
         assert detect(root) is LAYOUTS[name]
-        assert [a.name for a in LAYOUTS.values() if a.detect(root)] == [name]
+        detected = {a.name for a in LAYOUTS.values() if a.detect(root)}
+        # CP-VTON's marker ({split}/image/) also fits VITON-HD's tree: detect tries the more specific marker first
+        assert detected == ({name, PREPARED.name} if name == "viton-hd" else {name})
 
 
 def test_detect_refuses_an_unknown_tree_in_one_line(tmp_path: Path) -> None:

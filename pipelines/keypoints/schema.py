@@ -49,30 +49,49 @@ BODY_25_JOINTS = ("nose", "neck", "r_shoulder", "r_elbow", "r_wrist", "l_shoulde
                   "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle", "r_eye", "l_eye", "r_ear", "l_ear",
                   "l_big_toe", "l_small_toe", "l_heel", "r_big_toe", "r_small_toe", "r_heel")
 BODY_25 = KeypointSchema("BODY_25", BODY_25_JOINTS, (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18))
+# The joints VITON-HD's agnostics cannot do without (neck, shoulders, hips): HR-VITON's get_agnostic divides by the hip
+# width and draws the torso between them (sangyun884/HR-VITON cp_dataset.py).
+BODY_25_AGNOSTIC_JOINTS = (1, 2, 5, 9, 12)
 
 
-def parse_pose_json(data: bytes) -> np.ndarray:
-    """``people[0].pose_keypoints`` of a CP-VTON pose file as an (18, 3) float64 array of (x, y, confidence)."""
+def _pose_values(data: bytes, key: str, joints: int) -> np.ndarray:
+    """``people[0][key]`` of an OpenPose-style JSON file as a (joints, 3) float64 array of (x, y, confidence): exactly
+    ``3 * joints`` finite numbers, else a `KeypointError` saying what is wrong."""
     try:
-        doc = json.loads(data)
-        values = doc["people"][0]["pose_keypoints"]
+        people = json.loads(data)["people"]
+        empty = people == []  # OpenPose found nobody
+        values = None if empty else people[0][key]
     except RecursionError:  # e.g. 200,000 nested brackets: a small file that Python's parser cannot descend
         raise KeypointError("pose JSON nests too deeply to parse") from None
     except (ValueError, KeyError, IndexError, TypeError) as exc:
-        raise KeypointError(f"no people[0].pose_keypoints ({type(exc).__name__})") from None
-    if not isinstance(values, list) or len(values) != 3 * NUM_JOINTS:
+        raise KeypointError(f"no people[0].{key} ({type(exc).__name__})") from None
+    if empty:
+        raise KeypointError("the pose JSON lists no people")
+    if not isinstance(values, list) or len(values) != 3 * joints:
         n = len(values) if isinstance(values, list) else type(values).__name__
-        raise KeypointError(f"pose_keypoints holds {n} values, expected {3 * NUM_JOINTS}")
+        raise KeypointError(f"{key} holds {n} values, expected {3 * joints}")
     if not all(type(v) in (int, float) for v in values):  # type(), not isinstance: true and false are no numbers
-        raise KeypointError("pose_keypoints holds a non-numeric value")
+        raise KeypointError(f"{key} holds a non-numeric value")
     try:
         keypoints = np.asarray(values, np.float64)
         finite = bool(np.isfinite(keypoints).all())
     except OverflowError:  # an integer beyond float64
         finite = False
     if not finite:
-        raise KeypointError("pose_keypoints holds a non-finite value")
-    return keypoints.reshape(NUM_JOINTS, 3)
+        raise KeypointError(f"{key} holds a non-finite value")
+    return keypoints.reshape(joints, 3)
+
+
+def parse_pose_json(data: bytes) -> np.ndarray:
+    """``people[0].pose_keypoints`` of a CP-VTON pose file as an (18, 3) float64 array of (x, y, confidence)."""
+    return _pose_values(data, "pose_keypoints", NUM_JOINTS)
+
+
+def parse_body25_json(data: bytes) -> np.ndarray:
+    """``people[0].pose_keypoints_2d`` of an OpenPose BODY_25 file (VITON-HD's ``openpose_json``) as a (25, 3) float64
+    array, in the file's pixels (768x1024 for VITON-HD); checked as `parse_pose_json` checks, and an empty ``people``
+    list (OpenPose found nobody) is an error, as it breaks HR-VITON's ``get_parse_agnostic``."""
+    return _pose_values(data, "pose_keypoints_2d", len(BODY_25_JOINTS))
 
 
 def pose_json(keypoints: np.ndarray) -> bytes:

@@ -137,6 +137,11 @@ class Layout(ABC):
     def src_split(self, split: str) -> str:
         return split if self.split_folders else ""
 
+    def own_cloth(self, person: str) -> str:
+        """The name of the cloth person ``person`` wears (the paired test setting); VITON's ``<ID>_0.jpg`` ->
+        ``<ID>_1.jpg``."""
+        return own_cloth(person)
+
     def pairs_file(self, root: Path, which: str) -> Path | None:
         """Where the root keeps pairs list ``which`` (one of PAIR_LISTS), existing or not; None if the layout has
         no such file (raw VITON has no paired test list: each test person's own cloth is derived)."""
@@ -178,7 +183,7 @@ class Layout(ABC):
         for split, name in persons:
             if (split, name) not in seen:
                 seen.add((split, name))
-                pairs.append(pair_of_line(f"{name} {own_cloth(name)}", split, self.src_split(split)))
+                pairs.append(pair_of_line(f"{name} {self.own_cloth(name)}", split, self.src_split(split)))
         return pairs, False
 
     def split_warnings(self, root: Path, pairs: list[Pair]) -> list[str]:

@@ -13,6 +13,7 @@ from vton.core import formats as fm
 from vton.core.io import atomic_save_image, atomic_write_bytes, atomic_write_text, encode_image
 from vton.pipelines.layouts.cpvton import CPVTON
 from vton.pipelines.layouts.viton_raw import cloth_mask_from_rgb
+from vton.pipelines.synth.defects import FAULTS
 from vton.pipelines.synth.draw import Person, draw_cloth, draw_labels, keypoints, paint_person
 
 
@@ -27,7 +28,15 @@ def keypoints_json(kp: np.ndarray) -> str:
 class CpvtonSynth:
     """Writes one person (image, parse, pose) and their cloth (cloth, mask) where the adapter reads them."""
     layout = CPVTON
-    defects = True  # synth.defects injects its faults into this layout
+    faults: tuple[str, ...] = FAULTS  # synth.defects injects its faults into this layout
+    id_digits = 6
+    distinct_unpaired = False  # VITON's test list may give a person their own cloth by chance
+    person_name = staticmethod(fm.person_name)
+    cloth_name = staticmethod(fm.cloth_name)
+
+    def pair_files(self, split: str, pid: str) -> list[str]:
+        cloth = self.layout.cloth_files(split, fm.cloth_name(pid))
+        return [*self.layout.person_files(split, fm.person_name(pid))[:3], cloth.cloth, cloth.mask]
 
     def write_person(self, root: Path, split: str, pid: str, person: Person, rng: np.random.Generator) -> None:
         files = self.layout.person_files(split, fm.person_name(pid))

@@ -1,4 +1,5 @@
-"""Realistic faults injected into a synthetic CP-VTON-layout dataset, with their ground truth in ``defects.json``.
+"""Realistic faults injected into a synthetic dataset (the CP-VTON layout's `FAULTS`, VITON-HD's `HD_FAULTS`), with
+their ground truth in ``defects.json``.
 
 Each fault hits its own train pair (same-ID pairs, so a pair names its files without ambiguity), except
 ``id_in_both_splits``, which re-labels a train pair with the id of a test person. ``defects.json`` is a list of
@@ -10,13 +11,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 from PIL import Image
 
 from vton.core import formats as fm
 from vton.core.io import atomic_save_image, atomic_write_bytes, atomic_write_json, atomic_write_text
+
+if TYPE_CHECKING:
+    from vton.pipelines.synth.generate import Generator
 
 FAULTS: Final = (
     "truncated_jpeg",  # person JPEG cut short (an interrupted download)
@@ -31,42 +35,45 @@ FAULTS: Final = (
     "id_in_both_splits",  # a train pair carries the id of a test person
     "path_outside_root",  # pairs line whose person path leaves the dataset root
 )
+HD_FAULTS: Final = (  # VITON-HD's tree
+    "truncated_jpeg",
+    "wrong_size",  # person image not 768x1024
+    "label_out_of_range",  # parse holds label 20, outside CIHP's 0..19
+    "parse_not_palette",  # parse saved as RGB (its colours) instead of P (its label indices)
+    "body25_wrong_length",  # pose_keypoints_2d of 24 joints (72 values), not BODY_25's 25
+    "empty_people",  # OpenPose found nobody: "people":[]
+    "missing_joint",  # one of BODY_25 joints 2, 5, 9, 12 (shoulders, hips) written 0,0,0
+    "id_in_both_splits",
+    "path_outside_root",
+)
+AGNOSTIC_JOINTS: Final = (2, 5, 9, 12)  # missing_joint picks one (the neck, 1, is never off the figure anyway)
 DEFECTS_FILE: Final = "defects.json"
-DEFECT_TRAIN_PAIRS: Final = len(FAULTS) + 1  # one victim per fault plus the clean source of the duplicate
+DEFECT_TRAIN_PAIRS: Final = max(len(FAULTS), len(HD_FAULTS)) + 1  # one victim per fault plus a duplicate's source
 ESCAPING_PATH: Final = "../../../../../etc/passwd"  # leaves the root from ROOT, ROOT/train or ROOT/train/image
 
 
 class _Target:
-    """The files of one train pair and the edits the injectors share."""
+    """The files of one train pair (named by the generator's layout) and the edits the injectors share."""
 
-    def __init__(self, root: Path, pid: str) -> None:
-        self.root, self.pid = root, pid
-        self.person = fm.person_name(pid)
-        self.line = f"{self.person} {fm.cloth_name(pid)}"
-
-    def rel(self, folder: str, name: str) -> str:
-        return f"train/{folder}/{name}"
-
-    def path(self, folder: str, name: str) -> Path:
-        return self.root / self.rel(folder, name)
-
-    @property
-    def image(self) -> str:
-        return self.rel(fm.IMAGE_DIR, self.person)
-
-    @property
-    def parse(self) -> str:
-        return self.rel(fm.PARSE_DIR, fm.parse_name(self.person))
-
-    @property
-    def pose(self) -> str:
-        return self.rel(fm.POSE_DIR, fm.pose_name(self.person))
+    def __init__(self, root: Path, pid: str, generator: Generator) -> None:
+        self.root, self.pid, self.generator = root, pid, generator
+        self.layout = generator.layout
+        self.person, self.cloth = generator.person_name(pid), generator.cloth_name(pid)
+        self.line = f"{self.person} {self.cloth}"
+        self.image, self.parse, self.pose = self.layout.person_files("train", self.person)[:3]
+        self.mask = self.layout.cloth_files("train", self.cloth).mask
 
     def replace_pairs_line(self, new_line: str) -> None:
-        pairs = self.root / fm.TRAIN_PAIRS
+        pairs = self.layout.pairs_file(self.root, "train")
         lines = pairs.read_text().splitlines()
         lines[lines.index(self.line)] = new_line
         atomic_write_text(pairs, "".join(f"{line}\n" for line in lines))
+
+    def pose_doc(self) -> dict:
+        return json.loads((self.root / self.pose).read_text())
+
+    def write_pose_doc(self, doc: dict) -> None:
+        atomic_write_text(self.root / self.pose, json.dumps(doc, separators=(",", ":")))
 
 
 Injected = tuple[str, str, str]  # pairs line, file, detail
@@ -79,13 +86,14 @@ def _truncated_jpeg(t: _Target, _: dict) -> Injected:
 
 
 def _wrong_size(t: _Target, _: dict) -> Injected:
-    small = Image.open(t.root / t.image).convert("RGB").resize((fm.FINE_WIDTH // 2, fm.FINE_HEIGHT // 2))
+    height, width = t.layout.native_size_hw
+    small = Image.open(t.root / t.image).convert("RGB").resize((width // 2, height // 2))
     atomic_save_image(small, t.root / t.image)
-    return t.line, t.image, f"{small.width}x{small.height} instead of {fm.FINE_WIDTH}x{fm.FINE_HEIGHT}"
+    return t.line, t.image, f"{small.width}x{small.height} instead of {width}x{height}"
 
 
 def _duplicate_image(t: _Target, ctx: dict) -> Injected:
-    source = _Target(t.root, ctx["source"])
+    source = _Target(t.root, ctx["source"], t.generator)
     atomic_write_bytes(t.root / t.image, (t.root / source.image).read_bytes())
     return t.line, t.image, f"byte copy of {source.image}"
 
@@ -129,27 +137,49 @@ def _nan_keypoints(t: _Target, _: dict) -> Injected:
 
 
 def _empty_cloth_mask(t: _Target, _: dict) -> Injected:
-    rel = t.rel(fm.CLOTH_MASK_DIR, fm.cloth_name(t.pid))
-    atomic_save_image(Image.new("L", (fm.FINE_WIDTH, fm.FINE_HEIGHT), 0), t.root / rel)
-    return t.line, rel, "mask all zero"
+    height, width = t.layout.native_size_hw
+    atomic_save_image(Image.new("L", (width, height), 0), t.root / t.mask)
+    return t.line, t.mask, "mask all zero"
 
 
 def _id_in_both_splits(t: _Target, ctx: dict) -> Injected:
-    twin = _Target(t.root, ctx["twin"])
-    for folder, old, new in ((fm.IMAGE_DIR, t.person, twin.person),
-                             (fm.PARSE_DIR, fm.parse_name(t.person), fm.parse_name(twin.person)),
-                             (fm.POSE_DIR, fm.pose_name(t.person), fm.pose_name(twin.person)),
-                             (fm.CLOTH_DIR, fm.cloth_name(t.pid), fm.cloth_name(twin.pid)),
-                             (fm.CLOTH_MASK_DIR, fm.cloth_name(t.pid), fm.cloth_name(twin.pid))):
-        t.path(folder, old).rename(twin.path(folder, new))
+    twin = _Target(t.root, ctx["twin"], t.generator)
+    for old, new in zip(t.generator.pair_files("train", t.pid), t.generator.pair_files("train", twin.pid)):
+        (t.root / old).rename(t.root / new)
     t.replace_pairs_line(twin.line)
     return twin.line, twin.image, f"train pair {t.pid} renamed to test id {twin.pid}"
 
 
 def _path_outside_root(t: _Target, _: dict) -> Injected:
-    line = f"{ESCAPING_PATH} {fm.cloth_name(t.pid)}"
+    line = f"{ESCAPING_PATH} {t.cloth}"
     t.replace_pairs_line(line)
-    return line, fm.TRAIN_PAIRS, f"person path of {t.line!r} replaced"
+    return line, t.layout.pairs_names["train"], f"person path of {t.line!r} replaced"
+
+
+def _parse_not_palette(t: _Target, _: dict) -> Injected:
+    atomic_save_image(Image.open(t.root / t.parse).convert("RGB"), t.root / t.parse)
+    return t.line, t.parse, "parse saved as RGB colours"
+
+
+def _body25_wrong_length(t: _Target, _: dict) -> Injected:
+    doc = t.pose_doc()
+    doc["people"][0]["pose_keypoints_2d"] = doc["people"][0]["pose_keypoints_2d"][:72]
+    t.write_pose_doc(doc)
+    return t.line, t.pose, "pose_keypoints_2d cut to 24 joints (72 values)"
+
+
+def _empty_people(t: _Target, _: dict) -> Injected:
+    doc = t.pose_doc()
+    doc["people"] = []
+    t.write_pose_doc(doc)
+    return t.line, t.pose, "people list emptied"
+
+
+def _missing_joint(t: _Target, ctx: dict) -> Injected:
+    doc, joint = t.pose_doc(), ctx["joint"]
+    doc["people"][0]["pose_keypoints_2d"][3 * joint: 3 * joint + 3] = [0, 0, 0]
+    t.write_pose_doc(doc)
+    return t.line, t.pose, f"BODY_25 joint {joint} written 0,0,0"
 
 
 _INJECTORS: dict[str, Callable[[_Target, dict], Injected]] = {
@@ -158,18 +188,21 @@ _INJECTORS: dict[str, Callable[[_Target, dict], Injected]] = {
     "missing_keypoints": _missing_keypoints, "malformed_keypoints": _malformed_keypoints,
     "nan_keypoints": _nan_keypoints, "empty_cloth_mask": _empty_cloth_mask,
     "id_in_both_splits": _id_in_both_splits, "path_outside_root": _path_outside_root,
+    "parse_not_palette": _parse_not_palette, "body25_wrong_length": _body25_wrong_length,
+    "empty_people": _empty_people, "missing_joint": _missing_joint,
 }
 
 
-def inject_defects(root: Path, train_ids: list[str], test_ids: list[str], rng: np.random.Generator) -> list[dict]:
-    """Apply every fault in FAULTS to its own seeded train pair; write and return the ground truth."""
+def inject_defects(root: Path, train_ids: list[str], test_ids: list[str], rng: np.random.Generator,
+                   generator: Generator) -> list[dict]:
+    """Apply every fault of ``generator.faults`` to its own seeded train pair; write and return the ground truth."""
     if len(train_ids) < DEFECT_TRAIN_PAIRS or not test_ids:
         raise ValueError(f"defects need {DEFECT_TRAIN_PAIRS} train pairs and a test pair")
     chosen = [str(pid) for pid in rng.permutation(train_ids)[:DEFECT_TRAIN_PAIRS]]
-    ctx = {"source": chosen[-1], "twin": str(rng.choice(test_ids))}
+    ctx = {"source": chosen[-1], "twin": str(rng.choice(test_ids)), "joint": int(rng.choice(AGNOSTIC_JOINTS))}
     records = []
-    for fault, pid in zip(FAULTS, chosen):
-        pair, file, detail = _INJECTORS[fault](_Target(root, pid), ctx)
+    for fault, pid in zip(generator.faults, chosen):
+        pair, file, detail = _INJECTORS[fault](_Target(root, pid, generator), ctx)
         records.append({"pair": pair, "split": "train", "file": file, "fault": fault, "detail": detail})
     atomic_write_json(root / DEFECTS_FILE, records)
     return records

@@ -67,7 +67,15 @@ def raw_pose(kp: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
 class VitonRawSynth:
     """Writes one person (image, segment .mat, pose .mat) and their cloth where the adapter reads them."""
     layout = VITON_RAW
-    defects = False  # written clean: synth.defects targets the CP-VTON layout's files
+    faults: tuple[str, ...] = ()  # written clean: synth.defects targets the CP-VTON and VITON-HD layouts
+    id_digits = 6
+    distinct_unpaired = False  # VITON's test list may give a person their own cloth by chance
+    person_name = staticmethod(fm.person_name)
+    cloth_name = staticmethod(fm.cloth_name)
+
+    def pair_files(self, split: str, pid: str) -> list[str]:
+        cloth = self.layout.cloth_files(split, fm.cloth_name(pid))
+        return [*self.layout.person_files(split, fm.person_name(pid))[:3], cloth.cloth]
 
     def write_person(self, root: Path, split: str, pid: str, person: Person, rng: np.random.Generator) -> None:
         files = self.layout.person_files(split, fm.person_name(pid))

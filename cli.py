@@ -141,7 +141,7 @@ def prepare_cmd(src: Path, out: Path, workers: int, local: str, scheduler: str |
                 train_size: int | None, test_size: int | None, keypoints: str, overwrite_keypoints: bool,
                 pose_checkpoint: str | None, trust_checkpoint: bool, pose_threshold: float,
                 pose_device: str, allow_rejects: bool, strict: bool) -> None:
-    """Clean, split and precompute the VITON dataset SRC (CP-VTON or raw layout) into OUT.
+    """Clean, split and precompute the dataset SRC (CP-VTON, raw VITON or VITON-HD layout, detected) into OUT.
 
     Exit status 3 when bad data made pairs be rejected (see OUT/rejected.csv), unless --allow-rejects; pairs left
     over by --train-size/--test-size do not count. Run again, the same command resumes an interrupted run, or on a

@@ -423,7 +423,7 @@ class Source(NamedTuple):
 
 def prepare(src: str | os.PathLike, out: str | os.PathLike, options: PrepareOptions = PrepareOptions(),
             runner: RunnerConfig = RunnerConfig()) -> PrepareSummary:
-    """Clean, split and precompute ``src`` (CP-VTON or raw VITON layout, detected) into ``out``.
+    """Clean, split and precompute ``src`` (any layout of the registry, detected) into ``out``.
 
     A rerun resumes an interrupted run, and on a finished OUT returns its summary again, changing nothing; other
     options than OUT's are refused, as is a second run while one holds OUT's lock. ``options.strict`` turns warnings

@@ -25,14 +25,18 @@ def keypoints_json(kp: np.ndarray) -> str:
     return json.dumps(doc)
 
 
-class CpvtonSynth:
-    """Writes one person (image, parse, pose) and their cloth (cloth, mask) where the adapter reads them."""
-    layout = CPVTON
-    faults: tuple[str, ...] = FAULTS  # synth.defects injects its faults into this layout
+class VitonNames:
+    """VITON's naming, shared by its two layouts: six-digit ids, ``<ID>_0.jpg`` persons and ``<ID>_1.jpg`` cloths."""
     id_digits = 6
     distinct_unpaired = False  # VITON's test list may give a person their own cloth by chance
     person_name = staticmethod(fm.person_name)
     cloth_name = staticmethod(fm.cloth_name)
+
+
+class CpvtonSynth(VitonNames):
+    """Writes one person (image, parse, pose) and their cloth (cloth, mask) where the adapter reads them."""
+    layout = CPVTON
+    faults: tuple[str, ...] = FAULTS  # synth.defects injects its faults into this layout
 
     def pair_files(self, split: str, pid: str) -> list[str]:
         cloth = self.layout.cloth_files(split, fm.cloth_name(pid))

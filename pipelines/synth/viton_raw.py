@@ -14,6 +14,7 @@ from PIL import Image
 from vton.core import formats as fm
 from vton.core.io import atomic_save_image, atomic_write_bytes
 from vton.pipelines.layouts.viton_raw import VITON_RAW
+from vton.pipelines.synth.cpvton import VitonNames
 from vton.pipelines.synth.draw import Person, draw_cloth, draw_labels, keypoints, paint_person
 
 _MAT_HEADER = b"MATLAB 5.0 MAT-file, Platform: posix, written by vton synth".ljust(116, b" ")
@@ -64,14 +65,10 @@ def raw_pose(kp: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
     return {"subset": subset, "candidate": np.array(candidates, dtype=np.float64).reshape(-1, 4)}
 
 
-class VitonRawSynth:
+class VitonRawSynth(VitonNames):
     """Writes one person (image, segment .mat, pose .mat) and their cloth where the adapter reads them."""
     layout = VITON_RAW
     faults: tuple[str, ...] = ()  # written clean: synth.defects targets the CP-VTON and VITON-HD layouts
-    id_digits = 6
-    distinct_unpaired = False  # VITON's test list may give a person their own cloth by chance
-    person_name = staticmethod(fm.person_name)
-    cloth_name = staticmethod(fm.cloth_name)
 
     def pair_files(self, split: str, pid: str) -> list[str]:
         cloth = self.layout.cloth_files(split, fm.cloth_name(pid))

@@ -61,16 +61,16 @@ def scoring_scale(settings: Settings, layout: Layout, preds: Sequence[Path]) -> 
     prediction scored ("results"), else, when no prediction is scored, the layout's native size ("dataset"). Every
     prediction's size is read from its header before any decoding: one of another size is an error naming it (unless
     ``settings.resize_predictions``)."""
+    sizes = {p: inputs.image_size(p)[::-1] for p in preds}
     first = None
     if settings.eval_size is not None:
         size, origin = settings.eval_size, "given"
     elif preds:
         first = preds[0]
-        size, origin = inputs.image_size(first)[::-1], "results"
+        size, origin = sizes[first], "results"
     else:
         size, origin = layout.native_size_hw, "dataset"
     scale = inputs.Scale((int(size[0]), int(size[1])), settings.resize_predictions)
-    sizes = {p: inputs.image_size(p)[::-1] for p in preds}
     off = [(p, hw) for p, hw in sizes.items() if hw != scale.size_hw]
     if off and not scale.resize_predictions:
         raise ValueError(f"{len(off)} of {len(preds)} predictions are not at the scoring size ({origin}"

@@ -17,8 +17,9 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from vton.cli import main
 from vton.core import formats as fm
+from vton.pipelines.keypoints.schema import OPENPOSE_18
 from vton.pipelines.layouts import CPVTON, VITON_RAW
-from vton.pipelines.layouts.base import PERSON, Item
+from vton.pipelines.layouts.base import PERSON, ClothFiles, Item, Layout, PersonFiles
 from vton.pipelines.synth.generate import synthesize
 
 pytestmark = pytest.mark.xdist_group("eval_layouts")
@@ -51,12 +52,21 @@ def _region(labels: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     return np.isin(np.asarray(img), CLOTH)
 
 
+# per layout: the test pairs file, the photos' folder, the in-shop cloths' folder
+FOLDERS = {"viton": (fm.RAW_TEST_PAIRS, fm.RAW_IMAGE_DIR, fm.RAW_IMAGE_DIR),
+           "cpvton": (fm.TEST_PAIRS, f"test/{fm.IMAGE_DIR}", f"test/{fm.CLOTH_DIR}"),
+           "hd": (fm.HD_TEST_PAIRS, f"test/{fm.HD_IMAGE_DIR}", f"test/{fm.HD_CLOTH_DIR}")}
+
+
 def _truth(data: Path, layout: str, person: str, size_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """The real photo and its cloth region at the scoring size."""
+    """The real photo and its cloth region at the scoring size (a P-mode parse: its indices, as np.asarray reads)."""
     if layout == "viton":
-        return _rgb(data / fm.RAW_IMAGE_DIR / person, size_hw), _region(_raw_parse(data, person), size_hw)
-    labels = np.asarray(Image.open(data / "test" / fm.PARSE_DIR / fm.parse_name(person)))
-    return _rgb(data / "test" / fm.IMAGE_DIR / person, size_hw), _region(labels, size_hw)
+        labels = _raw_parse(data, person)
+    elif layout == "hd":
+        labels = np.asarray(Image.open(data / "test" / fm.HD_PARSE_DIR / f"{Path(person).stem}.png"))
+    else:
+        labels = np.asarray(Image.open(data / "test" / fm.PARSE_DIR / fm.parse_name(person)))
+    return _rgb(data / FOLDERS[layout][1] / person, size_hw), _region(labels, size_hw)
 
 
 def _expected(fake: np.ndarray, real: np.ndarray, region: np.ndarray, warp: np.ndarray) -> dict[str, float]:
@@ -74,8 +84,7 @@ def _tv(img: np.ndarray) -> float:
 
 # --- the data and the results ------------------------------------------------------------------------------
 def _test_persons(data: Path, layout: str) -> list[str]:
-    pairs = fm.RAW_TEST_PAIRS if layout == "viton" else fm.TEST_PAIRS
-    return [line.split()[0] for line in (data / pairs).read_text().splitlines() if line.strip()]
+    return [line.split()[0] for line in (data / FOLDERS[layout][0]).read_text().splitlines() if line.strip()]
 
 
 def make_results(out: Path, data: Path, layout: str, size_hw: tuple[int, int], seed: int = 0) -> Path:
@@ -83,8 +92,8 @@ def make_results(out: Path, data: Path, layout: str, size_hw: tuple[int, int], s
     noise; warp-masks: the true cloth region shifted by 2 + i pixels."""
     rng = np.random.default_rng(seed)
     for i, person in enumerate(_test_persons(data, layout)):
-        folder = data / (fm.RAW_IMAGE_DIR if layout == "viton" else f"test/{fm.IMAGE_DIR}")
-        photo = Image.open(folder / person).convert("RGB").resize(size_hw[::-1], Image.Resampling.BILINEAR)
+        photo = Image.open(data / FOLDERS[layout][1] / person).convert("RGB")
+        photo = photo.resize(size_hw[::-1], Image.Resampling.BILINEAR)
         noisy = np.clip(np.asarray(photo, np.float64) + rng.normal(0, 4 + 4 * i, (*size_hw, 3)), 0, 255)
         _, region = _truth(data, layout, person, size_hw)
         for sub, img in ((fm.TRYON_DIR, noisy.astype(np.uint8)),
@@ -129,10 +138,9 @@ def _check_rows(frame: pd.DataFrame, data: Path, layout: str, results: Path, siz
         assert row["iou"] == pytest.approx(expect["iou"], abs=1e-12)
         assert row["ssim_cloth"] == pytest.approx(expect["ssim_cloth"], abs=1e-4)
     tv = frame[frame.setting == "cloth"].set_index("cloth")["value"]
-    folder = data / (fm.RAW_IMAGE_DIR if layout == "viton" else f"test/{fm.CLOTH_DIR}")
     assert len(tv) > 0
     for cloth, value in tv.items():
-        assert value == pytest.approx(_tv(_rgb(folder / cloth, size_hw)), rel=1e-5)
+        assert value == pytest.approx(_tv(_rgb(data / FOLDERS[layout][2] / cloth, size_hw)), rel=1e-5)
 
 
 # --- the tests ---------------------------------------------------------------------------------------------
@@ -234,3 +242,87 @@ def test_adapters_read_the_parse_and_the_paired_list(raw: Path, synth_cpvton: Pa
     np.testing.assert_array_equal(CPVTON.person_parse(synth_cpvton, "test", cp_person), np.asarray(
         Image.open(synth_cpvton / "test" / fm.PARSE_DIR / fm.parse_name(cp_person))))
     assert CPVTON.read_test_pairs(synth_cpvton, "paired") == fm.read_pairs(synth_cpvton / fm.TEST_PAIRS_SAME)
+
+
+class HdLike(Layout):
+    """Stands in for a VITON-HD adapter (not in this package yet), to show the vton protocol needs nothing else of
+    one: split folders, a CIHP parse as a P-mode PNG in image-parse-v3/ at the photo's size, test_pairs.txt the only
+    test list (unpaired) and a person's own cloth under the person's name. Evaluation never ingests."""
+
+    name, summary, marker = "hd-like", "a VITON-HD stand-in", fm.HD_TEST_PAIRS
+    native_size_hw = (128, 96)  # VITON-HD's 1024x768, scaled down to keep the test fast
+    labels = fm.CIHP
+    keypoints = OPENPOSE_18
+    pairs_names = {"unpaired": fm.HD_TEST_PAIRS}
+    split_folders = True
+
+    def detect(self, root: Path) -> bool:
+        return (root / fm.HD_TEST_PAIRS).is_file()
+
+    def person_files(self, split: str, name: str) -> PersonFiles:
+        return PersonFiles(f"{split}/{fm.HD_IMAGE_DIR}/{name}", f"{split}/{fm.HD_PARSE_DIR}/{Path(name).stem}.png",
+                           f"{split}/{fm.HD_POSE_DIR}/{fm.hd_pose_name(name)}")
+
+    def cloth_files(self, split: str, name: str) -> ClothFiles:
+        return ClothFiles(f"{split}/{fm.HD_CLOTH_DIR}/{name}", f"{split}/{fm.HD_CLOTH_MASK_DIR}/{name}")
+
+    def folder_persons(self, root: Path) -> list[tuple[str, str]]:
+        raise NotImplementedError
+
+    def test_cloths(self, root: Path) -> list[Path]:
+        return sorted((root / "test" / fm.HD_CLOTH_DIR).iterdir())
+
+    def paired_cloth(self, person: str) -> str:
+        return person
+
+    def ingest_person(self, root: Path, item: Item, keypoints: object = "dataset") -> tuple[tuple[bytes, ...],
+                                                                                         np.ndarray]:
+        raise NotImplementedError
+
+    def ingest_cloth(self, root: Path, item: Item) -> tuple[bytes, ...]:
+        raise NotImplementedError
+
+
+def _hd_like_tree(root: Path, n: int = 3, seed: int = 0) -> Path:
+    """n persons: smooth photos (JPEG q95), CIHP parse maps in VITON-HD's palette with every cloth label (5, 6, 7)
+    and the neck (10, body in CIHP), cloths; test_pairs.txt pairs person i with cloth i + 1."""
+    rng = np.random.default_rng(seed)
+    h, w = HdLike.native_size_hw
+    for sub in (fm.HD_IMAGE_DIR, fm.HD_PARSE_DIR, fm.HD_CLOTH_DIR):
+        (root / "test" / sub).mkdir(parents=True)
+    names = [f"{i:05d}_00.jpg" for i in range(n)]
+    palette = [c for rgb in fm.HD_PALETTE for c in rgb] + [i for i in range(20, 256) for _ in range(3)]
+    yy, xx = np.mgrid[0:h, 0:w]
+    for i, name in enumerate(names):
+        photo = 120 + 60 * np.sin(xx[..., None] / rng.uniform(5, 15) + yy[..., None] / rng.uniform(5, 15))
+        labels = np.zeros((h, w), np.uint8)
+        top = int(rng.integers(30, 45))
+        labels[top:top + 50, 20:76], labels[top:top + 10, 40:56] = 5, 10
+        labels[top + 20:top + 40, 20:30], labels[top + 40:top + 50, 60:76] = 7, 6
+        photo = np.clip(photo + 40 * (labels[..., None] == 5) + rng.normal(0, 4, (h, w, 3)), 0, 255)
+        Image.fromarray(photo.astype(np.uint8)).save(root / "test" / fm.HD_IMAGE_DIR / name, quality=95)
+        parse = Image.fromarray(labels, "P")
+        parse.putpalette(palette)
+        parse.save(root / "test" / fm.HD_PARSE_DIR / f"{Path(name).stem}.png")
+        cloth = np.clip(rng.uniform(0, 255, 3) + rng.normal(0, 10 * (i + 1), (h, w, 3)), 0, 255)
+        Image.fromarray(cloth.astype(np.uint8)).save(root / "test" / fm.HD_CLOTH_DIR / name, quality=95)
+    (root / fm.HD_TEST_PAIRS).write_text("".join(f"{p} {names[(i + 1) % n]}\n" for i, p in enumerate(names)))
+    return root
+
+
+def test_a_viton_hd_like_adapter_needs_nothing_else(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CIHP labels, a P-mode parse at the photo's size and the paired list derived by the adapter's own
+    `paired_cloth`: scored at the results' 64x48 against the same hand computations."""
+    from vton.eval import inputs, protocol_pass
+
+    data = _hd_like_tree(tmp_path / "data")
+    for module in (inputs, protocol_pass):
+        monkeypatch.setattr(module, "detect", lambda root: HdLike())
+    results = make_results(tmp_path / "results", data, "hd", (64, 48))
+    result, frame, summary = _evaluate(data, results, tmp_path / "run")
+    assert frame is not None and summary is not None, result.output
+    _check_rows(frame, data, "hd", results, (64, 48))
+    paired = frame[frame.setting == "paired"]
+    assert dict(zip(paired.person, paired.cloth)) == {p: p for p in _test_persons(data, "hd")}
+    assert summary["protocol"]["dataset"] == {"layout": "hd-like", "labels": "CIHP", "cloth_labels": [5, 6, 7],
+                                              "pairs": {"paired": "test_pairs.txt (each person with their own cloth)"}}

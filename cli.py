@@ -318,6 +318,20 @@ class MetricsOption(click.Option):
         return super().get_help_record(ctx)
 
 
+class SizeParam(click.ParamType):
+    """``HxW`` (e.g. 1024x768) -> (height, width)."""
+
+    name = "HxW"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
+        h, sep, w = str(value).lower().partition("x")
+        if not (sep and h.isdigit() and w.isdigit() and int(h) > 0 and int(w) > 0):
+            self.fail(f"{value!r} is not HEIGHTxWIDTH in pixels (e.g. 256x192)", param, ctx)
+        return int(h), int(w)
+
+
 @main.command()
 @click.argument("data", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--results", type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -349,14 +363,21 @@ class MetricsOption(click.Option):
 @click.option("--kid-subset-size", default=EvalSettings.kid_subset_size, show_default=True, type=click.IntRange(2))
 @click.option("--subset-size", default=EvalSettings.subset_size, show_default=True, type=click.IntRange(1),
               help="Cloths in each of the LARGE / SMALL TV subsets.")
+@click.option("--eval-size", type=SizeParam(), default=EvalSettings.eval_size,
+              help="Score the vton protocol at HxW [default: the results' own size, that of the first prediction]. "
+                   "Ground truth is resized to it (RGB PIL bicubic, parse labels nearest); every prediction must be "
+                   "at it.")
+@click.option("--resize-predictions", is_flag=True, default=EvalSettings.resize_predictions,
+              help="Resize predictions of another size to the scoring size too (recorded) instead of refusing them.")
 @click.option("--allow-skips", is_flag=True, help="Exit 0 even when a metric named with --metrics was not computed.")
 @click.option("--allow-nonfinite", is_flag=True, help="With --checkpoint: " + NONFINITE_HELP)
 def evaluate(data: Path, results: Path | None, paired_dir: Path | None, unpaired_dir: Path | None,
              checkpoints: tuple[Path, ...], out: Path, protocols: tuple[str, ...], metrics: str | None,
              weights_dir: Path | None, device: str | None, batch_size: int, workers: int | None, seed: int,
-             n_boot: int, is_splits: int, kid_subset_size: int, subset_size: int, allow_skips: bool,
-             allow_nonfinite: bool) -> None:
-    """Score try-on results on DATA (CP-VTON layout) with the metrics of the table (see --metrics).
+             n_boot: int, is_splits: int, kid_subset_size: int, subset_size: int, eval_size: tuple[int, int] | None,
+             resize_predictions: bool, allow_skips: bool, allow_nonfinite: bool) -> None:
+    """Score try-on results on DATA (any layout `vton prepare --layout` reads) with the metrics of the table (see
+    --metrics).
 
     With --checkpoint, OUT/results is reused or resumed only when it was made by the same checkpoints (SHA-256) and
     settings, else refused. Exit status 4 when a metric named with --metrics could not be computed (see
@@ -375,7 +396,8 @@ def evaluate(data: Path, results: Path | None, paired_dir: Path | None, unpaired
         named = None if metrics is None else tuple(m.strip() for m in metrics.split(",") if m.strip())
         settings = EvalSettings(metrics=named, device=device, batch_size=batch_size, workers=workers, seed=seed,
                                 n_boot=n_boot, is_splits=is_splits, kid_subset_size=kid_subset_size,
-                                subset_size=subset_size, weights_dir=weights_dir)
+                                subset_size=subset_size, weights_dir=weights_dir, eval_size=eval_size,
+                                resize_predictions=resize_predictions)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--metrics") from exc
     try:

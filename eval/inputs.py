@@ -1,12 +1,15 @@
-"""What an evaluation reads: the dataset's test files (found in one function, `dataset_test_files`), the result files
-matched to them, and their exact decoding (`vton.eval.images`) into batches in DataLoader workers."""
+"""What an evaluation reads: the dataset's test files (found in one function, `dataset_test_files`, through the
+dataset's layout adapter), the result files matched to them, and their exact decoding (`vton.eval.images`) at the
+scoring size (`Scale`) into batches in DataLoader workers."""
 from __future__ import annotations
 
+import functools
 import os
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import torch
@@ -20,47 +23,78 @@ from vton.eval import images
 from vton.eval.matching import Matched, match_results, scan
 from vton.eval.registry import MASK_THRESHOLD
 from vton.eval.settings import Settings
-from vton.pipelines.layouts import PREPARED
+from vton.pipelines.cleaning import Rejection
+from vton.pipelines.layouts import PREPARED, detect
+from vton.pipelines.layouts.base import Layout
 
 SETTINGS_PAIRS = {s: PREPARED.pairs_names[s] for s in ("paired", "unpaired")}  # the prepared layout's test lists
+FILTERS: Final = {"rgb": "bicubic", "labels": "nearest"}  # PIL filters to the scoring size: photos; masks, labels
+_RESAMPLE: Final = {"bicubic": Image.Resampling.BICUBIC, "nearest": Image.Resampling.NEAREST}
 
 
 # --- the dataset's test files ----------------------------------------------------------------------
 @dataclass(frozen=True)
+class ParseFile:
+    """A person's parse, read through its layout adapter (`Layout.person_parse`) when decoded; ``path`` names it."""
+
+    path: Path
+    layout: Layout
+    root: Path
+    split: str
+    person: str
+
+    def labels(self) -> np.ndarray:
+        """Label indices at the parse's own size; an unreadable file is an ImageError naming it."""
+        try:
+            return self.layout.person_parse(self.root, self.split, self.person)
+        except Rejection as exc:
+            raise images.ImageError(f"{self.path}: {exc.reason}") from None
+
+
+@dataclass(frozen=True)
 class TestFiles:
     """The dataset's side of an evaluation."""
 
+    layout: Layout
     pairs: dict[str, list[tuple[str, str]]]  # setting -> (person, cloth) pairs, for each setting that has some
+    lists: dict[str, str]  # setting -> the pairs file its list is read from, and how (recorded)
     absent: dict[str, str]  # setting -> why it has no pairs
     person_image: dict[str, Path]  # person -> the real photo
-    person_parse: dict[str, Path]  # person -> the label-index parse map
+    person_parse: dict[str, ParseFile]  # person -> the parse
     cloths: list[Path]  # the in-shop cloth images, sorted
 
 
 def dataset_test_files(data: Path, settings: Iterable[str]) -> TestFiles:
-    """The pairs of each of ``settings``, the photo and parse of each person they list, and the in-shop cloths.
+    """The pairs of each of ``settings``, the photo and parse of each person they list, and the in-shop cloths, all
+    through the layout adapter of ``data`` (`vton.pipelines.layouts.detect`).
 
     Every file evaluate reads from the dataset is found here (and only here); none is opened yet.
     """
+    layout = detect(data)
     pairs: dict[str, list[tuple[str, str]]] = {}
+    lists: dict[str, str] = {}
     absent: dict[str, str] = {}
     for setting in settings:
-        path = PREPARED.pairs_file(data, setting)
-        if path is None or not path.is_file():
-            absent[setting] = f"{data / SETTINGS_PAIRS[setting]} not found"
+        path = layout.test_pairs_file(data, setting)
+        derived = layout.pairs_file(data, setting) is None
+        lists[setting] = path.name + (" (each person with their own cloth)" if derived else "")
+        if not path.is_file():
+            absent[setting] = f"{path} not found"
             continue
-        listed = PREPARED.read_pairs(data, setting, unique_persons=True)
+        listed = layout.read_test_pairs(data, setting)
         if listed:
             pairs[setting] = listed
         else:
             absent[setting] = f"{path} lists no pairs"
-    cloths = PREPARED.test_cloths(data)
+    cloths = layout.test_cloths(data)
     if not cloths:
-        raise FileNotFoundError(f"no in-shop cloth images in {data / 'test' / fm.CLOTH_DIR}")
+        raise FileNotFoundError(f"{data} holds no in-shop test cloth images (read as the {layout.name} layout)")
+    split = layout.src_split("test")
     persons = sorted({person for listed in pairs.values() for person, _ in listed})
-    files = {p: PREPARED.person_files("test", p) for p in persons}
-    return TestFiles(pairs, absent, {p: safe_join(data, f.image) for p, f in files.items()},
-                     {p: safe_join(data, f.parse) for p, f in files.items()}, cloths)
+    files = {p: layout.person_files(split, p) for p in persons}
+    return TestFiles(layout, pairs, lists, absent, {p: safe_join(data, f.image) for p, f in files.items()},
+                     {p: ParseFile(safe_join(data, f.parse), layout, data, split, p) for p, f in files.items()},
+                     cloths)
 
 # --- results matched to them -----------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -70,7 +104,7 @@ class PersonItem:
     person: str
     in_paired: bool
     real: Path | None
-    parse: Path | None
+    parse: ParseFile | None
     paired: Path | None
     warp: Path | None
     unpaired: Path | None
@@ -128,7 +162,9 @@ def person_items(files: TestFiles, results: dict[str, Path | None], needs: dict[
     for person in sorted(set(paired) | set(unpaired)):
         stem = Path(person).stem
         real = need(files.person_image[person], "person image", person) if needs["real"] else None
-        parse = need(files.person_parse[person], "parse", person) if needs["region"] else None
+        parse = files.person_parse[person] if needs["region"] else None
+        if parse is not None:
+            need(parse.path, "parse", person)
         in_paired = person in paired
         tryon_p = (need(found.get("paired", {}).get(person), "paired try-on", person)
                    if in_paired and needs["fake"] else None)
@@ -142,55 +178,109 @@ def person_items(files: TestFiles, results: dict[str, Path | None], needs: dict[
 
 
 # --- decoding --------------------------------------------------------------------------------------
-def _fit(array: np.ndarray, resample: Image.Resampling) -> tuple[np.ndarray, bool]:
-    if array.shape[:2] == fm.FINE_SIZE_HW:
+@dataclass(frozen=True)
+class Scale:
+    """The scoring size (height, width). Ground truth (photos, parse maps, in-shop cloths) of another size is resized
+    to it with `FILTERS`; a prediction (try-on, warp-mask) of another size is refused, or, with
+    ``resize_predictions``, resized with the same filters."""
+
+    size_hw: tuple[int, int]
+    resize_predictions: bool = False
+
+    def off_size(self, path: Path, size_hw: tuple[int, int]) -> str:
+        """The refusal of a prediction of another size, naming it."""
+        h, w = size_hw
+        return (f"{path}: the prediction is {h}x{w} (HxW), not the scoring size {self.size_hw[0]}x{self.size_hw[1]}; "
+                "every prediction of a run must share it (choose it with --eval-size, or resize the predictions with "
+                "--resize-predictions)")
+
+
+def _fit(array: np.ndarray, size_hw: tuple[int, int], kind: str) -> tuple[np.ndarray, bool]:
+    """``array`` at ``size_hw``, resized with the PIL filter `FILTERS` names for ``kind``; whether it was."""
+    if array.shape[:2] == tuple(size_hw):
         return array, False
-    return np.asarray(Image.fromarray(array).resize(fm.FINE_SIZE_WH, resample)), True
+    h, w = size_hw
+    return np.asarray(Image.fromarray(array).resize((w, h), _RESAMPLE[FILTERS[kind]])), True
 
 
-def load_rgb(path: Path) -> tuple[torch.Tensor, bool]:
-    """uint8 3 x 256 x 192, decoded exactly (`vton.eval.images`); other sizes are resized with PIL bicubic (and
-    counted)."""
-    img, resized = _fit(images.read_image(path, images.rgb), Image.Resampling.BICUBIC)
+def _prediction(array: np.ndarray, path: Path, scale: Scale, kind: str) -> tuple[np.ndarray, bool]:
+    if array.shape[:2] != tuple(scale.size_hw) and not scale.resize_predictions:
+        raise images.ImageError(scale.off_size(path, array.shape[:2]))
+    return _fit(array, scale.size_hw, kind)
+
+
+def load_rgb(path: Path, scale: Scale, truth: bool) -> tuple[torch.Tensor, bool]:
+    """uint8 3 x H x W at the scoring size, decoded exactly (`vton.eval.images`); whether it was resized."""
+    img = images.read_image(path, images.rgb)
+    img, resized = _fit(img, scale.size_hw, "rgb") if truth else _prediction(img, path, scale, "rgb")
     return torch.from_numpy(img.copy()).permute(2, 0, 1), resized
 
 
-def load_mask(path: Path) -> tuple[torch.Tensor, bool]:
-    """Boolean 256 x 192 mask of a grey image (level >= 128, levels as `vton.eval.images` decodes them)."""
-    img, resized = _fit(images.read_image(path, images.grey), Image.Resampling.NEAREST)
+def load_mask(path: Path, scale: Scale) -> tuple[torch.Tensor, bool]:
+    """Boolean H x W warp-mask (a prediction) of a grey image (level >= 128, levels as `vton.eval.images` decodes
+    them)."""
+    img, resized = _prediction(images.read_image(path, images.grey), path, scale, "labels")
     return torch.from_numpy(img >= MASK_THRESHOLD), resized
 
 
-def load_cloth_region(path: Path) -> torch.Tensor:
-    """Boolean mask of the person's cloth labels (5, 6, 7) from a label-index parse map (`vton.eval.images`)."""
-    region = np.isin(images.read_image(path, images.labels), PREPARED.labels.cloth).astype(np.uint8)
-    img, _ = _fit(region, Image.Resampling.NEAREST)  # nearest: the same pixels as resizing the labels first
-    return torch.from_numpy(img.astype(bool))
+def load_cloth_region(parse: ParseFile, scale: Scale) -> tuple[torch.Tensor, bool]:
+    """Boolean mask of the person's cloth labels (the layout's ``labels.cloth``) at the scoring size."""
+    region = np.isin(parse.labels(), parse.layout.labels.cloth).astype(np.uint8)
+    img, resized = _fit(region, scale.size_hw, "labels")  # nearest: the same pixels as resizing the labels first
+    return torch.from_numpy(img.astype(bool)), resized
 
 
-def load_person(item: PersonItem) -> dict[str, Any]:
-    """Everything scored for one person; absent parts are zeros with a False flag so batches collate."""
-    h, w = fm.FINE_SIZE_HW
-    out: dict[str, Any] = {"person": item.person, "in_paired": item.in_paired, "resized": 0}
-    for key, path, loader, blank in (
-        ("real", item.real, load_rgb, torch.zeros(3, h, w, dtype=torch.uint8)),
-        ("paired", item.paired, load_rgb, torch.zeros(3, h, w, dtype=torch.uint8)),
-        ("unpaired", item.unpaired, load_rgb, torch.zeros(3, h, w, dtype=torch.uint8)),
-        ("warp", item.warp, load_mask, torch.zeros(h, w, dtype=torch.bool)),
+def load_person(item: PersonItem, scale: Scale) -> dict[str, Any]:
+    """Everything scored for one person; absent parts are zeros with a False flag so batches collate.
+    ``resized``: how many of its ground-truth images (photo, parse) and of its predictions were resized."""
+    h, w = scale.size_hw
+    out: dict[str, Any] = {"person": item.person, "in_paired": item.in_paired, "resized_truth": 0,
+                           "resized_pred": 0}
+    rgb_blank = torch.zeros(3, h, w, dtype=torch.uint8)
+    mask_blank = torch.zeros(h, w, dtype=torch.bool)
+    for key, path, load, blank, counter in (
+        ("real", item.real, functools.partial(load_rgb, truth=True), rgb_blank, "resized_truth"),
+        ("paired", item.paired, functools.partial(load_rgb, truth=False), rgb_blank, "resized_pred"),
+        ("unpaired", item.unpaired, functools.partial(load_rgb, truth=False), rgb_blank, "resized_pred"),
+        ("warp", item.warp, load_mask, mask_blank, "resized_pred"),
+        ("region", item.parse, load_cloth_region, mask_blank, "resized_truth"),
     ):
         out[f"has_{key}"] = path is not None
         if path is None:
             out[key] = blank
         else:
-            out[key], resized = loader(path)
-            out["resized"] += int(resized)
-    out["region"] = load_cloth_region(item.parse) if item.parse else torch.zeros(h, w, dtype=torch.bool)
+            out[key], resized = load(path, scale)
+            out[counter] += int(resized)
     return out
 
 
-def load_cloth(path: Path) -> dict[str, Any]:
-    img, resized = load_rgb(path)
+def load_cloth(path: Path, scale: Scale) -> dict[str, Any]:
+    img, resized = load_rgb(path, scale, truth=True)
     return {"cloth": path.name, "image": img, "resized": int(resized)}
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the header, without decoding the pixels. What `vton.eval.images.read_image` refuses
+    before decoding (a file PIL cannot open, more than ``images.MAX_PIXELS`` pixels) is refused here too, in one line
+    naming the file."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                width, height = im.size
+    except Exception as exc:  # PIL raises many types: OSError, DecompressionBombError, SyntaxError, ...
+        raise images.ImageError(f"{path}: cannot decode the image: {' '.join(str(exc).split()) or type(exc).__name__}"
+                                ) from exc
+    if width * height > images.MAX_PIXELS:
+        raise images.ImageError(f"{path}: {width} x {height} pixels, more than the {images.MAX_PIXELS} an image may "
+                                "have (a decompression bomb?)")
+    return width, height
+
+
+def predictions(items: Sequence[PersonItem]) -> list[Path]:
+    """The prediction files the items score: paired try-ons, then unpaired ones, then warp-masks, by person."""
+    return [path for key in ("paired", "unpaired", "warp") for item in items
+            if (path := getattr(item, key)) is not None]
 
 
 class Mapped(Dataset):

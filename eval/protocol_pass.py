@@ -35,9 +35,8 @@ def context(data: Path, results: dict[str, Path | None]) -> Context:
     layout = detect(data)
     pairs = {}
     for setting in SETTINGS:
-        path = layout.pairs_file(data, setting)
-        if path is not None and path.is_file():
-            pairs[setting] = layout.read_pairs(data, setting, unique_persons=True)
+        if layout.test_pairs_file(data, setting).is_file():
+            pairs[setting] = layout.read_test_pairs(data, setting)
     split = layout.src_split("test")
     persons = sorted({p for listed in pairs.values() for p, _ in listed})
     person_image = {p: safe_join(data, layout.person_files(split, p).image) for p in persons}

@@ -7,6 +7,7 @@ in-shop cloths (TV), which defines the LARGE / SMALL subsets.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,16 +24,28 @@ from vton.eval.networks import inception_features, load_networks, load_protocol_
 from vton.eval.protocols import DEFAULT, PROTOCOLS
 from vton.eval.registry import SUBSET_METRIC, Tensors
 from vton.eval.settings import Settings, Work
-from vton.eval.summary import computed, per_image_summary, protocol, set_level_entry, tv_subsets, write_run
+from vton.eval.summary import (
+    computed,
+    dataset_block,
+    per_image_summary,
+    protocol,
+    resize_block,
+    set_level_entry,
+    tv_subsets,
+    write_run,
+)
+from vton.pipelines.layouts.base import Layout
 
 
 def cloth_scores(cloths: Sequence[Path], work: Work, settings: Settings, device: torch.device,
-                 rows: list[tuple]) -> tuple[dict[str, float], int]:
-    """The cloth rows of every in-shop cloth; returns the subset metric's values and the count of resized images."""
+                 rows: list[tuple], scale: inputs.Scale) -> tuple[dict[str, float], int]:
+    """The cloth rows of every in-shop cloth at the scoring size; returns the subset metric's values and the count
+    of resized cloths."""
     specs = work.specs("cloth")
     values: dict[str, float] = {}
     resized = 0
-    for batch in inputs.batches(inputs.Mapped(cloths, inputs.load_cloth), settings, device, "tv"):
+    load = functools.partial(inputs.load_cloth, scale=scale)
+    for batch in inputs.batches(inputs.Mapped(cloths, load), settings, device, "tv"):
         given = Tensors(cloth=batch["image"].to(device, non_blocking=True).float() / 255)
         for spec in specs:
             scores = spec.score(given).double().cpu().tolist()
@@ -41,6 +54,29 @@ def cloth_scores(cloths: Sequence[Path], work: Work, settings: Settings, device:
                 values.update(zip(batch["cloth"], scores))
         resized += int(batch["resized"].sum())
     return values, resized
+
+
+def scoring_scale(settings: Settings, layout: Layout, preds: Sequence[Path]) -> tuple[inputs.Scale, dict[str, Any]]:
+    """The scoring size and where it came from: ``settings.eval_size`` ("given"), else the size of the first
+    prediction scored ("results"), else, when no prediction is scored, the layout's native size ("dataset"). Every
+    prediction's size is read from its header before any decoding: one of another size is an error naming it (unless
+    ``settings.resize_predictions``)."""
+    sizes = {p: inputs.image_size(p)[::-1] for p in preds}
+    first = None
+    if settings.eval_size is not None:
+        size, origin = settings.eval_size, "given"
+    elif preds:
+        first = preds[0]
+        size, origin = sizes[first], "results"
+    else:
+        size, origin = layout.native_size_hw, "dataset"
+    scale = inputs.Scale((int(size[0]), int(size[1])), settings.resize_predictions)
+    off = [(p, hw) for p, hw in sizes.items() if hw != scale.size_hw]
+    if off and not scale.resize_predictions:
+        raise ValueError(f"{len(off)} of {len(preds)} predictions are not at the scoring size ({origin}"
+                         f"{f' by {first}' if first else ''}), e.g. {scale.off_size(*off[0])}")
+    return scale, {"origin": origin, "first_prediction": str(first) if first else None,
+                   "predictions_at_another_size": len(off)}
 
 
 def _score_batch(batch: dict[str, Any], pairs: dict[str, dict[str, str]], work: Work, nets: dict[str, Any],
@@ -92,8 +128,8 @@ def _set_metrics(work: Work, settings: Settings, banks: dict[str, M.FeatureBank]
 
 def score_vton(data: Path, results: dict[str, Path | None], settings: Settings, made_by: dict[str, Any],
                device: torch.device, found: dict[str, inputs.Matched]) -> tuple[pd.DataFrame, dict]:
-    """The ``vton`` protocol on the prepared dataset: per-image rows and its summary entries. ``found``: per setting,
-    each person's result file."""
+    """The ``vton`` protocol on the dataset at ``data``, read through its layout adapter: per-image rows and its
+    summary entries, scored at `scoring_scale`'s size. ``found``: per setting, each person's result file."""
     work = Work.of(settings)
     wanted = [s for s in inputs.SETTINGS_PAIRS if work.specs(s) and results.get(s) is not None]
     files = inputs.dataset_test_files(data, wanted)
@@ -111,16 +147,21 @@ def score_vton(data: Path, results: dict[str, Path | None], settings: Settings, 
         "real": work.needs("real", "paired") or work.needs("real", "unpaired"), "region": work.needs("region"),
         "fake": work.needs("fake", "paired"), "warp": work.needs("warp"), "unpaired": bool(work.specs("unpaired"))},
         {s: m.found for s, m in found.items()})
+    score_person = bool(items) and bool(work.specs("paired") or "inception" in nets)
+    scale, origin = scoring_scale(settings, files.layout, inputs.predictions(items) if score_person else [])
     with torch.inference_mode(), ieee_fp32():
         rows: list[tuple] = []
-        tv, resized = cloth_scores(files.cloths, work, settings, device, rows)
+        tv, resized_cloths = cloth_scores(files.cloths, work, settings, device, rows, scale)
         large, small, k = tv_subsets(tv, settings.subset_size)
         banks = {name: M.FeatureBank() for name in ("real", "pool", "logits")}
         lookup = {setting: dict(p) for setting, p in files.pairs.items()}
-        if items and (work.specs("paired") or "inception" in nets):
-            for batch in inputs.batches(inputs.Mapped(items, inputs.load_person), settings, device, "evaluate"):
+        resized = {"ground_truth": 0, "cloths": resized_cloths, "predictions": 0}
+        if score_person:
+            load = functools.partial(inputs.load_person, scale=scale)
+            for batch in inputs.batches(inputs.Mapped(items, load), settings, device, "evaluate"):
                 _score_batch(batch, lookup, work, nets, device, rows, banks)
-                resized += int(batch["resized"].sum())
+                resized["ground_truth"] += int(batch["resized_truth"].sum())
+                resized["predictions"] += int(batch["resized_pred"].sum())
         set_scores, used = _set_metrics(work, settings, banks, lookup.get("unpaired", {}),
                                         {"all": None, "large": large, "small": small},
                                         device) if "inception" in nets else ({}, {})
@@ -133,7 +174,8 @@ def score_vton(data: Path, results: dict[str, Path | None], settings: Settings, 
     return frame, {
         "checkpoints": made_by.get("checkpoints"),
         "inference": made_by.get("inference"),
-        "protocol": protocol(settings, device, weight_files, k, len(tv), resized, used, len(banks["real"])),
+        "protocol": protocol(settings, device, weight_files, k, len(tv), used, len(banks["real"]),
+                             dataset_block(files), resize_block(scale, origin, resized)),
         "metrics": scores,
         "skipped": work.skipped,
         "missing_weights": work.missing_weights,

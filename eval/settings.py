@@ -15,6 +15,10 @@ class Settings:
 
     ``metrics``: the metrics named by the user, or None for all of them. A named metric that cannot be computed is a
     failure the CLI reports (exit status ``EXIT_SKIPPED``); of the default set, what cannot run is skipped with a note.
+
+    ``eval_size``: the (height, width) the ``vton`` protocol scores at; None: the results' own size (that of the
+    first prediction scored). Ground truth is resized to it; a prediction of another size is an error unless
+    ``resize_predictions``, which resizes it as the ground truth (both recorded).
     """
 
     metrics: tuple[str, ...] | None = None
@@ -29,6 +33,8 @@ class Settings:
     subset_size: int = 50  # LARGE / SMALL: the top / bottom cloths by TV
     weights_dir: Path | None = None
     progress: bool = True
+    eval_size: tuple[int, int] | None = None  # (height, width); None: the size of the results
+    resize_predictions: bool = False
 
     @property
     def chosen(self) -> tuple[str, ...]:
@@ -40,6 +46,10 @@ class Settings:
             raise ValueError(f"unknown metrics {sorted(unknown)}; choose from {', '.join(ALL_METRICS)}")
         if self.batch_size < 1 or self.is_splits < 1 or self.kid_subsets < 1 or self.n_boot < 1:
             raise ValueError("batch size, IS splits, KID subsets and bootstrap resamples must be positive")
+        if self.eval_size is not None:
+            if len(self.eval_size) != 2 or min(self.eval_size) < 1:
+                raise ValueError(f"eval size must be (height, width), both positive; got {self.eval_size}")
+            object.__setattr__(self, "eval_size", (int(self.eval_size[0]), int(self.eval_size[1])))
 
 
 @dataclass

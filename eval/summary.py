@@ -13,7 +13,7 @@ from vton.core.io import atomic_write_bytes, atomic_write_json
 from vton.core.versions import library_versions
 from vton.eval import metrics as M
 from vton.eval import stats
-from vton.eval.inputs import SETTINGS_PAIRS
+from vton.eval.inputs import FILTERS, Scale, TestFiles
 from vton.eval.registry import DATA_RANGE, SPECS, SUBSETS, SetScore
 from vton.eval.settings import Settings, Work
 
@@ -96,10 +96,27 @@ def _details(settings: Settings, files: dict[str, Any], k: int, n_cloths: int, u
     }
 
 
+def dataset_block(files: TestFiles) -> dict[str, Any]:
+    """How the dataset was read: its layout adapter, label space, cloth labels (the cloth region's) and the file
+    each test list was read from."""
+    layout = files.layout
+    return {"layout": layout.name, "labels": layout.labels.name, "cloth_labels": list(layout.labels.cloth),
+            "pairs": files.lists}
+
+
+def resize_block(scale: Scale, origin: dict[str, Any], resized: dict[str, int]) -> dict[str, Any]:
+    """The scoring size, where it came from (`vton.eval.run.scoring_scale`), the filters and what was resized."""
+    filters = {"rgb": f"PIL {FILTERS['rgb']}", "masks_and_labels": f"PIL {FILTERS['labels']}"}
+    predictions = ("resized to eval_size with the same filters (resize_predictions)" if scale.resize_predictions
+                   else "must be at eval_size (another size is an error)")
+    return {"eval_size": list(scale.size_hw), **origin, "ground_truth": filters, "predictions": predictions,
+            "resized_images": resized}
+
+
 def protocol(settings: Settings, device: torch.device, files: dict[str, Any], k: int, n_cloths: int,
-             resized: int, used: dict[str, dict], real_n: int) -> dict[str, Any]:
-    """Every choice behind the scores: the settings, then one block per metric row (its definition from the
-    table, then what the definition leaves open), then the bootstrap."""
+             used: dict[str, dict], real_n: int, dataset: dict[str, Any], resize: dict[str, Any]) -> dict[str, Any]:
+    """Every choice behind the scores: the settings, the dataset's reading and the scoring size, then one block per
+    metric row (its definition from the table, then what the definition leaves open), then the bootstrap."""
     details = _details(settings, files, k, n_cloths, used, real_n)
     return {
         "versions": library_versions("torch", "torchvision", "torch-fidelity", "lpips", "numpy", "pillow", "pandas",
@@ -112,9 +129,8 @@ def protocol(settings: Settings, device: torch.device, files: dict[str, Any], k:
                      "in float64",
         "batch_size": settings.batch_size,
         "seed": settings.seed,
-        "pairs": dict(SETTINGS_PAIRS),
-        "resize": {"size": list(fm.FINE_SIZE_HW), "rule": "images of another size are resized: RGB with PIL bicubic, "
-                   "masks with nearest", "resized_images": resized},
+        "dataset": dataset,
+        "resize": resize,
         **{PROTOCOL_KEY.get(name, name): {"definition": spec.definition, **details.get(name, {})}
            for name, spec in SPECS.items()},
         "bootstrap": {"resamples": settings.n_boot, "seed": settings.seed, "level": 0.95, "kind": "percentile",

@@ -3,8 +3,9 @@ ask it instead of testing a layout's name.
 
 An *item* is one person (image, parse, pose, + the precomputed shape) or one cloth (cloth, cloth mask) of a pair.
 An adapter detects its root, lists the pairs of each list (train, paired test, unpaired test), names each item's
-files, ingests an item into the bytes the prepared dataset holds for it (the CP-VTON layout), and states its native
-size, its label space (`formats.LabelSpace`) and its keypoint schema (`keypoints.schema.KeypointSchema`).
+files, ingests an item into the bytes the prepared dataset holds for it (the CP-VTON layout), reads a person's parse
+as labels at its own size (what evaluation scores against), and states its native size, its label space
+(`formats.LabelSpace`) and its keypoint schema (`keypoints.schema.KeypointSchema`).
 """
 from __future__ import annotations
 
@@ -19,12 +20,16 @@ import numpy as np
 
 from vton.core import formats as fm
 from vton.core.io import read_data_file
+from vton.pipelines.cleaning import decode_image
 from vton.pipelines.keypoints.schema import KeypointLoader, KeypointSchema
+from vton.pipelines.layouts.files import read
 
 PERSON = "person"
 CLOTH = "cloth"
 PAIR_LISTS = ("train", "paired", "unpaired")  # the train pairs; test persons with their own / with other cloths
 SPLIT_LIST = {"train": "train", "test": "unpaired"}  # the list whose lines are each split's pairs
+TEST_LISTS = ("paired", "unpaired")
+LABEL_IMAGE_MODES = ("1", "L", "P", "I", "I;16", "I;16B", "I;16L", "I;16N")  # one channel of label indices
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +161,33 @@ class Layout(ABC):
         if path is None:
             raise FileNotFoundError(f"the {self.name} layout keeps no {which} pairs file")
         return fm.read_pairs(path, unique_persons)
+
+    def test_pairs_file(self, root: Path, which: str) -> Path:
+        """The file test list ``which`` ("paired" or "unpaired") is read from: its own, or for a layout without a
+        paired file the unpaired one, whose persons `read_test_pairs` pairs with their own cloths."""
+        if which not in TEST_LISTS:
+            raise ValueError(f"unknown test list {which!r}; known: {', '.join(TEST_LISTS)}")
+        path = self.pairs_file(root, which) or self.pairs_file(root, "unpaired")
+        if path is None:
+            raise ValueError(f"the {self.name} layout keeps no test pairs file")
+        return path
+
+    def read_test_pairs(self, root: Path, which: str) -> list[tuple[str, str]]:
+        """The (person, cloth) pairs of test list ``which``, each person once (outputs are named by the person). A
+        layout without a paired file (raw VITON, VITON-HD) pairs each person of its unpaired list with their own cloth
+        (`own_cloth`), the list `vton prepare` writes as test_pairs_same.txt."""
+        listed = fm.read_pairs(self.test_pairs_file(root, which), unique_persons=True)
+        if self.pairs_file(root, which) is None:
+            return [(person, self.own_cloth(person)) for person, _ in listed]
+        return listed
+
+    def person_parse(self, root: Path, split: str, name: str) -> np.ndarray:
+        """The parse of person ``name`` of ``split`` as a 2-D integer array of label indices in `labels`, at its file's
+        own size (the person image's, for every layout here), read as the layout's loaders read it. Here: the parse
+        file (`person_files`) is a one-channel label-index image taken as stored (mode P: the indices, the palette
+        ignored, never ``convert('L')``); a layout storing it otherwise overrides this. Raises `Rejection`."""
+        data = read(root, self.person_files(split, name).parse)
+        return np.asarray(decode_image(data, "parse", LABEL_IMAGE_MODES, None))
 
     def split_pairs_files(self, root: Path) -> dict[str, Path]:
         """The existing pairs file of each split (see SPLIT_LIST)."""

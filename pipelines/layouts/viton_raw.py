@@ -57,9 +57,9 @@ def _matlab_round(x: float) -> int:
     return int(np.floor(x + 0.5))
 
 
-def convert_segment(segment: np.ndarray, raw_height: int, raw_width: int) -> np.ndarray:
-    """convert_data.m: transpose the 641x641 parse, crop it to the image aspect, nearest-resize to the raw size,
-    then nearest-resize to 256x192."""
+def segment_labels(segment: np.ndarray, raw_height: int, raw_width: int) -> np.ndarray:
+    """convert_data.m up to the photo's size: transpose the 641x641 parse, crop it to the image aspect, nearest-resize
+    to the raw size (uint8 labels, raw_height x raw_width)."""
     seg = np.asarray(segment).T
     if raw_height > raw_width:
         seg = seg[:, : _matlab_round(fm.RAW_PARSE_SIZE * raw_width / raw_height)]
@@ -68,7 +68,31 @@ def convert_segment(segment: np.ndarray, raw_height: int, raw_width: int) -> np.
     if seg.size == 0 or seg.min() < 0 or seg.max() > 255:
         raise Rejection("labels", "segment .mat holds no labels or labels outside 0..255")
     img = Image.fromarray(seg.astype(np.uint8), "L").resize((raw_width, raw_height), Image.Resampling.NEAREST)
-    return np.asarray(img.resize(fm.FINE_SIZE_WH, Image.Resampling.NEAREST))
+    return np.asarray(img)
+
+
+def convert_segment(segment: np.ndarray, raw_height: int, raw_width: int) -> np.ndarray:
+    """convert_data.m: `segment_labels`, then nearest-resize to 256x192."""
+    labels = Image.fromarray(segment_labels(segment, raw_height, raw_width), "L")
+    return np.asarray(labels.resize(fm.FINE_SIZE_WH, Image.Resampling.NEAREST))
+
+
+def _segment(data: bytes) -> np.ndarray:
+    """The one 2-D label array of a segment .mat file."""
+    segment = _load_mat(data, "segment")
+    arrays = [v for k, v in segment.items() if not k.startswith("__") and isinstance(v, np.ndarray)]
+    if len(arrays) != 1 or arrays[0].ndim != 2:
+        raise Rejection("labels", "segment .mat does not hold exactly one 2-D label array")
+    return arrays[0]
+
+
+def _image_size(data: bytes, what: str) -> tuple[int, int]:
+    """(width, height) from the header, without decoding the pixels."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.size
+    except Exception as exc:  # Pillow raises many types for broken files
+        raise Rejection("decode", f"{what} does not decode ({type(exc).__name__})") from None
 
 
 def cloth_mask_from_rgb(cloth: np.ndarray) -> np.ndarray:
@@ -118,17 +142,20 @@ class VitonRawLayout(Layout):
             return []
         return sorted({Path(root) / self.cloth_files("", cloth).cloth for _, cloth in fm.read_pairs(path)})
 
+    def person_parse(self, root: Path, split: str, name: str) -> np.ndarray:
+        """The segment .mat as convert_data.m reads it, up to the person photo's own size (`segment_labels`): at
+        256x192 after a nearest resize, exactly the parse `ingest_person` writes."""
+        files = self.person_files(split, name)
+        raw_w, raw_h = _image_size(read(root, files.image), "person image")
+        return segment_labels(_segment(read(root, files.parse)), raw_h, raw_w)
+
     def ingest_person(self, root: Path, item: Item, keypoints: str | KeypointLoader = "dataset"
                       ) -> tuple[tuple[bytes, ...], np.ndarray]:
         loader = keypoint_loader(keypoints)
         files = self.person_files(item.src_split, item.name)
         raw_image, raw_segment, raw_pose = read(root, files.image), read(root, files.parse), read(root, files.pose)
         image, (raw_w, raw_h) = _resize_rgb(raw_image, "person image")
-        segment = _load_mat(raw_segment, "segment")
-        arrays = [v for k, v in segment.items() if not k.startswith("__") and isinstance(v, np.ndarray)]
-        if len(arrays) != 1 or arrays[0].ndim != 2:
-            raise Rejection("labels", "segment .mat does not hold exactly one 2-D label array")
-        parse = convert_segment(arrays[0], raw_h, raw_w)
+        parse = convert_segment(_segment(raw_segment), raw_h, raw_w)
         pose = _load_mat(raw_pose, "pose")
         if "subset" not in pose or "candidate" not in pose:
             raise Rejection("keypoints", "pose .mat lacks subset/candidate")

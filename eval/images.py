@@ -137,3 +137,21 @@ def labels(im: Image.Image, name: str) -> np.ndarray:
         raise ImageError(f"{name}: a parse map must hold label indices (mode {', '.join(LABEL_MODES)}), "
                          f"got mode {im.mode}")
     return np.asarray(im).astype(np.int64)
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the header, without decoding the pixels. What `vton.eval.images.read_image` refuses
+    before decoding (a file PIL cannot open, more than ``MAX_PIXELS`` pixels) is refused here too, in one line
+    naming the file."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                width, height = im.size
+    except Exception as exc:  # PIL raises many types: OSError, DecompressionBombError, SyntaxError, ...
+        raise ImageError(f"{path}: cannot decode the image: {' '.join(str(exc).split()) or type(exc).__name__}"
+                                ) from exc
+    if width * height > MAX_PIXELS:
+        raise ImageError(f"{path}: {width} x {height} pixels, more than the {MAX_PIXELS} an image may "
+                                "have (a decompression bomb?)")
+    return width, height

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import os
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -257,24 +256,6 @@ def load_person(item: PersonItem, scale: Scale) -> dict[str, Any]:
 def load_cloth(path: Path, scale: Scale) -> dict[str, Any]:
     img, resized = load_rgb(path, scale, truth=True)
     return {"cloth": path.name, "image": img, "resized": int(resized)}
-
-
-def image_size(path: Path) -> tuple[int, int]:
-    """(width, height) from the header, without decoding the pixels. What `vton.eval.images.read_image` refuses
-    before decoding (a file PIL cannot open, more than ``images.MAX_PIXELS`` pixels) is refused here too, in one line
-    naming the file."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                width, height = im.size
-    except Exception as exc:  # PIL raises many types: OSError, DecompressionBombError, SyntaxError, ...
-        raise images.ImageError(f"{path}: cannot decode the image: {' '.join(str(exc).split()) or type(exc).__name__}"
-                                ) from exc
-    if width * height > images.MAX_PIXELS:
-        raise images.ImageError(f"{path}: {width} x {height} pixels, more than the {images.MAX_PIXELS} an image may "
-                                "have (a decompression bomb?)")
-    return width, height
 
 
 def predictions(items: Sequence[PersonItem]) -> list[Path]:

@@ -24,7 +24,7 @@ from typing import Any, Final, Literal
 
 import numpy as np
 
-from vton.eval import matching
+from vton.eval import images, matching
 from vton.eval.views import Step, Steps
 
 View = tuple[Path, Steps]  # a file and what the script does to it after decoding
@@ -46,15 +46,7 @@ class Context:
     def size(self, path: Path) -> tuple[int, int]:
         """(w, h) from the header, without decoding; a file no reader can open is an ImageError naming it."""
         if path not in self.sizes:
-            from PIL import Image, UnidentifiedImageError
-
-            from vton.eval.images import ImageError
-
-            try:
-                with Image.open(path) as im:
-                    self.sizes[path] = im.size
-            except (OSError, UnidentifiedImageError) as exc:
-                raise ImageError(f"{path}: cannot decode the image ({exc})") from exc
+            self.sizes[path] = images.image_size(path)
         return self.sizes[path]
 
 
@@ -487,13 +479,15 @@ VTON: Final = Protocol(
     {},
     (Row("ssim", ("paired",), "image", True, (), None,
          {**_TM_SSIM, "library": "own (equal to skimage), Gaussian 11x11 sigma 1.5",
-          "ground truth": "PIL bicubic to 256x192 when another size", "aggregation": "mean, bootstrap CI"}),
+          "ground truth": "PIL bicubic to the scoring size (--eval-size, else the results')",
+          "aggregation": "mean, bootstrap CI"}),
      Row("lpips", ("paired",), "image", False, ("lpips-alex",), None,
-         {**_ALEX, "resolution": "256x192", "ground truth": "PIL bicubic to 256x192 when another size",
+         {**_ALEX, "resolution": "the scoring size (--eval-size, else the results')",
+          "ground truth": "PIL bicubic to the scoring size (--eval-size, else the results')",
           "aggregation": "mean, bootstrap CI"}),
      Row("psnr", ("paired",), "image", True, (), None,
-         {"library": "own, float64", "pooling": "per image, then mean", "ground truth": "PIL bicubic to 256x192 "
-          "when another size"}),
+         {"library": "own, float64", "pooling": "per image, then mean",
+          "ground truth": "PIL bicubic to the scoring size (--eval-size, else the results')"}),
      Row("fid", ("unpaired",), "set", False, ("fidelity",), None,
          {"library": "own, on torch-fidelity inception-v3-compat pool3", "resize": "TF1-style bilinear to 299",
           "reference": "the persons of the unpaired test list", "generated": "the matched unpaired try-ons"}),

@@ -17,7 +17,7 @@ import torch
 
 from vton.core import formats as fm
 from vton.core.devices import ieee_fp32, resolve_device
-from vton.eval import inputs, protocol_pass
+from vton.eval import images, inputs, protocol_pass
 from vton.eval import metrics as M
 from vton.eval.comparison import comparison, vton_block
 from vton.eval.networks import inception_features, load_networks, load_protocol_networks
@@ -61,7 +61,7 @@ def scoring_scale(settings: Settings, layout: Layout, preds: Sequence[Path]) -> 
     prediction scored ("results"), else, when no prediction is scored, the layout's native size ("dataset"). Every
     prediction's size is read from its header before any decoding: one of another size is an error naming it (unless
     ``settings.resize_predictions``)."""
-    sizes = {p: inputs.image_size(p)[::-1] for p in preds}
+    sizes = {p: images.image_size(p)[::-1] for p in preds}
     first = None
     if settings.eval_size is not None:
         size, origin = settings.eval_size, "given"

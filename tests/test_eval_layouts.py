@@ -17,9 +17,8 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from vton.cli import main
 from vton.core import formats as fm
-from vton.pipelines.keypoints.schema import OPENPOSE_18
 from vton.pipelines.layouts import CPVTON, VITON_RAW
-from vton.pipelines.layouts.base import PERSON, ClothFiles, Item, Layout, PersonFiles
+from vton.pipelines.layouts.base import PERSON, Item
 from vton.pipelines.synth.generate import synthesize
 
 pytestmark = pytest.mark.xdist_group("eval_layouts")
@@ -244,85 +243,15 @@ def test_adapters_read_the_parse_and_the_paired_list(raw: Path, synth_cpvton: Pa
     assert CPVTON.read_test_pairs(synth_cpvton, "paired") == fm.read_pairs(synth_cpvton / fm.TEST_PAIRS_SAME)
 
 
-class HdLike(Layout):
-    """Stands in for a VITON-HD adapter (not in this package yet), to show the vton protocol needs nothing else of
-    one: split folders, a CIHP parse as a P-mode PNG in image-parse-v3/ at the photo's size, test_pairs.txt the only
-    test list (unpaired) and a person's own cloth under the person's name. Evaluation never ingests."""
-
-    name, summary, marker = "hd-like", "a VITON-HD stand-in", fm.HD_TEST_PAIRS
-    native_size_hw = (128, 96)  # VITON-HD's 1024x768, scaled down to keep the test fast
-    labels = fm.CIHP
-    keypoints = OPENPOSE_18
-    pairs_names = {"unpaired": fm.HD_TEST_PAIRS}
-    split_folders = True
-
-    def detect(self, root: Path) -> bool:
-        return (root / fm.HD_TEST_PAIRS).is_file()
-
-    def person_files(self, split: str, name: str) -> PersonFiles:
-        return PersonFiles(f"{split}/{fm.HD_IMAGE_DIR}/{name}", f"{split}/{fm.HD_PARSE_DIR}/{Path(name).stem}.png",
-                           f"{split}/{fm.HD_POSE_DIR}/{fm.hd_pose_name(name)}")
-
-    def cloth_files(self, split: str, name: str) -> ClothFiles:
-        return ClothFiles(f"{split}/{fm.HD_CLOTH_DIR}/{name}", f"{split}/{fm.HD_CLOTH_MASK_DIR}/{name}")
-
-    def folder_persons(self, root: Path) -> list[tuple[str, str]]:
-        raise NotImplementedError
-
-    def test_cloths(self, root: Path) -> list[Path]:
-        return sorted((root / "test" / fm.HD_CLOTH_DIR).iterdir())
-
-    def own_cloth(self, person: str) -> str:
-        return person
-
-    def ingest_person(self, root: Path, item: Item, keypoints: object = "dataset") -> tuple[tuple[bytes, ...],
-                                                                                         np.ndarray]:
-        raise NotImplementedError
-
-    def ingest_cloth(self, root: Path, item: Item) -> tuple[bytes, ...]:
-        raise NotImplementedError
-
-
-def _hd_like_tree(root: Path, n: int = 3, seed: int = 0) -> Path:
-    """n persons: smooth photos (JPEG q95), CIHP parse maps in VITON-HD's palette with every cloth label (5, 6, 7)
-    and the neck (10, body in CIHP), cloths; test_pairs.txt pairs person i with cloth i + 1."""
-    rng = np.random.default_rng(seed)
-    h, w = HdLike.native_size_hw
-    for sub in (fm.HD_IMAGE_DIR, fm.HD_PARSE_DIR, fm.HD_CLOTH_DIR):
-        (root / "test" / sub).mkdir(parents=True)
-    names = [f"{i:05d}_00.jpg" for i in range(n)]
-    palette = [c for rgb in fm.HD_PALETTE for c in rgb] + [i for i in range(20, 256) for _ in range(3)]
-    yy, xx = np.mgrid[0:h, 0:w]
-    for i, name in enumerate(names):
-        photo = 120 + 60 * np.sin(xx[..., None] / rng.uniform(5, 15) + yy[..., None] / rng.uniform(5, 15))
-        labels = np.zeros((h, w), np.uint8)
-        top = int(rng.integers(30, 45))
-        labels[top:top + 50, 20:76], labels[top:top + 10, 40:56] = 5, 10
-        labels[top + 20:top + 40, 20:30], labels[top + 40:top + 50, 60:76] = 7, 6
-        photo = np.clip(photo + 40 * (labels[..., None] == 5) + rng.normal(0, 4, (h, w, 3)), 0, 255)
-        Image.fromarray(photo.astype(np.uint8)).save(root / "test" / fm.HD_IMAGE_DIR / name, quality=95)
-        parse = Image.fromarray(labels, "P")
-        parse.putpalette(palette)
-        parse.save(root / "test" / fm.HD_PARSE_DIR / f"{Path(name).stem}.png")
-        cloth = np.clip(rng.uniform(0, 255, 3) + rng.normal(0, 10 * (i + 1), (h, w, 3)), 0, 255)
-        Image.fromarray(cloth.astype(np.uint8)).save(root / "test" / fm.HD_CLOTH_DIR / name, quality=95)
-    (root / fm.HD_TEST_PAIRS).write_text("".join(f"{p} {names[(i + 1) % n]}\n" for i, p in enumerate(names)))
-    return root
-
-
-def test_a_viton_hd_like_adapter_needs_nothing_else(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """CIHP labels, a P-mode parse at the photo's size and the paired list derived by the adapter's own
-    `own_cloth`: scored at the results' 64x48 against the same hand computations."""
-    from vton.eval import inputs, protocol_pass
-
-    data = _hd_like_tree(tmp_path / "data")
-    for module in (inputs, protocol_pass):
-        monkeypatch.setattr(module, "detect", lambda root: HdLike())
+def test_viton_hd_is_read_through_its_adapter(tmp_path: Path) -> None:
+    """A VITON-HD tree as released (CIHP labels, a P-mode parse at 1024x768, no paired file: the adapter's
+    `own_cloth` is the person's own name): scored at the results' 64x48 against the same hand computations."""
+    data = Path(synthesize(tmp_path / "data", 8, 0, layout="viton-hd")["root"])
     results = make_results(tmp_path / "results", data, "hd", (64, 48))
     result, frame, summary = _evaluate(data, results, tmp_path / "run")
     assert frame is not None and summary is not None, result.output
     _check_rows(frame, data, "hd", results, (64, 48))
     paired = frame[frame.setting == "paired"]
     assert dict(zip(paired.person, paired.cloth)) == {p: p for p in _test_persons(data, "hd")}
-    assert summary["protocol"]["dataset"] == {"layout": "hd-like", "labels": "CIHP", "cloth_labels": [5, 6, 7],
+    assert summary["protocol"]["dataset"] == {"layout": "viton-hd", "labels": "CIHP", "cloth_labels": [5, 6, 7],
                                               "pairs": {"paired": "test_pairs.txt (each person with their own cloth)"}}

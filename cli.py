@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from vton.core import formats as fm
 from vton.core.devices import PRECISIONS
 from vton.core.runner import RunnerConfig
 from vton.core.versions import VTON_VERSION as __version__
@@ -134,13 +135,17 @@ def synth(out: Path, n_pairs: int, seed: int, layout: str, defects: bool) -> Non
 @click.option("--pose-threshold", type=click.FloatRange(0, 1), default=default(PifpafOptions, "threshold"),
               show_default=True, help=THRESHOLD_HELP)
 @click.option("--pose-device", default=default(PifpafOptions, "device"), show_default=True, help=DEVICE_HELP)
+@click.option("--size", "size", metavar="HxW", default=fm.size_text(default(PrepareOptions, "size")), show_default=True,
+              help=f"Size of the prepared images, one of {', '.join(fm.size_text(s) for s in fm.PREPARE_SIZES_HW)} "
+                   "(CP-VTON's, twice it, VITON-HD's own); at most the source's (exit 1 otherwise). The CP-VTON "
+                   "networks (train, infer, evaluate --checkpoint) need 256x192.")
 @click.option("--allow-rejects", is_flag=True, help="Exit 0 even when pairs were rejected (otherwise exit 3).")
 @click.option("--strict", is_flag=True,
               help="Refuse (exit 1, nothing written) where a warning would be given, e.g. a missing pairs file.")
 def prepare_cmd(src: Path, out: Path, workers: int, local: str, scheduler: str | None, resplit: bool, seed: int,
                 train_size: int | None, test_size: int | None, keypoints: str, overwrite_keypoints: bool,
                 pose_checkpoint: str | None, trust_checkpoint: bool, pose_threshold: float,
-                pose_device: str, allow_rejects: bool, strict: bool) -> None:
+                pose_device: str, size: str, allow_rejects: bool, strict: bool) -> None:
     """Clean, split and precompute the dataset SRC (CP-VTON, raw VITON or VITON-HD layout, detected) into OUT.
 
     Exit status 3 when bad data made pairs be rejected (see OUT/rejected.csv), unless --allow-rejects; pairs left
@@ -149,6 +154,7 @@ def prepare_cmd(src: Path, out: Path, workers: int, local: str, scheduler: str |
     """
     from vton.core.runner import boot_workers
 
+    size_hw = fm.prepare_size(size)  # refused before any worker starts
     runner = dataclasses.replace(PREPARE_RUNNER, workers=workers, scheduler=scheduler, local=local)
     boot_workers(runner, "vton.pipelines.prepare")  # the workers' interpreter starts while this one imports
     from vton.pipelines.keypoints.pifpaf import keypoint_source
@@ -158,7 +164,8 @@ def prepare_cmd(src: Path, out: Path, workers: int, local: str, scheduler: str |
                          device=pose_device)
     source = keypoint_source(keypoints, pose, overwrite_keypoints)
     summary = prepare(src, out, PrepareOptions(seed=seed, resplit=resplit, train_size=train_size,
-                                               test_size=test_size, keypoints=source, strict=strict), runner)
+                                               test_size=test_size, keypoints=source, strict=strict,
+                                               size=size_hw), runner)
     for warning in summary.warnings:
         click.echo(f"warning: {warning}", err=True)
     click.echo(summary.text())

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from vton.core import formats as fm
 from vton.core.devices import PRECISIONS
 from vton.core.runner import RunnerConfig
 from vton.core.versions import VTON_VERSION as __version__
@@ -105,6 +106,14 @@ def synth(out: Path, n_pairs: int, seed: int, layout: str, defects: bool) -> Non
 
 
 # --- prepare -----------------------------------------------------------------------------------
+class SizeType(click.ParamType):
+    """``HxW`` -> (H, W), one of `formats.PREPARE_SIZES_HW`. Another is the package's ValueError, so one line and exit
+    status 1 like every refused value (`VtonGroup`), before any worker starts."""
+    name = "HxW"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[int, int]:
+        return fm.prepare_size(value)
+
 
 @main.command("prepare")
 @click.argument("src", type=click.Path(exists=True, file_okay=False, path_type=Path))
@@ -134,13 +143,18 @@ def synth(out: Path, n_pairs: int, seed: int, layout: str, defects: bool) -> Non
 @click.option("--pose-threshold", type=click.FloatRange(0, 1), default=default(PifpafOptions, "threshold"),
               show_default=True, help=THRESHOLD_HELP)
 @click.option("--pose-device", default=default(PifpafOptions, "device"), show_default=True, help=DEVICE_HELP)
+@click.option("--size", "size", type=SizeType(), metavar="HxW", default=default(PrepareOptions, "size"),
+              help=f"Size of the prepared images, one of {', '.join(fm.size_text(s) for s in fm.PREPARE_SIZES_HW)} "
+                   f"(CP-VTON's, twice it, VITON-HD's own) [default: {fm.size_text(default(PrepareOptions, 'size'))}];"
+                   " at most the source's (exit 1 otherwise). The CP-VTON networks (train, infer, evaluate "
+                   "--checkpoint) need 256x192.")
 @click.option("--allow-rejects", is_flag=True, help="Exit 0 even when pairs were rejected (otherwise exit 3).")
 @click.option("--strict", is_flag=True,
               help="Refuse (exit 1, nothing written) where a warning would be given, e.g. a missing pairs file.")
 def prepare_cmd(src: Path, out: Path, workers: int, local: str, scheduler: str | None, resplit: bool, seed: int,
                 train_size: int | None, test_size: int | None, keypoints: str, overwrite_keypoints: bool,
                 pose_checkpoint: str | None, trust_checkpoint: bool, pose_threshold: float,
-                pose_device: str, allow_rejects: bool, strict: bool) -> None:
+                pose_device: str, size: tuple[int, int], allow_rejects: bool, strict: bool) -> None:
     """Clean, split and precompute the dataset SRC (CP-VTON, raw VITON or VITON-HD layout, detected) into OUT.
 
     Exit status 3 when bad data made pairs be rejected (see OUT/rejected.csv), unless --allow-rejects; pairs left
@@ -158,7 +172,8 @@ def prepare_cmd(src: Path, out: Path, workers: int, local: str, scheduler: str |
                          device=pose_device)
     source = keypoint_source(keypoints, pose, overwrite_keypoints)
     summary = prepare(src, out, PrepareOptions(seed=seed, resplit=resplit, train_size=train_size,
-                                               test_size=test_size, keypoints=source, strict=strict), runner)
+                                               test_size=test_size, keypoints=source, strict=strict,
+                                               size=size), runner)
     for warning in summary.warnings:
         click.echo(f"warning: {warning}", err=True)
     click.echo(summary.text())

@@ -124,6 +124,27 @@ HD_SAMPLE_POSE_DIR: Final = "openpose-json"
 HD_OFFICIAL_TRAIN_PAIRS: Final = 11_647
 HD_OFFICIAL_TEST_PAIRS: Final = 2_032
 
+# --- the sizes `vton prepare --size` writes: CP-VTON's, twice it, and VITON-HD's own (same 4:3 aspect) ---------------
+PREPARE_SIZES_HW: Final = (FINE_SIZE_HW, (2 * FINE_HEIGHT, 2 * FINE_WIDTH), HD_SIZE_HW)
+
+
+def size_text(size_hw: Sequence[int]) -> str:
+    """(H, W) -> ``"HxW"``, the spelling of ``--size`` and of prepare.json."""
+    return "x".join(str(v) for v in size_hw)
+
+
+def prepare_size(size_hw: Sequence[int] | str) -> tuple[int, int]:
+    """(H, W) or ``"HxW"`` -> (H, W), one of `PREPARE_SIZES_HW`; a ValueError naming the allowed sizes otherwise."""
+    size: tuple[int, ...] | None = tuple(size_hw) if not isinstance(size_hw, str) else None
+    if isinstance(size_hw, str):
+        height, sep, width = size_hw.strip().lower().partition("x")
+        size = (int(height), int(width)) if sep and height.isdigit() and width.isdigit() else None
+    if size not in PREPARE_SIZES_HW:
+        shown = size_hw if isinstance(size_hw, str) else size_text(size_hw)
+        raise ValueError(f"size {shown!r} is not supported; allowed (HxW): "
+                         f"{', '.join(size_text(s) for s in PREPARE_SIZES_HW)}")
+    return size  # type: ignore[return-value]
+
 # --- CIHP human parsing (20 labels; VITON-HD's image-parse-v3) -----------------------------------------------
 CIHP_LABELS: Final = (
     "Background", "Hat", "Hair", "Glove", "Sunglasses", "UpperClothes", "Dress", "Coat", "Socks", "Pants",

@@ -18,6 +18,18 @@ GMM_CLOTH_CHANNELS: Final = {"cpvton": 3, "cpvton+": 1}
 TOM_INPUT_CHANNELS: Final = {"cpvton": AGNOSTIC_CHANNELS + 3, "cpvton+": AGNOSTIC_CHANNELS + 4}
 
 
+# The GMM's regression Linear takes width * (H / 64) * (W / 64) features (gmm.FeatureRegression): CP-VTON's networks,
+# and every checkpoint of them, are built for this (height, width) only.
+NETWORK_SIZE_HW: Final = (256, 192)
+
+
+def check_input_size(size_hw: tuple[int, int], data: object) -> None:
+    """Refuse, in one line, a dataset ``data`` whose images are not `NETWORK_SIZE_HW` (`vton prepare --size`)."""
+    if tuple(size_hw) != NETWORK_SIZE_HW:
+        raise ValueError(f"{data} holds {size_hw[0]}x{size_hw[1]} images: the GMM's regression layer is built for "
+                         "256x192 inputs; prepare with --size 256x192")
+
+
 def check_variant(variant: str) -> str:
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; expected one of {', '.join(VARIANTS)}")

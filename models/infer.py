@@ -27,8 +27,10 @@ from vton.core import formats as fm
 from vton.core.devices import autocast_dtype, resolve_device
 from vton.core.io import atomic_write_bytes, atomic_write_json, save_uint8_image, sha256_file
 from vton.core.runner import RunnerConfig, map_partitions
+from vton.models.config import check_input_size
 from vton.models.options import InferOptions
 from vton.pipelines.dataset import TryOnDataset, collate_raw
+from vton.pipelines.layouts import PREPARED
 
 MANIFEST_COLUMNS = ("index", "person", "cloth", "warp_cloth", "warp_mask", "try_on")
 
@@ -262,6 +264,7 @@ def run_inference(data: str | os.PathLike, checkpoints: Sequence[str | os.PathLi
     from vton.models.checkpoint import expand_paths, load_models
 
     out = Path(out)
+    check_input_size(PREPARED.source_size_hw(Path(data)), data)
     paths = tuple(str(p.resolve()) for p in expand_paths(checkpoints))
     gmm, tom, config = batch_invariant(
         load_models([Path(p) for p in paths], "cpu", opts.allow_nonfinite)

@@ -295,9 +295,11 @@ def train_from_folder(
 ) -> TrainResult:
     """``vton train``: the prepared dataset's train split; the TOM stage warps with the frozen GMM from ``gmm_path``."""
     from vton.models.checkpoint import load_models
-    from vton.models.config import PAPER_WIDTH
+    from vton.models.config import PAPER_WIDTH, check_input_size
     from vton.models.losses import vgg19_weights_path
+    from vton.pipelines.layouts import PREPARED
 
+    check_input_size(PREPARED.source_size_hw(Path(data)), data)  # before any checkpoint or weights are read
     gmm = None
     if stage == "tom":
         if gmm_path is None:

@@ -3,7 +3,9 @@
 Pieces come from `vton.pipelines.representation` as uint8 images and go through CP-VTON's transform
 ``T = ToTensor + Normalize(0.5, 0.5)`` (mapped to [-1, 1]), so values equal the reference bit for bit
 (sergeywong/cp-vton cp_dataset.py, CPDataset.__getitem__).
-The body shape is read from the precomputed ``shape/`` folder when present, else computed.
+The body shape is read from the precomputed ``shape/`` folder when present, else computed. A prepared folder has one
+size (`vton prepare --size`: 256x192, 512x384 or 1024x768), every piece is that size, and an image of another size is
+an error naming it.
 """
 from __future__ import annotations
 
@@ -59,8 +61,9 @@ class TryOnDataset(Dataset):
     """Pairs of a prepared (or plain CP-VTON layout) folder; ``layout`` names its files and label groups.
 
     ``pairs``: "train", "unpaired", "paired" (the layout's lists) or the path of a pairs file.
-    ``variant="cpvton+"`` adds ``shape_ori`` (the unblurred body mask, 1 x 256 x 192 in {0, 1}) for CP-VTON+ style
-    models.
+    ``variant="cpvton+"`` adds ``shape_ori`` (the unblurred body mask, 1 x H x W in {0, 1}) for CP-VTON+ style
+    models. ``size_hw``: the folder's one (height, width) (`Layout.source_size_hw`: prepare.json's, else its first
+    person image's).
     ``unique_persons`` refuses a pairs file listing a person twice (inference names its outputs by the person).
     """
 
@@ -76,7 +79,8 @@ class TryOnDataset(Dataset):
             self.pairs = layout.read_pairs(self.root, pairs, unique_persons)
         else:
             self.pairs = fm.read_pairs(pairs, unique_persons)
-        self.grid = to_unit(rep.grid_image())
+        self.size_hw = layout.source_size_hw(self.root)
+        self.grid = to_unit(rep.grid_image(*self.size_hw))
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -84,9 +88,14 @@ class TryOnDataset(Dataset):
     def _path(self, relative: str) -> Path:
         return safe_join(self.root, relative)
 
-    def _image(self, relative: str, mode: str) -> np.ndarray:
+    def _image(self, relative: str, mode: str | None) -> np.ndarray:
+        """The image as an array (``mode`` None: as stored, a palette parse's values are its label ids), checked to be
+        the folder's size."""
         with Image.open(self._path(relative)) as img:
-            return np.asarray(img.convert(mode) if img.mode != mode else img)
+            if img.size != self.size_hw[::-1]:
+                raise ValueError(f"{self.root / relative} is {img.width}x{img.height} (WxH), but this dataset's "
+                                 f"images are {self.size_hw[1]}x{self.size_hw[0]}: one size per prepared folder")
+            return np.asarray(img.convert(mode) if mode is not None and img.mode != mode else img)
 
     def load(self, index: int) -> dict:
         """The pair's pieces as uint8 C x H x W arrays, before the transform: cheap to decode in worker threads and a
@@ -98,8 +107,7 @@ class TryOnDataset(Dataset):
         cloth = self._image(cloth_files.cloth, "RGB")
         cloth_mask = self._image(cloth_files.mask, "L")
         image = self._image(person.image, "RGB")
-        with Image.open(self._path(person.parse)) as img:
-            parse = np.asarray(img)  # palette or 'L': the values are the label ids
+        parse = self._image(person.parse, None)  # palette or 'L': the values are the label ids
         if person.shape is not None and self._path(person.shape).exists():
             shape = self._image(person.shape, "L")
         else:

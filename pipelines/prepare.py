@@ -50,12 +50,13 @@ from vton.pipelines.cleaning import Rejection, duplicate_of
 from vton.pipelines.keypoints.schema import KeypointLoader, keypoint_loader, parse_pose_json
 from vton.pipelines.layouts import LAYOUTS, PREPARED, detect
 from vton.pipelines.layouts.base import CLOTH, PERSON, SPLIT_LIST, Item, Layout, Pair
-from vton.pipelines.representation import visualise
+from vton.pipelines.representation import pose_radius, visualise
 from vton.pipelines.split import seeded_split, split_sizes, unpaired_cloths
 
 STATE_DIR = ".prepare"
 LOCK_FILE = ".prepare.lock"
 EXIT_REJECTED = 3  # CLI exit status when data faults rejected pairs (without --allow-rejects)
+MANIFEST_SIZE_KEY = "size_hw"  # the manifest's schema metadata: the prepared images' "HxW"
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class PrepareOptions:
     keypoints: str | KeypointLoader = "dataset"
     samples: int = 4
     strict: bool = False  # refuse to run, writing nothing, where a warning would be given (see `PrepareSummary`)
+    size: tuple[int, int] = fm.FINE_SIZE_HW  # (height, width) written: one of formats.PREPARE_SIZES_HW
 
 
 @dataclass
@@ -155,14 +157,15 @@ def _write(path: str, data: bytes) -> None:
         os.close(fd)
 
 
-def _ingest(src: Path, layout: str, out: Path, keypoints: str | KeypointLoader, item: Item) -> ItemResult:
+def _ingest(src: Path, layout: str, out: Path, keypoints: str | KeypointLoader, size_hw: tuple[int, int],
+            item: Item) -> ItemResult:
     kps = np.zeros(0)
     adapter = LAYOUTS[layout]
     try:
         if item.kind == PERSON:
-            data, kps = adapter.ingest_person(src, item, keypoints)
+            data, kps = adapter.ingest_person(src, item, keypoints, size_hw)
         else:
-            data = adapter.ingest_cloth(src, item)
+            data = adapter.ingest_cloth(src, item, size_hw)
     except Rejection as rej:
         return ItemResult(item, rej.stage, rej.reason, b"", b"")
     for (folder, name), blob in zip(item.files(), data):
@@ -172,10 +175,10 @@ def _ingest(src: Path, layout: str, out: Path, keypoints: str | KeypointLoader, 
     return ItemResult(item, "", "", b"".join(hashlib.sha256(b).digest() for b in data), kps.tobytes())
 
 
-def ingest_items(items: list[Item], src: str, layout: str, out: str, keypoints: str | KeypointLoader
-                 ) -> list[ItemResult]:
-    """Dask task: ingest a partition of items of the layout named ``layout``, staging their files, then record the
-    partition's metadata.
+def ingest_items(items: list[Item], src: str, layout: str, out: str, keypoints: str | KeypointLoader,
+                 size_hw: tuple[int, int] = fm.FINE_SIZE_HW) -> list[ItemResult]:
+    """Dask task: ingest a partition of items of the layout named ``layout`` at ``size_hw``, staging their files, then
+    record the partition's metadata.
 
     A recorded partition is not redone (resume); the returned metadata is small (no image data).
     """
@@ -186,7 +189,7 @@ def ingest_items(items: list[Item], src: str, layout: str, out: str, keypoints: 
                 for i, r in zip(items, json.loads(record.read_text()))]
     for folder in {_staged_folder(out_path, _stage_key(i), f) for i in items for f, _ in i.files()}:
         os.makedirs(folder, exist_ok=True)
-    results = [_ingest(Path(src), layout, out_path, keypoints, item) for item in items]
+    results = [_ingest(Path(src), layout, out_path, keypoints, size_hw, item) for item in items]
     atomic_write_json(record, [{"stage": r.stage, "reason": r.reason, "digests": r.digests.hex(),
                                 "keypoints": r.keypoints.hex()} for r in results])
     return results
@@ -354,13 +357,14 @@ def _manifest_schema():
     return pa.schema([(c, pa.string()) for c in columns] + [("keypoints", pa.list_(pa.float64()))])
 
 
-def write_manifest(path: Path, rows: Iterator[dict], chunk: int = 256) -> None:
+def write_manifest(path: Path, rows: Iterator[dict], size_hw: tuple[int, int] = fm.FINE_SIZE_HW,
+                   chunk: int = 256) -> None:
     """Stream rows into Parquet, ``chunk`` rows per row group (small groups keep the peak memory flat in the number
-    of pairs), and rename into place."""
+    of pairs), and rename into place; the schema's metadata records the images' size (``size_hw``: "HxW")."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = _manifest_schema()
+    schema = _manifest_schema().with_metadata({MANIFEST_SIZE_KEY: fm.size_text(size_hw)})
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         with pq.ParquetWriter(tmp, schema) as writer:
@@ -371,7 +375,24 @@ def write_manifest(path: Path, rows: Iterator[dict], chunk: int = 256) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def check_size(size_hw: tuple[int, int], adapter: Layout, src: Path) -> None:
+    """Refuse, in one line, a size `vton prepare` does not write (`formats.PREPARE_SIZES_HW`), one larger than the
+    source's (nothing is upsampled), or, for a layout whose files are copied unchanged, any other than the source's."""
+    fm.prepare_size(size_hw)
+    native = adapter.source_size_hw(src)
+    asked, own = fm.size_text(size_hw), fm.size_text(native)
+    if not adapter.resizes and tuple(size_hw) != tuple(native):
+        raise ValueError(f"{src} is a {adapter.name} tree of {own} images, which prepare copies unchanged: "
+                         f"prepare it with --size {own}")
+    fitting = [fm.size_text(s) for s in fm.PREPARE_SIZES_HW if s[0] <= native[0] and s[1] <= native[1]]
+    if asked not in fitting:
+        raise ValueError(f"size {asked} is larger than the {adapter.name} layout's {own} images (nothing is "
+                         f"upsampled); allowed here: {', '.join(fitting)}")
+
+
 def _same_options(out: Path, previous: dict | None, config: dict) -> None:
+    if previous is not None and "size" not in previous:  # prepared before --size existed: always 256x192
+        previous = {**previous, "size": list(fm.FINE_SIZE_HW)}
     if previous != config:
         previous = previous or {}
         changed = ", ".join(f"{k} {previous.get(k)!r}, now {config.get(k)!r}" for k in sorted({*previous, *config})
@@ -432,7 +453,8 @@ def prepare(src: str | os.PathLike, out: str | os.PathLike, options: PrepareOpti
     src_path, out_path = Path(src).resolve(), Path(out).resolve()
     adapter = detect(src_path)
     keypoint_loader(options.keypoints)  # an unknown source fails here, not in every task
-    config = {"source": str(src_path), "layout": adapter.name, **asdict(options)}
+    check_size(options.size, adapter, src_path)
+    config = {"source": str(src_path), "layout": adapter.name, **asdict(options), "size": list(options.size)}
     del config["samples"], config["strict"]
     pairs, official = adapter.discover(src_path, options.resplit)
     source = Source(src_path, adapter.name, pairs, official, adapter.split_warnings(src_path, pairs))
@@ -459,8 +481,8 @@ def _run(source: Source, out_path: Path, options: PrepareOptions, runner: Runner
     with Runner(runner, preload=__name__) as workers:  # one set of workers for both stages, started now
         # The manifest writer's first Arrow array imports pandas (a quarter of a second): done while workers ingest.
         threading.Thread(target=_warm_manifest_writer, daemon=True).start()
-        results = {r.item: r for r in workers.map(
-            ingest_items, sorted(items, key=_item_key), str(src_path), layout, str(out_path), options.keypoints)}
+        results = {r.item: r for r in workers.map(ingest_items, sorted(items, key=_item_key), str(src_path), layout,
+                                                  str(out_path), options.keypoints, tuple(options.size))}
         del items
         decisions = decide(pairs, results, official, options)
 
@@ -491,7 +513,7 @@ def _run(source: Source, out_path: Path, options: PrepareOptions, runner: Runner
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows([("pair", "split", "stage", "reason"), *rejected_rows])
     atomic_write_text(out_path / fm.REJECTED_FILE, buf.getvalue())
-    write_manifest(out_path / fm.MANIFEST_FILE, _manifest_rows(decisions, results))
+    write_manifest(out_path / fm.MANIFEST_FILE, _manifest_rows(decisions, results), options.size)
 
     counts = Counter((d.stage, d.reason) for d in decisions if d.stage)
     summary = PrepareSummary(out_path, len(decisions), len(kept), {s: len(by_split[s]) for s in fm.SPLITS},
@@ -499,8 +521,13 @@ def _run(source: Source, out_path: Path, options: PrepareOptions, runner: Runner
                               for (s, r), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))],
                              source.warnings)
     _write_samples(out_path, (by_split["test"] or by_split["train"])[: options.samples])
+    adapter = LAYOUTS[layout]
     atomic_write_json(out_path / fm.PREPARE_FILE, {  # last: it marks the run finished
         "source": str(src_path), "layout": layout, "seed": options.seed,
+        # what the prepared files are: their one size, the pose squares' half-side there (representation.pose_radius),
+        # the parse's label space (the source's ids, kept) and the source's keypoint schema (pose files: OpenPose-18)
+        "size_hw": list(options.size), "pose_radius": pose_radius(options.size[0]),
+        "label_space": adapter.labels.name, "keypoint_schema": adapter.keypoints.name,
         "pairs": {"total": summary.total, "kept": summary.kept, "rejected": summary.rejected},
         "splits": summary.splits, "rejections": summary.rejections, "warnings": summary.warnings,
         "versions": library_versions("numpy", "pillow", "scipy", "dask", "pyarrow"), "options": config})

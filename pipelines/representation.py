@@ -30,7 +30,8 @@ def body_mask(parse: np.ndarray, labels: LabelSpace = LIP) -> np.ndarray:
 
 
 def shape_image(parse: np.ndarray, labels: LabelSpace = LIP) -> np.ndarray:
-    """The blurred body shape: mask x255 as 'L', BILINEAR down to (W/16, H/16) and back up (uint8, H x W)."""
+    """The blurred body shape: mask x255 as 'L', BILINEAR down to (W/16, H/16) and back up (uint8, H x W); relative to
+    the parse's own size, so the same at every prepared size."""
     height, width = parse.shape
     small = Image.fromarray(body_mask(parse, labels).astype(np.uint8) * 255).resize(
         (width // 16, height // 16), Image.Resampling.BILINEAR)
@@ -52,13 +53,22 @@ def cloth_target(image: np.ndarray, parse: np.ndarray, labels: LabelSpace = LIP)
     return keep_region(image, label_mask(parse, labels.cloth), 255)
 
 
+def pose_radius(height: int) -> int:
+    """The pose squares' half-side at ``height`` rows: CP-VTON's 5 at 256, scaled with the height (10 at 512, 20 at
+    1024) so a square covers the same part of the body at every size `vton prepare --size` writes, as the 1/16 blur
+    of `shape_image` does; floored for other heights."""
+    return POSE_RADIUS * height // FINE_HEIGHT
+
+
 def pose_squares(keypoints: np.ndarray, height: int = FINE_HEIGHT, width: int = FINE_WIDTH,
-                 radius: int = POSE_RADIUS) -> np.ndarray:
-    """One uint8 0/255 map per joint: a filled square of half-side ``radius`` where x > 1 and y > 1.
+                 radius: int | None = None) -> np.ndarray:
+    """One uint8 0/255 map per joint: a filled square of half-side ``radius`` (default `pose_radius` of ``height``)
+    where x > 1 and y > 1.
 
     Pillow's ``rectangle((x-r, y-r, x+r, y+r))`` semantics: float corners truncated towards zero, both ends inclusive,
     clipped at the borders (checked against Pillow in the tests). Joints are never dropped: missing ones give a 0 map.
     """
+    radius = pose_radius(height) if radius is None else radius
     maps = np.zeros((len(keypoints), height, width), np.uint8)
     for j, (x, y) in enumerate(np.asarray(keypoints, np.float64)[:, :2]):
         if x > 1 and y > 1:

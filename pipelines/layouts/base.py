@@ -105,6 +105,7 @@ class Layout(ABC):
     summary: ClassVar[str]  # one line for --help
     marker: ClassVar[str]  # what `detect` looks for, for the refusal of an unknown tree
     native_size_hw: ClassVar[tuple[int, int]]  # (height, width) of its person images
+    resizes: ClassVar[bool] = True  # ingest resizes to any size up to the source's (else: copies, at its one size)
     labels: ClassVar[fm.LabelSpace]
     keypoints: ClassVar[KeypointSchema]
     pairs_names: ClassVar[Mapping[str, str]]  # a name in PAIR_LISTS -> its file in the root (only those it has)
@@ -131,13 +132,18 @@ class Layout(ABC):
         """The in-shop cloth images of the test split, sorted (evaluation's cloth set)."""
 
     @abstractmethod
-    def ingest_person(self, root: Path, item: Item, keypoints: str | KeypointLoader = "dataset"
-                      ) -> tuple[tuple[bytes, ...], np.ndarray]:
-        """Validate one person and return (the bytes of `Item.files`, keypoints (18, 3)); raise `Rejection`."""
+    def ingest_person(self, root: Path, item: Item, keypoints: str | KeypointLoader = "dataset",
+                      size_hw: tuple[int, int] = fm.FINE_SIZE_HW) -> tuple[tuple[bytes, ...], np.ndarray]:
+        """Validate one person and return (the bytes of `Item.files` at ``size_hw``, keypoints (18, 3) in its pixels);
+        raise `Rejection`."""
 
     @abstractmethod
-    def ingest_cloth(self, root: Path, item: Item) -> tuple[bytes, ...]:
-        """Validate one cloth and return the bytes of `Item.files`; raise `Rejection`."""
+    def ingest_cloth(self, root: Path, item: Item, size_hw: tuple[int, int] = fm.FINE_SIZE_HW) -> tuple[bytes, ...]:
+        """Validate one cloth and return the bytes of `Item.files` at ``size_hw``; raise `Rejection`."""
+
+    def source_size_hw(self, root: Path) -> tuple[int, int]:
+        """(height, width) of the person images under ``root``: the layout's native size unless it varies by tree."""
+        return self.native_size_hw
 
     def src_split(self, split: str) -> str:
         return split if self.split_folders else ""

@@ -4,8 +4,9 @@ and ``cloth/`` (RGB JPEG 768x1024, person and cloth both ``{id}_00.jpg``), ``clo
 ``test_pairs.txt`` (the unpaired setting) at the root. The VITON-HD repository's own sample tree (``image-parse/``,
 ``openpose-json/``, hyphens) is read too, never written.
 
-Ingest brings a pair to the prepared CP-VTON dataset at 192x256, as HR-VITON's 256x192 loader sees it
-(``cp_dataset.py``): images BILINEAR, parse and mask NEAREST, keypoints mapped to OpenPose-18 and scaled by 1/4.
+Ingest brings a pair to the prepared CP-VTON dataset at the requested size (192x256 by default, as HR-VITON's 256x192
+loader sees it, ``cp_dataset.py``; also 384x512 and the native 768x1024): images BILINEAR, parse and mask NEAREST,
+keypoints mapped to OpenPose-18 and scaled by width / 768 and height / 1024.
 """
 from __future__ import annotations
 
@@ -40,12 +41,12 @@ def _has(root: Path, folders: tuple[str, str]) -> bool:
     return any(all((root / split / folder).is_dir() for folder in folders) for split in fm.SPLITS)
 
 
-def resize_rgb(data: bytes, what: str) -> Image.Image:
-    """A 768x1024 RGB JPEG at 192x256. HR-VITON's loader at 256x192 applies torchvision ``Resize(192)`` with
+def resize_rgb(data: bytes, what: str, size_hw: tuple[int, int] = fm.FINE_SIZE_HW) -> Image.Image:
+    """A 768x1024 RGB JPEG at ``size_hw``. HR-VITON's loader at 256x192 applies torchvision ``Resize(192)`` with
     interpolation 2, which on a PIL image is ``Image.resize`` BILINEAR: Pillow's resampling filters are antialiased
-    (the kernel widens with the reduction factor), so this is exactly that."""
+    (the kernel widens with the reduction factor), so this is exactly that (at 1024x768 Pillow returns a copy)."""
     img = decode_image(data, what, ("RGB",), fm.HD_SIZE_WH)
-    return img.resize(fm.FINE_SIZE_WH, Image.Resampling.BILINEAR)
+    return img.resize(size_hw[::-1], Image.Resampling.BILINEAR)
 
 
 def parse_labels(data: bytes) -> Image.Image:
@@ -63,10 +64,10 @@ def parse_labels(data: bytes) -> Image.Image:
     return img
 
 
-def body25_keypoints(data: bytes) -> np.ndarray:
-    """The BODY_25 joints of an ``openpose_json`` file as OpenPose-18 (18, 3) at 192x256. A person without any of
-    joints 1, 2, 5, 9, 12 (neck, shoulders, hips: missing = x and y both 0, the loaders' test) is refused: VITON-HD's
-    agnostics need them (HR-VITON's ``get_agnostic`` divides by the hip width)."""
+def body25_keypoints(data: bytes, size_hw: tuple[int, int] = fm.FINE_SIZE_HW) -> np.ndarray:
+    """The BODY_25 joints of an ``openpose_json`` file as OpenPose-18 (18, 3) in the pixels of ``size_hw``. A person
+    without any of joints 1, 2, 5, 9, 12 (neck, shoulders, hips: missing = x and y both 0, the loaders' test) is
+    refused: VITON-HD's agnostics need them (HR-VITON's ``get_agnostic`` divides by the hip width)."""
     try:
         body = parse_body25_json(data)
     except KeypointError as exc:
@@ -77,8 +78,8 @@ def body25_keypoints(data: bytes) -> np.ndarray:
         raise Rejection("keypoints", f"BODY_25 joint {names} missing; VITON-HD's agnostic needs joints "
                                      f"{', '.join(map(str, BODY_25_AGNOSTIC_JOINTS))}")
     kps = BODY_25.to_openpose18(body)
-    kps[:, 0] *= fm.FINE_WIDTH / fm.HD_WIDTH
-    kps[:, 1] *= fm.FINE_HEIGHT / fm.HD_HEIGHT
+    kps[:, 0] *= size_hw[1] / fm.HD_WIDTH
+    kps[:, 1] *= size_hw[0] / fm.HD_HEIGHT
     return kps
 
 
@@ -127,22 +128,22 @@ class VitonHdLayout(Layout):
         folder = Path(root) / "test" / fm.HD_CLOTH_DIR
         return sorted(p for p in folder.iterdir() if p.suffix.lower() in fm.IMAGE_SUFFIXES) if folder.is_dir() else []
 
-    def ingest_person(self, root: Path, item: Item, keypoints: str | KeypointLoader = "dataset"
-                      ) -> tuple[tuple[bytes, ...], np.ndarray]:
+    def ingest_person(self, root: Path, item: Item, keypoints: str | KeypointLoader = "dataset",
+                      size_hw: tuple[int, int] = fm.FINE_SIZE_HW) -> tuple[tuple[bytes, ...], np.ndarray]:
         loader = keypoint_loader(keypoints)
         files = self.source_person_files(root, item.src_split, item.name)
         raw_image, raw_parse, raw_pose = read(root, files.image), read(root, files.parse), read(root, files.pose)
-        image = resize_rgb(raw_image, "person image")
-        parse = np.asarray(parse_labels(raw_parse).resize(fm.FINE_SIZE_WH, Image.Resampling.NEAREST))
-        kps = body25_keypoints(raw_pose)
+        image = resize_rgb(raw_image, "person image", size_hw)
+        parse = np.asarray(parse_labels(raw_parse).resize(size_hw[::-1], Image.Resampling.NEAREST))
+        kps = body25_keypoints(raw_pose, size_hw)
         data = (encode_image(image, "JPEG"), encode_image(fm.palette_image(parse), "PNG"), pose_json(kps))
         return finish_person(image, parse, data, keypoints, loader, self.labels)
 
-    def ingest_cloth(self, root: Path, item: Item) -> tuple[bytes, ...]:
+    def ingest_cloth(self, root: Path, item: Item, size_hw: tuple[int, int] = fm.FINE_SIZE_HW) -> tuple[bytes, ...]:
         files = self.cloth_files(item.src_split, item.name)
         raw_cloth, raw_mask = read(root, files.cloth), read(root, files.mask)
-        cloth = resize_rgb(raw_cloth, "cloth")
-        small = decode_image(raw_mask, "cloth mask", ("L",), fm.HD_SIZE_WH).resize(fm.FINE_SIZE_WH,
+        cloth = resize_rgb(raw_cloth, "cloth", size_hw)
+        small = decode_image(raw_mask, "cloth mask", ("L",), fm.HD_SIZE_WH).resize(size_hw[::-1],
                                                                                   Image.Resampling.NEAREST)
         mask = np.where(np.asarray(small) >= MASK_THRESHOLD, 255, 0).astype(np.uint8)
         check_mask(mask)

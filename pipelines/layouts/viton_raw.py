@@ -1,7 +1,7 @@
 """The original raw VITON files: ``women_top/`` (person ``<ID>_0.jpg`` and cloth ``<ID>_1.jpg``, 762x1100),
 ``segment/<ID>_0.mat`` (a transposed, padded 641x641 LIP label map), ``pose/<ID>_0.mat`` (``subset``/``candidate`` of
 the Realtime Multi-Person pose estimator, OpenPose-18 order) and ``viton_{train,test}_pairs.txt``. Ingest converts
-them as CP-VTON's convert_data.m did."""
+them as CP-VTON's convert_data.m did, at the requested size (convert_data.m's 256x192 by default)."""
 from __future__ import annotations
 
 import io
@@ -71,10 +71,11 @@ def segment_labels(segment: np.ndarray, raw_height: int, raw_width: int) -> np.n
     return np.asarray(img)
 
 
-def convert_segment(segment: np.ndarray, raw_height: int, raw_width: int) -> np.ndarray:
-    """convert_data.m: `segment_labels`, then nearest-resize to 256x192."""
+def convert_segment(segment: np.ndarray, raw_height: int, raw_width: int,
+                    size_hw: tuple[int, int] = fm.FINE_SIZE_HW) -> np.ndarray:
+    """convert_data.m: `segment_labels`, then nearest-resize to ``size_hw`` (256x192 in convert_data.m)."""
     labels = Image.fromarray(segment_labels(segment, raw_height, raw_width), "L")
-    return np.asarray(labels.resize(fm.FINE_SIZE_WH, Image.Resampling.NEAREST))
+    return np.asarray(labels.resize(size_hw[::-1], Image.Resampling.NEAREST))
 
 
 def _segment(data: bytes) -> np.ndarray:
@@ -105,10 +106,10 @@ def cloth_mask_from_rgb(cloth: np.ndarray) -> np.ndarray:
     return mask * np.uint8(255)
 
 
-def _resize_rgb(data: bytes, what: str) -> tuple[Image.Image, tuple[int, int]]:
-    """The image at 192x256 and its own (width, height)."""
+def _resize_rgb(data: bytes, what: str, size_hw: tuple[int, int]) -> tuple[Image.Image, tuple[int, int]]:
+    """The image at ``size_hw`` and its own (width, height)."""
     img = decode_image(data, what, ("RGB",), None)
-    return img.resize(fm.FINE_SIZE_WH, Image.Resampling.BILINEAR), img.size
+    return img.resize(size_hw[::-1], Image.Resampling.BILINEAR), img.size
 
 
 class VitonRawLayout(Layout):
@@ -149,26 +150,26 @@ class VitonRawLayout(Layout):
         raw_w, raw_h = _image_size(read(root, files.image), "person image")
         return segment_labels(_segment(read(root, files.parse)), raw_h, raw_w)
 
-    def ingest_person(self, root: Path, item: Item, keypoints: str | KeypointLoader = "dataset"
-                      ) -> tuple[tuple[bytes, ...], np.ndarray]:
+    def ingest_person(self, root: Path, item: Item, keypoints: str | KeypointLoader = "dataset",
+                      size_hw: tuple[int, int] = fm.FINE_SIZE_HW) -> tuple[tuple[bytes, ...], np.ndarray]:
         loader = keypoint_loader(keypoints)
         files = self.person_files(item.src_split, item.name)
         raw_image, raw_segment, raw_pose = read(root, files.image), read(root, files.parse), read(root, files.pose)
-        image, (raw_w, raw_h) = _resize_rgb(raw_image, "person image")
-        parse = convert_segment(_segment(raw_segment), raw_h, raw_w)
+        image, (raw_w, raw_h) = _resize_rgb(raw_image, "person image", size_hw)
+        parse = convert_segment(_segment(raw_segment), raw_h, raw_w, size_hw)
         pose = _load_mat(raw_pose, "pose")
         if "subset" not in pose or "candidate" not in pose:
             raise Rejection("keypoints", "pose .mat lacks subset/candidate")
         try:
             kps = self.keypoints.to_openpose18(
-                keypoints_from_mat(pose["subset"], pose["candidate"], raw_w, raw_h, *fm.FINE_SIZE_WH))
+                keypoints_from_mat(pose["subset"], pose["candidate"], raw_w, raw_h, *size_hw[::-1]))
         except KeypointError as exc:
             raise Rejection("keypoints", str(exc)) from None
         data = (encode_image(image, "JPEG"), encode_image(fm.palette_image(parse), "PNG"), pose_json(kps))
         return finish_person(image, parse, data, keypoints, loader, self.labels)
 
-    def ingest_cloth(self, root: Path, item: Item) -> tuple[bytes, ...]:
-        cloth, _ = _resize_rgb(read(root, self.cloth_files(item.src_split, item.name).cloth), "cloth")
+    def ingest_cloth(self, root: Path, item: Item, size_hw: tuple[int, int] = fm.FINE_SIZE_HW) -> tuple[bytes, ...]:
+        cloth, _ = _resize_rgb(read(root, self.cloth_files(item.src_split, item.name).cloth), "cloth", size_hw)
         mask = cloth_mask_from_rgb(np.asarray(cloth))
         check_mask(mask)
         return encode_image(cloth, "JPEG"), encode_image(Image.fromarray(mask, "L"), "JPEG")

@@ -128,3 +128,26 @@ def test_bad_pairs_argument_and_variant(prepared: Path) -> None:
         TryOnDataset(prepared, variant="viton")
     with pytest.raises(FileNotFoundError):
         TryOnDataset(prepared, pairs=str(prepared / "nope.txt"))
+
+
+@pytest.fixture(scope="module")
+def prepared_hd(synth_viton_hd: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("prepared-hd") / "out"
+    prepare(synth_viton_hd, out, PrepareOptions(), RunnerConfig(progress=False))
+    return out
+
+
+@pytest.mark.parametrize("split,pairs", [("test", "unpaired"), ("test", "paired"), ("train", "train")])
+def test_viton_hd_items_equal_the_reference_loader(split: str, pairs: str, prepared_hd: Path) -> None:
+    """VITON-HD prepared at 256x192 (CIHP labels, BODY_25 mapped to OpenPose-18): CP-VTON's representation as
+    cp_dataset.py builds it, the CIHP head (1, 2, 4, 13) and cloth (5, 6, 7) having LIP's numbers."""
+    ds = TryOnDataset(prepared_hd, split=split, pairs=pairs)
+    assert len(ds) > 0
+    for index in range(min(len(ds), 3)):
+        item = ds[index]
+        ref = reference_item(prepared_hd / split, item["im_name"], item["c_name"])
+        for key, want in ref.items():
+            assert torch.equal(item[key], want), key
+        assert item["im_name"].endswith("_00.jpg") and item["agnostic"].shape == (22, 256, 192)
+        parse = np.array(Image.open(prepared_hd / split / "image-parse" / item["im_name"].replace(".jpg", ".png")))
+        assert (parse == 10).any()  # CIHP's neck skin is kept: body in the shape, neither head nor cloth

@@ -407,3 +407,19 @@ def test_hand_made_faults_name_their_reason(synth_viton_hd: Path, tmp_path: Path
     Image.new("L", (W, H), 100).save(mask_path)  # grey below the 128 threshold everywhere
     with pytest.raises(Rejection, match="cloth mask is empty"):
         adapter.ingest_cloth(root, cloth)
+
+
+def test_person_parse_reads_either_tree_as_ingest_checks_it(synth_viton_hd: Path, tmp_path: Path) -> None:
+    """Evaluation reads a person's CIHP labels at 1024x768 from the release or the repository's sample tree."""
+    from vton.pipelines.cleaning import Rejection
+
+    sample = sample_tree(synth_viton_hd, tmp_path / "datasets")
+    adapter = LAYOUTS["viton-hd"]
+    name = persons(synth_viton_hd, "test")[0]
+    labels = np.asarray(Image.open(synth_viton_hd / "test" / "image-parse-v3" / name.replace(".jpg", ".png")))
+    for root in (synth_viton_hd, sample):
+        assert np.array_equal(adapter.person_parse(root, "test", name), labels)
+    Image.open(sample / "test" / "image-parse" / name.replace(".jpg", ".png")).convert("RGB").save(
+        sample / "test" / "image-parse" / name.replace(".jpg", ".png"))
+    with pytest.raises(Rejection, match="not a palette"):
+        adapter.person_parse(sample, "test", name)

@@ -111,6 +111,10 @@ class VitonHdLayout(Layout):
         official = (root / split / fm.HD_PARSE_DIR).is_dir() or not (root / split / fm.HD_SAMPLE_PARSE_DIR).is_dir()
         return self._person_files(split, name, _OFFICIAL if official else _SAMPLE)
 
+    def person_parse(self, root: Path, split: str, name: str) -> np.ndarray:
+        """The CIHP labels at 1024x768, checked as ingest checks them (`parse_labels`), from either tree."""
+        return np.asarray(parse_labels(read(root, self.source_person_files(root, split, name).parse)))
+
     @staticmethod
     def _person_files(split: str, name: str, folders: tuple[str, str]) -> PersonFiles:
         parse_dir, pose_dir = folders

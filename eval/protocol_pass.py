@@ -131,7 +131,10 @@ def run_protocols(names: Sequence[str], ctx: Context, settings: Settings, device
                 for path, steps in vs:
                     wanted[path].add(steps)
                     extractors_of[(path, steps)].add(extractor)
-    order = list(dict.fromkeys([v[0] for _, _, job in jobs for pair in job.views.values() for v in pair]
+    # each person's files next to each other (the ground truth, then every prediction of that person in every
+    # protocol and setting), so a decoded view waits only for its partner: memory stays bounded by the batches
+    by_person = sorted(jobs, key=lambda job: job[2].person)
+    order = list(dict.fromkeys([v[0] for _, _, job in by_person for pair in job.views.values() for v in pair]
                                + sorted(wanted)))
     workers = min(4, os.cpu_count() or 1) if settings.workers is None else settings.workers
     loader = DataLoader(FileViews([(p, sorted(wanted[p], key=repr)) for p in order]), batch_size=1, num_workers=workers,

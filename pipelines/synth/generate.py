@@ -23,6 +23,7 @@ from vton.pipelines.split import official_share
 from vton.pipelines.synth.cpvton import CPVTON_SYNTH
 from vton.pipelines.synth.defects import DEFECT_TRAIN_PAIRS, inject_defects
 from vton.pipelines.synth.draw import Person, make_person
+from vton.pipelines.synth.dresscode import DRESSCODE_SYNTH
 from vton.pipelines.synth.viton_hd import VITON_HD_SYNTH
 from vton.pipelines.synth.viton_raw import VITON_RAW_SYNTH
 
@@ -47,7 +48,8 @@ class Generator(Protocol):
     def present(self, root: Path, ids: dict[str, list[str]]) -> dict[str, list[str]]: ...
 
 
-GENERATORS: dict[str, Generator] = {g.layout.name: g for g in (CPVTON_SYNTH, VITON_RAW_SYNTH, VITON_HD_SYNTH)}
+GENERATORS: dict[str, Generator] = {g.layout.name: g for g in (CPVTON_SYNTH, VITON_RAW_SYNTH, VITON_HD_SYNTH,
+                                                                 DRESSCODE_SYNTH)}
 
 
 def split_counts(pairs: int) -> tuple[int, int]:
@@ -102,7 +104,8 @@ def synthesize(out: Path, pairs: int, seed: int, layout: str = "cpvton", defects
         raise ValueError("pairs must be >= 1 and seed >= 0")
     if defects:
         if not generator.faults:
-            faulted = " and ".join(name for name, g in GENERATORS.items() if g.faults)
+            *others, last = [name for name, g in GENERATORS.items() if g.faults]
+            faulted = f"{', '.join(others)} and {last}" if others else last
             raise ValueError(f"--defects applies to the {faulted} layouts only; the {layout} layout is written clean")
         if pairs < min_defect_pairs():
             raise ValueError(f"--defects needs at least {min_defect_pairs()} pairs, got {pairs}")
@@ -110,6 +113,8 @@ def synthesize(out: Path, pairs: int, seed: int, layout: str = "cpvton", defects
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} is not empty; synth writes into a new or empty folder")
     out.mkdir(parents=True, exist_ok=True)
+    if generator.layout.categories:  # folders per category, not per split: the generator plans ids and lists itself
+        return generator.synthesize(out, pairs, seed, defects, progress)  # type: ignore[attr-defined]
     rng = np.random.default_rng(seed)
     ids = make_ids(rng, pairs, generator.id_digits)
     n_train, n_test = split_counts(pairs)

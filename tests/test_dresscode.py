@@ -284,3 +284,22 @@ def test_faults_rejected_with_their_reason_and_no_clean_pair_lost(tmp_path: Path
     for d in truth:
         assert rejected[d["pair"]][0] == stage[d["fault"]] and reason.get(d["fault"], "") in rejected[d["pair"]][1]
     assert summary.kept == summary.total - len(truth)
+
+
+def test_person_parse_and_resplit(dc: Path, tmp_path: Path) -> None:
+    adapter = LAYOUTS["dresscode"]
+    for person, _, code in _root_lines(dc, "test_pairs_unpaired.txt"):
+        category = CATEGORIES[int(code)]
+        with Image.open(dc / category / "label_maps" / person.replace("_0.jpg", "_4.png")) as im:
+            np.testing.assert_array_equal(adapter.person_parse(dc, category, person), np.asarray(im))
+    pairs, official = adapter.discover(dc, resplit=True)
+    models = [p for n in ("train_pairs.txt", "test_pairs_unpaired.txt") for p, _, _ in _root_lines(dc, n)]
+    assert not official and [(p.person.name, p.cloth.name) for p in pairs] == [
+        (m, m.replace("_0.jpg", "_1.jpg")) for m in models]
+    assert [p.person.src_split for p in pairs] == [
+        CATEGORIES[int(k)] for n in ("train_pairs.txt", "test_pairs_unpaired.txt") for _, _, k in _root_lines(dc, n)]
+    summary = prepare(dc, tmp_path / "out", PrepareOptions(resplit=True, categories=("dresses", "upper_body")), QUIET)
+    assert summary.kept == summary.total == 8
+    rows = pq.read_table(tmp_path / "out" / "manifest.parquet").to_pylist()
+    assert {r["category"] for r in rows} == {"dresses", "upper_body"}
+    assert json.loads((tmp_path / "out" / "prepare.json").read_text())["categories"] == ["upper_body", "dresses"]

@@ -284,6 +284,9 @@ def test_faults_rejected_with_their_reason_and_no_clean_pair_lost(tmp_path: Path
     for d in truth:
         assert rejected[d["pair"]][0] == stage[d["fault"]] and reason.get(d["fault"], "") in rejected[d["pair"]][1]
     assert summary.kept == summary.total - len(truth)
+    with pytest.raises(ValueError, match="at least 15 pairs"):  # 14 leave 11 train pairs over the three categories
+        synthesize(tmp_path / "few", 14, 1, layout="dresscode", defects=True)
+    assert not (tmp_path / "few").exists()
 
 
 def test_person_parse_and_resplit(dc: Path, tmp_path: Path) -> None:

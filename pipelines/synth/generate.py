@@ -24,6 +24,7 @@ from vton.pipelines.synth.cpvton import CPVTON_SYNTH
 from vton.pipelines.synth.defects import DEFECT_TRAIN_PAIRS, inject_defects
 from vton.pipelines.synth.draw import Person, make_person
 from vton.pipelines.synth.dresscode import DRESSCODE_SYNTH
+from vton.pipelines.synth.dresscode import plan as dresscode_plan
 from vton.pipelines.synth.viton_hd import VITON_HD_SYNTH
 from vton.pipelines.synth.viton_raw import VITON_RAW_SYNTH
 
@@ -60,10 +61,17 @@ def split_counts(pairs: int) -> tuple[int, int]:
     return pairs - test, test
 
 
-def min_defect_pairs() -> int:
+def train_count(pairs: int, layout: str = "cpvton") -> int:
+    """The train pairs of ``pairs`` synthetic pairs of ``layout`` (a layout with categories splits each one)."""
+    if GENERATORS[layout].layout.categories:
+        return sum(len(ids["train"]) for ids in dresscode_plan(pairs).values())
+    return split_counts(pairs)[0]
+
+
+def min_defect_pairs(layout: str = "cpvton") -> int:
     """The fewest pairs whose split leaves a train pair per fault (plus a duplicate source) and a test pair."""
     pairs = 2
-    while split_counts(pairs)[0] < DEFECT_TRAIN_PAIRS:
+    while train_count(pairs, layout) < DEFECT_TRAIN_PAIRS:
         pairs += 1
     return pairs
 
@@ -107,8 +115,8 @@ def synthesize(out: Path, pairs: int, seed: int, layout: str = "cpvton", defects
             *others, last = [name for name, g in GENERATORS.items() if g.faults]
             faulted = f"{', '.join(others)} and {last}" if others else last
             raise ValueError(f"--defects applies to the {faulted} layouts only; the {layout} layout is written clean")
-        if pairs < min_defect_pairs():
-            raise ValueError(f"--defects needs at least {min_defect_pairs()} pairs, got {pairs}")
+        if pairs < min_defect_pairs(layout):
+            raise ValueError(f"--defects needs at least {min_defect_pairs(layout)} pairs, got {pairs}")
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} is not empty; synth writes into a new or empty folder")

@@ -231,6 +231,9 @@ DC_SKIRT_RULE: Final = "skirt (5) counts as lower_body cloth with pants (6)"
 ATR: Final = LabelSpace("ATR", ATR_LABELS, (1, 2, 3, 11), (4, 5, 6, 7), 0, DC_CLOTH_LABELS)
 
 
+LABEL_SPACES: Final = {space.name: space for space in (LIP, CIHP, ATR)}  # by the name prepare.json records
+
+
 def dc_name(pid: str, suffix: int, ext: str) -> str:
     """``("048392", 4, "png")`` -> ``048392_4.png``: DressCode's files of id ``pid`` differ by suffix (0 model,
     1 garment, 2 keypoints, 4 label map, 5 skeleton and dense)."""

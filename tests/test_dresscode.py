@@ -205,6 +205,7 @@ def test_keypoint_reader() -> None:
 def test_prepare_keeps_the_official_split_and_records_categories(dc: Path, prepared: Path) -> None:
     report = json.loads((prepared / "prepare.json").read_text())
     assert report["layout"] == "dresscode" and report["label_space"] == "ATR"
+    assert fm.LABEL_SPACES[report["label_space"]].head == tuple(sorted(HEAD))  # what a reader of OUT looks up
     assert report["categories"] == list(CATEGORIES) and "skirt" in report["skirt_rule"]
     train = [f"{p} {c}\n" for p, c, _ in _root_lines(dc, "train_pairs.txt")]
     assert (prepared / "train_pairs.txt").read_text() == "".join(train)

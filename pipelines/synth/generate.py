@@ -10,7 +10,7 @@ Everything is seeded: the same arguments give byte-identical files.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 import numpy as np
 from tqdm import tqdm
@@ -47,6 +47,13 @@ class Generator(Protocol):
     def write_person(self, root: Path, split: str, pid: str, person: Person, rng: np.random.Generator) -> None: ...
 
     def present(self, root: Path, ids: dict[str, list[str]]) -> dict[str, list[str]]: ...
+
+
+class CategoryGenerator(Generator, Protocol):
+    """The generator of a layout with category folders (`Layout.categories`, DressCode): ids, splits and pairs lists
+    are per category, so it plans and writes the whole tree itself (arguments checked by `synthesize`)."""
+
+    def synthesize(self, out: Path, pairs: int, seed: int, with_defects: bool, progress: bool) -> dict: ...
 
 
 GENERATORS: dict[str, Generator] = {g.layout.name: g for g in (CPVTON_SYNTH, VITON_RAW_SYNTH, VITON_HD_SYNTH,
@@ -122,7 +129,7 @@ def synthesize(out: Path, pairs: int, seed: int, layout: str = "cpvton", defects
         raise FileExistsError(f"{out} is not empty; synth writes into a new or empty folder")
     out.mkdir(parents=True, exist_ok=True)
     if generator.layout.categories:  # folders per category, not per split: the generator plans ids and lists itself
-        return generator.synthesize(out, pairs, seed, defects, progress)  # type: ignore[attr-defined]
+        return cast(CategoryGenerator, generator).synthesize(out, pairs, seed, defects, progress)
     rng = np.random.default_rng(seed)
     ids = make_ids(rng, pairs, generator.id_digits)
     n_train, n_test = split_counts(pairs)

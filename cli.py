@@ -148,14 +148,20 @@ class SizeType(click.ParamType):
                    f"(CP-VTON's, twice it, VITON-HD's own) [default: {fm.size_text(default(PrepareOptions, 'size'))}];"
                    " at most the source's (exit 1 otherwise). The CP-VTON networks (train, infer, evaluate "
                    "--checkpoint) need 256x192.")
+@click.option("--category", "categories", type=click.Choice(fm.DC_CATEGORIES), multiple=True,
+              default=default(PrepareOptions, "categories"),
+              help="DressCode: keep this garment category (repeatable) [default: all three]; exit 1 for another "
+                   "layout.")
 @click.option("--allow-rejects", is_flag=True, help="Exit 0 even when pairs were rejected (otherwise exit 3).")
 @click.option("--strict", is_flag=True,
               help="Refuse (exit 1, nothing written) where a warning would be given, e.g. a missing pairs file.")
 def prepare_cmd(src: Path, out: Path, workers: int, local: str, scheduler: str | None, resplit: bool, seed: int,
                 train_size: int | None, test_size: int | None, keypoints: str, overwrite_keypoints: bool,
                 pose_checkpoint: str | None, trust_checkpoint: bool, pose_threshold: float,
-                pose_device: str, size: tuple[int, int], allow_rejects: bool, strict: bool) -> None:
-    """Clean, split and precompute the dataset SRC (CP-VTON, raw VITON or VITON-HD layout, detected) into OUT.
+                pose_device: str, size: tuple[int, int], categories: tuple[str, ...], allow_rejects: bool,
+                strict: bool) -> None:
+    """Clean, split and precompute the dataset SRC (CP-VTON, raw VITON, VITON-HD or DressCode layout, detected) into
+    OUT.
 
     Exit status 3 when bad data made pairs be rejected (see OUT/rejected.csv), unless --allow-rejects; pairs left
     over by --train-size/--test-size do not count. Run again, the same command resumes an interrupted run, or on a
@@ -173,7 +179,7 @@ def prepare_cmd(src: Path, out: Path, workers: int, local: str, scheduler: str |
     source = keypoint_source(keypoints, pose, overwrite_keypoints)
     summary = prepare(src, out, PrepareOptions(seed=seed, resplit=resplit, train_size=train_size,
                                                test_size=test_size, keypoints=source, strict=strict,
-                                               size=size), runner)
+                                               size=size, categories=categories or None), runner)
     for warning in summary.warnings:
         click.echo(f"warning: {warning}", err=True)
     click.echo(summary.text())

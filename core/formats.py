@@ -52,6 +52,16 @@ class LabelSpace:
     head: tuple[int, ...]
     cloth: tuple[int, ...]
     background: int = 0
+    # a layout whose garment label depends on the pair's category (DressCode): category -> its cloth labels; `cloth`
+    # is then their union (what is read without a category)
+    cloth_by_category: tuple[tuple[str, tuple[int, ...]], ...] = ()
+
+    def for_category(self, category: str) -> LabelSpace:
+        """This space with the cloth labels of ``category`` (a ValueError for a category it does not know)."""
+        known = dict(self.cloth_by_category)
+        if category not in known:
+            raise ValueError(f"the {self.name} labels know no category {category!r}; known: {', '.join(known)}")
+        return LabelSpace(self.name, self.labels, self.head, known[category], self.background, self.cloth_by_category)
 
 
 LIP: Final = LabelSpace("LIP", LIP_LABELS, HEAD_LABELS, CLOTH_LABELS)
@@ -192,6 +202,54 @@ def hd_pose_img_name(image_name: str) -> str:
     return image_name.replace(".jpg", "_rendered.png")
 
 
+# --- DressCode (aimagelab/dress-code data/dataset.py, its readme.txt; miccunifi/ladi-vton src/dataset/dresscode.py) --
+DC_CATEGORIES: Final = ("upper_body", "lower_body", "dresses")  # root pairs files' 3rd column: the index here
+DC_IMAGE_DIR: Final = "images"  # {id}_0.jpg model, {id}_1.jpg garment: RGB JPEG 768x1024
+DC_KEYPOINT_DIR: Final = "keypoints"  # {id}_2.json, OpenPose-18 in a 384x512 frame
+DC_LABEL_DIR: Final = "label_maps"  # {id}_4.png, P PNG, ATR-18 indices
+DC_SKELETON_DIR: Final = "skeletons"  # {id}_5.jpg
+DC_DENSE_DIR: Final = "dense"  # {id}_5.png (L, DensePose part index), {id}_5_uv.npz (key uv, 2 x H x W float32)
+DC_TRAIN_PAIRS: Final = "train_pairs.txt"  # root: 3 TAB-separated columns; per category: 2
+DC_TEST_PAIRS_PAIRED: Final = "test_pairs_paired.txt"
+DC_TEST_PAIRS_UNPAIRED: Final = "test_pairs_unpaired.txt"
+DC_POSE_SIZE_WH: Final = (384, 512)  # the keypoints' frame
+DC_ID_DIGITS: Final = 6
+ATR_LABELS: Final = (
+    "background", "hat", "hair", "sunglasses", "upper_clothes", "skirt", "pants", "dress", "belt", "left_shoe",
+    "right_shoe", "head", "left_leg", "right_leg", "left_arm", "right_arm", "bag", "scarf",
+)
+# label_maps palette 0-17 (SCHP's get_palette(18), the VOC colour map); entries 18-255 are (i, i, i)
+ATR_PALETTE: Final = (
+    (0, 0, 0), (128, 0, 0), (0, 128, 0), (128, 128, 0), (0, 0, 128), (128, 0, 128), (0, 128, 128), (128, 128, 128),
+    (64, 0, 0), (192, 0, 0), (64, 128, 0), (192, 128, 0), (64, 0, 128), (192, 0, 128), (64, 128, 128),
+    (192, 128, 128), (0, 64, 0), (128, 64, 0),
+)
+# The garment of each category. Skirts (5) count as lower_body cloth with pants (6): CP-VTON's GMM target is the worn
+# garment, and lower_body garments include skirts (dress-code's and LaDI-VTON's loaders take 6 only).
+DC_CLOTH_LABELS: Final = (("upper_body", (4,)), ("lower_body", (5, 6)), ("dresses", (7,)))
+DC_SKIRT_RULE: Final = "skirt (5) counts as lower_body cloth with pants (6)"
+ATR: Final = LabelSpace("ATR", ATR_LABELS, (1, 2, 3, 11), (4, 5, 6, 7), 0, DC_CLOTH_LABELS)
+
+
+LABEL_SPACES: Final = {space.name: space for space in (LIP, CIHP, ATR)}  # by the name prepare.json records
+
+
+def dc_name(pid: str, suffix: int, ext: str) -> str:
+    """``("048392", 4, "png")`` -> ``048392_4.png``: DressCode's files of id ``pid`` differ by suffix (0 model,
+    1 garment, 2 keypoints, 4 label map, 5 skeleton and dense)."""
+    return f"{pid}_{suffix}.{ext}"
+
+
+def dc_id(name: str) -> str:
+    """``048392_0.jpg`` -> ``048392``."""
+    return name.split("_")[0]
+
+
+def atr_palette_bytes() -> list[int]:
+    """The 256-entry label-map palette flattened for ``PIL.Image.putpalette``: `ATR_PALETTE`, then (i, i, i)."""
+    return [c for rgb in ATR_PALETTE for c in rgb] + [i for i in range(len(ATR_PALETTE), 256) for _ in range(3)]
+
+
 # --- results of inference (names of the original test.py) --------------------------------------
 WARP_CLOTH_DIR: Final = "warp-cloth"
 WARP_MASK_DIR: Final = "warp-mask"
@@ -259,8 +317,13 @@ def pairs_lines(data: bytes, errors: str = "strict") -> Iterator[tuple[int, str]
             yield n, line.strip()
 
 
+CATEGORY_CODES: Final = tuple(str(i) for i in range(len(DC_CATEGORIES)))
+
+
 def read_pairs(path: str | os.PathLike, unique_persons: bool = False) -> list[tuple[str, str]]:
-    """A pairs file: ``<person> <cloth>`` per line (blank lines skipped); a malformed line is an error naming it.
+    """A pairs file: ``<person> <cloth>`` per line, split on any whitespace (DressCode's are TAB-separated; its root
+    files add a third column, the category code, accepted and dropped); blank lines skipped; a malformed line is an
+    error naming it.
     A file that is no regular file or is huge is refused unread (`io.read_data_file`).
 
     ``unique_persons``: refuse a person listed twice, where outputs are named by the person.
@@ -271,6 +334,8 @@ def read_pairs(path: str | os.PathLike, unique_persons: bool = False) -> list[tu
     seen: set[str] = set()
     for n, line in pairs_lines(read_data_file(path)):
         parts = line.split()
+        if len(parts) == 3 and parts[2] in CATEGORY_CODES:
+            parts = parts[:2]
         if len(parts) != 2:
             raise ValueError(f"{path}:{n}: expected '<person> <cloth>', got {line!r}")
         if unique_persons and parts[0] in seen:

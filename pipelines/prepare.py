@@ -71,6 +71,8 @@ class PrepareOptions:
     samples: int = 4
     strict: bool = False  # refuse to run, writing nothing, where a warning would be given (see `PrepareSummary`)
     size: tuple[int, int] = fm.FINE_SIZE_HW  # (height, width) written: one of formats.PREPARE_SIZES_HW
+    # the garment categories kept, for a layout that has them (DressCode; `Layout.categories`); None: all
+    categories: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -321,11 +323,15 @@ FILE_COLUMNS = tuple(_column(folder) for kind, name in ((PERSON, "x_0.jpg"), (CL
                      for folder, _ in Item(kind, name, "").files())
 
 
-def _manifest_rows(decisions: list[Decision], results: dict) -> Iterator[dict]:
+def _manifest_rows(decisions: list[Decision], results: dict, categorised: bool = False) -> Iterator[dict]:
+    """One row per pair; ``categorised``: the layout keeps items in category folders, the pair's category is its
+    person's source folder (else the column is empty)."""
     for d in decisions:
         kept = not d.stage
         person, cloth = d.pair.person, d.pair.cloth
-        row: dict = {"pair": d.pair.line, "split": d.split, "person": person and person.name,
+        row: dict = {"pair": d.pair.line, "split": d.split,
+                     "category": person.src_split if categorised and person else None,
+                     "person": person and person.name,
                      "cloth": cloth and cloth.name, "person_id": person and _id(person.name),
                      "cloth_id": cloth and _id(cloth.name), "status": "kept" if kept else "rejected",
                      "stage": d.stage, "reason": d.reason, "keypoints": None}
@@ -352,7 +358,7 @@ def _warm_manifest_writer() -> None:
 def _manifest_schema():
     import pyarrow as pa
 
-    columns = ["pair", "split", "person", "cloth", "person_id", "cloth_id", "status", "stage", "reason"]
+    columns = ["pair", "split", "category", "person", "cloth", "person_id", "cloth_id", "status", "stage", "reason"]
     columns += [f"{c}_{suffix}" for c in FILE_COLUMNS for suffix in ("path", "sha256")]
     return pa.schema([(c, pa.string()) for c in columns] + [("keypoints", pa.list_(pa.float64()))])
 
@@ -388,6 +394,19 @@ def check_size(size_hw: tuple[int, int], adapter: Layout, src: Path) -> None:
     if asked not in fitting:
         raise ValueError(f"size {asked} is larger than the {adapter.name} layout's {own} images (nothing is "
                          f"upsampled); allowed here: {', '.join(fitting)}")
+
+
+def select_categories(adapter: Layout, pairs: list[Pair], categories: tuple[str, ...] | None) -> list[Pair]:
+    """The pairs of ``categories`` (a refusal for a layout without categories, or a category it lacks); a line refused
+    at discovery, whose category is unknown, stays, to be reported."""
+    if categories is None:
+        return pairs
+    unknown = sorted(set(categories) - set(adapter.categories))
+    if not adapter.categories or unknown:
+        known = ", ".join(adapter.categories) or "none"
+        raise ValueError(f"the {adapter.name} layout has no category {', '.join(unknown or categories)} "
+                         f"(its categories: {known})")
+    return [p for p in pairs if p.person is None or p.person.src_split in categories]
 
 
 def _same_options(out: Path, previous: dict | None, config: dict) -> None:
@@ -456,7 +475,12 @@ def prepare(src: str | os.PathLike, out: str | os.PathLike, options: PrepareOpti
     check_size(options.size, adapter, src_path)
     config = {"source": str(src_path), "layout": adapter.name, **asdict(options), "size": list(options.size)}
     del config["samples"], config["strict"]
+    if adapter.categories:
+        config["categories"] = [c for c in adapter.categories if c in (options.categories or adapter.categories)]
+    else:  # recorded only where a layout has categories: earlier preparations stay comparable
+        del config["categories"]
     pairs, official = adapter.discover(src_path, options.resplit)
+    pairs = select_categories(adapter, pairs, options.categories)
     source = Source(src_path, adapter.name, pairs, official, adapter.split_warnings(src_path, pairs))
     if source.warnings and options.strict:
         raise ValueError(f"strict: {'; '.join(source.warnings)}; nothing written")
@@ -513,7 +537,9 @@ def _run(source: Source, out_path: Path, options: PrepareOptions, runner: Runner
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows([("pair", "split", "stage", "reason"), *rejected_rows])
     atomic_write_text(out_path / fm.REJECTED_FILE, buf.getvalue())
-    write_manifest(out_path / fm.MANIFEST_FILE, _manifest_rows(decisions, results), options.size)
+    adapter = LAYOUTS[layout]
+    write_manifest(out_path / fm.MANIFEST_FILE, _manifest_rows(decisions, results, bool(adapter.categories)),
+                   options.size)
 
     counts = Counter((d.stage, d.reason) for d in decisions if d.stage)
     summary = PrepareSummary(out_path, len(decisions), len(kept), {s: len(by_split[s]) for s in fm.SPLITS},
@@ -521,7 +547,8 @@ def _run(source: Source, out_path: Path, options: PrepareOptions, runner: Runner
                               for (s, r), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))],
                              source.warnings)
     _write_samples(out_path, (by_split["test"] or by_split["train"])[: options.samples])
-    adapter = LAYOUTS[layout]
+    categories = ({"categories": config["categories"], "skirt_rule": fm.DC_SKIRT_RULE} if adapter.categories
+                  else {})
     atomic_write_json(out_path / fm.PREPARE_FILE, {  # last: it marks the run finished
         "source": str(src_path), "layout": layout, "seed": options.seed,
         # what the prepared files are: their one size, the pose squares' half-side there (representation.pose_radius),
@@ -529,7 +556,7 @@ def _run(source: Source, out_path: Path, options: PrepareOptions, runner: Runner
         "size_hw": list(options.size), "pose_radius": pose_radius(options.size[0]),
         "label_space": adapter.labels.name, "keypoint_schema": adapter.keypoints.name,
         "pairs": {"total": summary.total, "kept": summary.kept, "rejected": summary.rejected},
-        "splits": summary.splits, "rejections": summary.rejections, "warnings": summary.warnings,
+        "splits": summary.splits, "rejections": summary.rejections, "warnings": summary.warnings, **categories,
         "versions": library_versions("numpy", "pillow", "scipy", "dask", "pyarrow"), "options": config})
     _clean_up(out_path)
     return summary

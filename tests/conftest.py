@@ -11,6 +11,7 @@ CPVTON_PAIRS, CPVTON_SEED = 24, 0
 DEFECT_PAIRS, DEFECT_SEED = 24, 1
 VITON_PAIRS, VITON_SEED = 8, 0
 VITON_HD_PAIRS, VITON_HD_SEED = 12, 0
+DRESSCODE_PAIRS, DRESSCODE_SEED = 12, 0
 
 
 @pytest.fixture(scope="session")
@@ -42,4 +43,12 @@ def synth_viton_hd(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """VITON-HD's release tree (768x1024, every folder): 12 pairs, seed 0."""
     root = tmp_path_factory.mktemp("synth_viton_hd") / "data"
     synthesize(root, VITON_HD_PAIRS, VITON_HD_SEED, layout="viton-hd")
+    return root
+
+
+@pytest.fixture(scope="session")
+def synth_dresscode(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """DressCode's tree (768x1024, three category folders, TAB pairs files): 12 pairs, 4 per category, seed 0."""
+    root = tmp_path_factory.mktemp("synth_dresscode") / "data"
+    synthesize(root, DRESSCODE_PAIRS, DRESSCODE_SEED, layout="dresscode")
     return root

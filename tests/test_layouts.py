@@ -17,9 +17,11 @@ from vton.pipelines.layouts.base import PAIR_LISTS, SPLIT_LIST
 
 
 @pytest.fixture(scope="module")
-def roots(synth_cpvton: Path, synth_viton_raw: Path, synth_viton_hd: Path) -> dict[str, Path]:
+def roots(synth_cpvton: Path, synth_viton_raw: Path, synth_viton_hd: Path, synth_dresscode: Path
+          ) -> dict[str, Path]:
     """A synthetic root per registered layout (a new adapter must add its synth generator and a fixture here)."""
-    found = {"cpvton": synth_cpvton, "viton": synth_viton_raw, "viton-hd": synth_viton_hd}
+    found = {"cpvton": synth_cpvton, "viton": synth_viton_raw, "viton-hd": synth_viton_hd,
+             "dresscode": synth_dresscode}
     assert set(found) == set(LAYOUTS)
     return found
 
@@ -28,8 +30,9 @@ def test_detect_picks_each_layouts_adapter(roots: dict[str, Path]) -> None:
     for name, root in roots.items():
         assert detect(root) is LAYOUTS[name]
         detected = {a.name for a in LAYOUTS.values() if a.detect(root)}
-        # CP-VTON's marker ({split}/image/) also fits VITON-HD's tree: detect tries the more specific marker first
-        assert detected == ({name, PREPARED.name} if name == "viton-hd" else {name})
+        # CP-VTON's marker ({split}/image/ or a train_pairs.txt) also fits VITON-HD's and DressCode's trees: detect
+        # tries the more specific marker first
+        assert detected == ({name, PREPARED.name} if name in ("viton-hd", "dresscode") else {name})
 
 
 def test_detect_refuses_an_unknown_tree_in_one_line(tmp_path: Path) -> None:
@@ -51,7 +54,8 @@ def test_the_more_specific_marker_wins(synth_cpvton: Path, synth_viton_raw: Path
 
 
 def _lines(path: Path) -> list[tuple[str, str]]:
-    return [tuple(line.split()) for line in path.read_text().splitlines() if line.strip()]
+    """(person, cloth) per line; DressCode's root files add a third column, the category code."""
+    return [tuple(line.split()[:2]) for line in path.read_text().splitlines() if line.strip()]
 
 
 def test_every_adapter_lists_the_pairs_and_files_on_disk(roots: dict[str, Path]) -> None:

@@ -310,7 +310,7 @@ def test_every_recorded_defect_is_in_the_files(synth_defects: Path) -> None:
 def test_bad_requests_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at least"):
         synthesize(tmp_path / "few", pairs=10, seed=0, defects=True)
-    with pytest.raises(ValueError, match="applies to the cpvton and viton-hd layouts only"):
+    with pytest.raises(ValueError, match="applies to the cpvton, viton-hd and dresscode layouts only"):
         synthesize(tmp_path / "raw", pairs=30, seed=0, layout="viton", defects=True)
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("x")

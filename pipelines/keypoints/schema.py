@@ -94,6 +94,37 @@ def parse_body25_json(data: bytes) -> np.ndarray:
     return _pose_values(data, "pose_keypoints_2d", len(BODY_25_JOINTS))
 
 
+# DressCode's keypoints/{id}_2.json: {"keypoints": [[x, y, score, candidate id] x 18]} in OpenPose-18 order, so the
+# schema maps identity; a missing joint is [-1, -1, 0, -1] (aimagelab/dress-code data/dataset.py reads it this way).
+DRESSCODE = KeypointSchema("DressCode", OPENPOSE18, tuple(range(NUM_JOINTS)))
+
+
+def parse_dresscode_json(data: bytes) -> np.ndarray:
+    """The (18, 3) x, y, score of a DressCode keypoints file, in its own 384x512 frame: 18 entries of 4 finite numbers
+    each (the 4th, a candidate id, dropped); a missing joint (x and y both -1) becomes 0, 0, 0, CP-VTON's missing joint
+    (never drawn: its squares need x > 1 and y > 1, as dress-code's own x > 1, y > 1 test never draws -1)."""
+    try:
+        entries = json.loads(data)["keypoints"]
+    except RecursionError:
+        raise KeypointError("keypoints JSON nests too deeply to parse") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise KeypointError(f"no keypoints list ({type(exc).__name__})") from None
+    if not isinstance(entries, list) or len(entries) != NUM_JOINTS:
+        n = len(entries) if isinstance(entries, list) else type(entries).__name__
+        raise KeypointError(f"keypoints holds {n} entries, expected {NUM_JOINTS}")
+    if not all(isinstance(e, list) and len(e) == 4 and all(type(v) in (int, float) for v in e) for e in entries):
+        raise KeypointError("a keypoints entry is not 4 numbers [x, y, score, id]")
+    try:
+        values = np.asarray(entries, np.float64)[:, :3]
+        finite = bool(np.isfinite(values).all())
+    except OverflowError:
+        finite = False
+    if not finite:
+        raise KeypointError("keypoints holds a non-finite value")
+    values[(values[:, 0] == -1) & (values[:, 1] == -1)] = 0.0
+    return DRESSCODE.to_openpose18(values)
+
+
 def pose_json(keypoints: np.ndarray) -> bytes:
     """The OpenPose-1.0-style file convert_data.m writes (same keys; numbers with 15 significant digits)."""
     numbers = ", ".join(format(float(v), ".15g") for v in np.asarray(keypoints, np.float64).reshape(-1))

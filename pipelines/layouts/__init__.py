@@ -10,11 +10,12 @@ from typing import Final
 
 from vton.pipelines.layouts.base import Layout
 from vton.pipelines.layouts.cpvton import CPVTON
+from vton.pipelines.layouts.dresscode import DRESSCODE_LAYOUT
 from vton.pipelines.layouts.viton_hd import VITON_HD
 from vton.pipelines.layouts.viton_raw import VITON_RAW
 
 # detection order: the more specific marker first (a VITON-HD tree also has {split}/image/, CP-VTON's marker)
-_ADAPTERS: Final = (VITON_RAW, VITON_HD, CPVTON)
+_ADAPTERS: Final = (VITON_RAW, DRESSCODE_LAYOUT, VITON_HD, CPVTON)
 LAYOUTS: Final[dict[str, Layout]] = {adapter.name: adapter for adapter in sorted(_ADAPTERS, key=lambda a: a.name)}
 PREPARED: Final[Layout] = CPVTON  # the layout `vton prepare` writes, which the Dataset and evaluate read
 

@@ -110,6 +110,8 @@ class Layout(ABC):
     keypoints: ClassVar[KeypointSchema]
     pairs_names: ClassVar[Mapping[str, str]]  # a name in PAIR_LISTS -> its file in the root (only those it has)
     split_folders: ClassVar[bool]  # items lie in a folder per split (else all in one, and src_split is "")
+    # garment categories, each a folder of its items (DressCode): there, an item's src_split is its category
+    categories: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def detect(self, root: Path) -> bool:

@@ -49,8 +49,9 @@ def resize_rgb(data: bytes, what: str, size_hw: tuple[int, int] = fm.FINE_SIZE_H
     return img.resize(size_hw[::-1], Image.Resampling.BILINEAR)
 
 
-def parse_labels(data: bytes) -> Image.Image:
-    """The CIHP parse, checked: a palette (P) image of 768x1024 whose indices are labels 0..19. The loaders read the
+def parse_labels(data: bytes, labels: fm.LabelSpace = fm.CIHP) -> Image.Image:
+    """The parse (CIHP; DressCode's ATR label map), checked: a palette (P) image of 768x1024 whose indices are labels
+    of ``labels`` (0..19 for CIHP). The loaders read the
     indices of the P image (``np.array`` after a NEAREST resize); an RGB or L parse would give them colours or greys,
     so it is refused rather than guessed."""
     try:
@@ -59,8 +60,8 @@ def parse_labels(data: bytes) -> Image.Image:
         if rej.stage == "labels":  # decode_image's mode check
             raise Rejection("labels", f"parse is not a palette (P) image ({rej.reason})") from None
         raise
-    if int(np.asarray(img).max()) >= len(fm.CIHP.labels):  # at full size: the resize may drop a few pixels
-        raise Rejection("labels", f"parse holds labels outside 0..{len(fm.CIHP.labels) - 1}")
+    if int(np.asarray(img).max()) >= len(labels.labels):  # at full size: the resize may drop a few pixels
+        raise Rejection("labels", f"parse holds labels outside 0..{len(labels.labels) - 1}")
     return img
 
 

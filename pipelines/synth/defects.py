@@ -46,6 +46,13 @@ HD_FAULTS: Final = (  # VITON-HD's tree
     "id_in_both_splits",
     "path_outside_root",
 )
+DC_FAULTS: Final = (  # DressCode's tree
+    "truncated_jpeg",
+    "label_out_of_range",  # label map holds label 18, outside ATR's 0..17
+    "parse_not_palette",  # label map saved as RGB
+    "keypoints_17",  # keypoints list of 17 entries, not 18
+    "test_id_in_train",  # a train line (root train_pairs.txt) names a test model and their garment
+)
 AGNOSTIC_JOINTS: Final = (2, 5, 9, 12)  # missing_joint picks one (the neck, 1, is never off the figure anyway)
 DEFECTS_FILE: Final = "defects.json"
 DEFECT_TRAIN_PAIRS: Final = max(len(FAULTS), len(HD_FAULTS)) + 1  # one victim per fault plus a duplicate's source
@@ -55,18 +62,19 @@ ESCAPING_PATH: Final = "../../../../../etc/passwd"  # leaves the root from ROOT,
 class _Target:
     """The files of one train pair (named by the generator's layout) and the edits the injectors share."""
 
-    def __init__(self, root: Path, pid: str, generator: Generator) -> None:
-        self.root, self.pid, self.generator = root, pid, generator
+    def __init__(self, root: Path, pid: str, generator: Generator, folder: str = "train") -> None:
+        self.root, self.pid, self.generator, self.folder = root, pid, generator, folder
         self.layout = generator.layout
         self.person, self.cloth = generator.person_name(pid), generator.cloth_name(pid)
         self.line = f"{self.person} {self.cloth}"
-        self.image, self.parse, self.pose = self.layout.person_files("train", self.person)[:3]
-        self.mask = self.layout.cloth_files("train", self.cloth).mask
+        self.image, self.parse, self.pose = self.layout.person_files(folder, self.person)[:3]
+        self.mask = self.layout.cloth_files(folder, self.cloth).mask
 
     def replace_pairs_line(self, new_line: str) -> None:
+        """Replace the train line naming this pair (its first two columns: DressCode's root files add a third)."""
         pairs = self.layout.pairs_file(self.root, "train")
         lines = pairs.read_text().splitlines()
-        lines[lines.index(self.line)] = new_line
+        lines[[line.split()[:2] for line in lines].index([self.person, self.cloth])] = new_line
         atomic_write_text(pairs, "".join(f"{line}\n" for line in lines))
 
     def pose_doc(self) -> dict:
@@ -104,15 +112,18 @@ def _missing_parse(t: _Target, _: dict) -> Injected:
 
 
 def _label_out_of_range(t: _Target, _: dict) -> Injected:
+    """The lowest rows of the face (LIP and CIHP 13, ATR 11: the head group's last label) get the first label past the
+    layout's (LIP, CIHP: 20, CP-VTON+'s neck label of image-parse-new; ATR: 18)."""
     parse = Image.open(t.root / t.parse)
     labels = np.array(parse)
-    rows = np.nonzero((labels == fm.LABEL["Face"]).any(axis=1))[0]
-    neck = (labels == fm.LABEL["Face"]) & (np.arange(labels.shape[0])[:, None] >= rows.max() - 8)
-    labels[neck] = fm.NUM_LABELS  # 20: the neck label of CP-VTON+'s image-parse-new
+    face, outside = t.layout.labels.head[-1], len(t.layout.labels.labels)
+    rows = np.nonzero((labels == face).any(axis=1))[0]
+    neck = (labels == face) & (np.arange(labels.shape[0])[:, None] >= rows.max() - 8)
+    labels[neck] = outside
     fixed = Image.fromarray(labels)
     fixed.putpalette(parse.getpalette())
     atomic_save_image(fixed, t.root / t.parse)
-    return t.line, t.parse, f"{int(neck.sum())} neck pixels labelled {fm.NUM_LABELS}"
+    return t.line, t.parse, f"{int(neck.sum())} neck pixels labelled {outside}"
 
 
 def _missing_keypoints(t: _Target, _: dict) -> Injected:
@@ -182,6 +193,22 @@ def _missing_joint(t: _Target, ctx: dict) -> Injected:
     return t.line, t.pose, f"BODY_25 joint {joint} written 0,0,0"
 
 
+def _keypoints_17(t: _Target, _: dict) -> Injected:
+    doc = t.pose_doc()
+    doc["keypoints"] = doc["keypoints"][:17]
+    atomic_write_text(t.root / t.pose, json.dumps(doc))  # DressCode's json.dumps default formatting
+    return t.line, t.pose, "keypoints cut to 17 entries"
+
+
+def _test_id_in_train(t: _Target, ctx: dict) -> Injected:
+    """DressCode: the train line of this pair is replaced by a test model's line (their files exist, in their
+    category); the victim's own files stay, unlisted."""
+    twin = _Target(t.root, ctx["twin"], t.generator, ctx["folders"][ctx["twin"]])
+    code = t.layout.categories.index(twin.folder)
+    t.replace_pairs_line(f"{twin.person}\t{twin.cloth}\t{code}")
+    return twin.line, twin.image, f"train line of {t.pid} replaced by test id {twin.pid}"
+
+
 _INJECTORS: dict[str, Callable[[_Target, dict], Injected]] = {
     "truncated_jpeg": _truncated_jpeg, "wrong_size": _wrong_size, "duplicate_image": _duplicate_image,
     "missing_parse": _missing_parse, "label_out_of_range": _label_out_of_range,
@@ -189,20 +216,24 @@ _INJECTORS: dict[str, Callable[[_Target, dict], Injected]] = {
     "nan_keypoints": _nan_keypoints, "empty_cloth_mask": _empty_cloth_mask,
     "id_in_both_splits": _id_in_both_splits, "path_outside_root": _path_outside_root,
     "parse_not_palette": _parse_not_palette, "body25_wrong_length": _body25_wrong_length,
-    "empty_people": _empty_people, "missing_joint": _missing_joint,
+    "empty_people": _empty_people, "missing_joint": _missing_joint, "keypoints_17": _keypoints_17,
+    "test_id_in_train": _test_id_in_train,
 }
 
 
 def inject_defects(root: Path, train_ids: list[str], test_ids: list[str], rng: np.random.Generator,
-                   generator: Generator) -> list[dict]:
-    """Apply every fault of ``generator.faults`` to its own seeded train pair; write and return the ground truth."""
+                   generator: Generator, folders: dict[str, str] | None = None) -> list[dict]:
+    """Apply every fault of ``generator.faults`` to its own seeded train pair; write and return the ground truth.
+    ``folders``: each id's source folder where it is not ``train`` (DressCode: its category)."""
     if len(train_ids) < DEFECT_TRAIN_PAIRS or not test_ids:
         raise ValueError(f"defects need {DEFECT_TRAIN_PAIRS} train pairs and a test pair")
     chosen = [str(pid) for pid in rng.permutation(train_ids)[:DEFECT_TRAIN_PAIRS]]
-    ctx = {"source": chosen[-1], "twin": str(rng.choice(test_ids)), "joint": int(rng.choice(AGNOSTIC_JOINTS))}
+    ctx = {"source": chosen[-1], "twin": str(rng.choice(test_ids)), "joint": int(rng.choice(AGNOSTIC_JOINTS)),
+           "folders": folders or {}}
     records = []
     for fault, pid in zip(generator.faults, chosen):
-        pair, file, detail = _INJECTORS[fault](_Target(root, pid, generator), ctx)
+        target = _Target(root, pid, generator, (folders or {}).get(pid, "train"))
+        pair, file, detail = _INJECTORS[fault](target, ctx)
         records.append({"pair": pair, "split": "train", "file": file, "fault": fault, "detail": detail})
     atomic_write_json(root / DEFECTS_FILE, records)
     return records

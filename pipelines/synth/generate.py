@@ -10,7 +10,7 @@ Everything is seeded: the same arguments give byte-identical files.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 import numpy as np
 from tqdm import tqdm
@@ -23,6 +23,8 @@ from vton.pipelines.split import official_share
 from vton.pipelines.synth.cpvton import CPVTON_SYNTH
 from vton.pipelines.synth.defects import DEFECT_TRAIN_PAIRS, inject_defects
 from vton.pipelines.synth.draw import Person, make_person
+from vton.pipelines.synth.dresscode import DRESSCODE_SYNTH
+from vton.pipelines.synth.dresscode import plan as dresscode_plan
 from vton.pipelines.synth.viton_hd import VITON_HD_SYNTH
 from vton.pipelines.synth.viton_raw import VITON_RAW_SYNTH
 
@@ -47,7 +49,15 @@ class Generator(Protocol):
     def present(self, root: Path, ids: dict[str, list[str]]) -> dict[str, list[str]]: ...
 
 
-GENERATORS: dict[str, Generator] = {g.layout.name: g for g in (CPVTON_SYNTH, VITON_RAW_SYNTH, VITON_HD_SYNTH)}
+class CategoryGenerator(Generator, Protocol):
+    """The generator of a layout with category folders (`Layout.categories`, DressCode): ids, splits and pairs lists
+    are per category, so it plans and writes the whole tree itself (arguments checked by `synthesize`)."""
+
+    def synthesize(self, out: Path, pairs: int, seed: int, with_defects: bool, progress: bool) -> dict: ...
+
+
+GENERATORS: dict[str, Generator] = {g.layout.name: g for g in (CPVTON_SYNTH, VITON_RAW_SYNTH, VITON_HD_SYNTH,
+                                                                 DRESSCODE_SYNTH)}
 
 
 def split_counts(pairs: int) -> tuple[int, int]:
@@ -58,10 +68,17 @@ def split_counts(pairs: int) -> tuple[int, int]:
     return pairs - test, test
 
 
-def min_defect_pairs() -> int:
+def train_count(pairs: int, layout: str = "cpvton") -> int:
+    """The train pairs of ``pairs`` synthetic pairs of ``layout`` (a layout with categories splits each one)."""
+    if GENERATORS[layout].layout.categories:
+        return sum(len(ids["train"]) for ids in dresscode_plan(pairs).values())
+    return split_counts(pairs)[0]
+
+
+def min_defect_pairs(layout: str = "cpvton") -> int:
     """The fewest pairs whose split leaves a train pair per fault (plus a duplicate source) and a test pair."""
     pairs = 2
-    while split_counts(pairs)[0] < DEFECT_TRAIN_PAIRS:
+    while train_count(pairs, layout) < DEFECT_TRAIN_PAIRS:
         pairs += 1
     return pairs
 
@@ -102,14 +119,17 @@ def synthesize(out: Path, pairs: int, seed: int, layout: str = "cpvton", defects
         raise ValueError("pairs must be >= 1 and seed >= 0")
     if defects:
         if not generator.faults:
-            faulted = " and ".join(name for name, g in GENERATORS.items() if g.faults)
+            *others, last = [name for name, g in GENERATORS.items() if g.faults]
+            faulted = f"{', '.join(others)} and {last}" if others else last
             raise ValueError(f"--defects applies to the {faulted} layouts only; the {layout} layout is written clean")
-        if pairs < min_defect_pairs():
-            raise ValueError(f"--defects needs at least {min_defect_pairs()} pairs, got {pairs}")
+        if pairs < min_defect_pairs(layout):
+            raise ValueError(f"--defects needs at least {min_defect_pairs(layout)} pairs, got {pairs}")
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} is not empty; synth writes into a new or empty folder")
     out.mkdir(parents=True, exist_ok=True)
+    if generator.layout.categories:  # folders per category, not per split: the generator plans ids and lists itself
+        return cast(CategoryGenerator, generator).synthesize(out, pairs, seed, defects, progress)
     rng = np.random.default_rng(seed)
     ids = make_ids(rng, pairs, generator.id_digits)
     n_train, n_test = split_counts(pairs)

@@ -41,6 +41,7 @@ class ParseFile:
     root: Path
     split: str
     person: str
+    space: fm.LabelSpace  # the person's label space (`Layout.person_labels`): its cloth labels make the region
 
     def labels(self) -> np.ndarray:
         """Label indices at the parse's own size; an unreadable file is an ImageError naming it."""
@@ -91,8 +92,10 @@ def dataset_test_files(data: Path, settings: Iterable[str]) -> TestFiles:
     split = layout.src_split("test")
     persons = sorted({person for listed in pairs.values() for person, _ in listed})
     files = {p: layout.person_files(split, p) for p in persons}
+    labels_of = layout.person_labels(data)
     return TestFiles(layout, pairs, lists, absent, {p: safe_join(data, f.image) for p, f in files.items()},
-                     {p: ParseFile(safe_join(data, f.parse), layout, data, split, p) for p, f in files.items()},
+                     {p: ParseFile(safe_join(data, f.parse), layout, data, split, p, labels_of(p))
+                      for p, f in files.items()},
                      cloths)
 
 # --- results matched to them -----------------------------------------------------------------------
@@ -223,8 +226,8 @@ def load_mask(path: Path, scale: Scale) -> tuple[torch.Tensor, bool]:
 
 
 def load_cloth_region(parse: ParseFile, scale: Scale) -> tuple[torch.Tensor, bool]:
-    """Boolean mask of the person's cloth labels (the layout's ``labels.cloth``) at the scoring size."""
-    region = np.isin(parse.labels(), parse.layout.labels.cloth).astype(np.uint8)
+    """Boolean mask of the person's cloth labels (`Layout.person_labels`) at the scoring size."""
+    region = np.isin(parse.labels(), parse.space.cloth).astype(np.uint8)
     img, resized = _fit(region, scale.size_hw, "labels")  # nearest: the same pixels as resizing the labels first
     return torch.from_numpy(img.astype(bool)), resized
 

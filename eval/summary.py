@@ -99,9 +99,10 @@ def _details(settings: Settings, files: dict[str, Any], k: int, n_cloths: int, u
 def dataset_block(files: TestFiles) -> dict[str, Any]:
     """How the dataset was read: its layout adapter, label space, cloth labels (the cloth region's) and the file
     each test list was read from."""
-    layout = files.layout
-    return {"layout": layout.name, "labels": layout.labels.name, "cloth_labels": list(layout.labels.cloth),
-            "pairs": files.lists}
+    spaces = {p.space for p in files.person_parse.values()} or {files.layout.labels}
+    cloth = sorted({tuple(s.cloth) for s in spaces})
+    return {"layout": files.layout.name, "labels": "/".join(sorted({s.name for s in spaces})),
+            "cloth_labels": list(cloth[0]) if len(cloth) == 1 else [list(c) for c in cloth], "pairs": files.lists}
 
 
 def resize_block(scale: Scale, origin: dict[str, Any], resized: dict[str, int]) -> dict[str, Any]:

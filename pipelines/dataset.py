@@ -80,6 +80,7 @@ class TryOnDataset(Dataset):
         else:
             self.pairs = fm.read_pairs(pairs, unique_persons)
         self.size_hw = layout.source_size_hw(self.root)
+        self.labels_of = layout.person_labels(self.root)  # e.g. DressCode's cloth labels by the pair's category
         self.grid = to_unit(rep.grid_image(*self.size_hw))
 
     def __len__(self) -> int:
@@ -103,7 +104,7 @@ class TryOnDataset(Dataset):
         im_name, c_name = self.pairs[index]
         person = self.layout.person_files(self.split, im_name)
         cloth_files = self.layout.cloth_files(self.split, c_name)
-        labels = self.layout.labels
+        labels = self.labels_of(im_name)
         cloth = self._image(cloth_files.cloth, "RGB")
         cloth_mask = self._image(cloth_files.mask, "L")
         image = self._image(person.image, "RGB")

@@ -307,3 +307,42 @@ def test_person_parse_and_resplit(dc: Path, tmp_path: Path) -> None:
     rows = pq.read_table(tmp_path / "out" / "manifest.parquet").to_pylist()
     assert {r["category"] for r in rows} == {"dresses", "upper_body"}
     assert json.loads((tmp_path / "out" / "prepare.json").read_text())["categories"] == ["upper_body", "dresses"]
+
+
+def test_dataset_reads_a_prepared_dresscode_folder_with_atr_by_category(dc: Path, prepared: Path) -> None:
+    """The Dataset takes the ATR label space prepare.json records and each pair's category from the manifest: the
+    cloth target mask and the head are the category's ATR labels (tested against the source's category folders)."""
+    import torch
+
+    from vton.pipelines.dataset import TryOnDataset
+
+    for split, pairs, root_file in (("train", "train", "train_pairs.txt"), ("test", "paired", "test_pairs_paired.txt")):
+        codes = {person: CATEGORIES[int(code)] for person, _, code in _root_lines(dc, root_file)}
+        ds = TryOnDataset(prepared, split=split, pairs=pairs)
+        assert len(ds) == len(codes)
+        for index in range(len(ds)):
+            item = ds[index]
+            parse = np.asarray(Image.open(prepared / split / "image-parse" / item["im_name"].replace(".jpg", ".png")))
+            want = np.isin(parse, sorted(CLOTH[codes[item["im_name"]]]))
+            assert want.any()
+            assert torch.equal(item["parse_cloth_mask"][0], torch.from_numpy(want.astype(np.float32)))
+            head = torch.from_numpy(np.isin(parse, sorted(HEAD)))
+            assert torch.equal(item["head"][:, ~head], torch.full_like(item["head"][:, ~head], -1.0))
+
+
+def test_dataset_refuses_a_person_without_a_category(prepared: Path, tmp_path: Path) -> None:
+    import shutil
+
+    import pandas as pd
+
+    from vton.pipelines.dataset import TryOnDataset
+
+    copy = tmp_path / "copy"
+    shutil.copytree(prepared, copy)
+    manifest = pd.read_parquet(copy / fm.MANIFEST_FILE)
+    first = fm.read_pairs(copy / fm.TRAIN_PAIRS)[0][0]
+    manifest.loc[manifest.person == first, "category"] = None
+    manifest.to_parquet(copy / fm.MANIFEST_FILE, index=False)
+    ds = TryOnDataset(copy, split="train", pairs="train")
+    with pytest.raises(ValueError, match=f"no category for {first}"):
+        ds[[p for p, _ in ds.pairs].index(first)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, NamedTuple
@@ -188,6 +188,11 @@ class Layout(ABC):
         if self.pairs_file(root, which) is None:
             return [(person, self.own_cloth(person)) for person, _ in listed]
         return listed
+
+    def person_labels(self, root: Path) -> Callable[[str], fm.LabelSpace]:
+        """The label space of each person's parse (by person name): this layout's, for every person. A tree whose
+        persons differ (a prepared tree recording its source's labels, DressCode's cloth by category) overrides."""
+        return lambda person: self.labels
 
     def person_parse(self, root: Path, split: str, name: str) -> np.ndarray:
         """The parse of person ``name`` of ``split`` as a 2-D integer array of label indices in `labels`, at its file's

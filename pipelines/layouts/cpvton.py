@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,27 @@ class CpvtonLayout(Layout):
     def test_cloths(self, root: Path) -> list[Path]:
         folder = Path(root) / "test" / fm.CLOTH_DIR
         return sorted(p for p in folder.iterdir() if p.suffix.lower() in fm.IMAGE_SUFFIXES) if folder.is_dir() else []
+
+    def person_labels(self, root: Path) -> Callable[[str], fm.LabelSpace]:
+        """What prepare recorded: its source's label space (prepare.json's ``label_space``: LIP, CIHP or ATR), and
+        where that space's cloth depends on the category (DressCode), each person's category from the manifest. A
+        tree without prepare.json is CP-VTON's own: LIP."""
+        report = Path(root) / fm.PREPARE_FILE
+        recorded = json.loads(read_data_file(report)).get("label_space") if report.is_file() else None
+        space = fm.LABEL_SPACES.get(recorded, self.labels)
+        if not space.cloth_by_category:
+            return lambda person: space
+        import pandas as pd  # only for a tree whose cloth labels depend on the category
+
+        manifest = pd.read_parquet(Path(root) / fm.MANIFEST_FILE, columns=["person", "category"]).dropna()
+        by_person = {p: space.for_category(c) for p, c in zip(manifest.person, manifest.category)}
+
+        def labels(person: str) -> fm.LabelSpace:
+            if person not in by_person:
+                raise ValueError(f"{root}: {fm.MANIFEST_FILE} gives no category for {person}, whose {space.name} cloth "
+                                 "labels depend on it")
+            return by_person[person]
+        return labels
 
     def source_size_hw(self, root: Path) -> tuple[int, int]:
         """The tree's one size: prepare.json's ``size_hw`` where it records one, else the (height, width) of the first

@@ -89,12 +89,11 @@ def dataset_test_files(data: Path, settings: Iterable[str]) -> TestFiles:
     cloths = layout.test_cloths(data)
     if not cloths:
         raise FileNotFoundError(f"{data} holds no in-shop test cloth images (read as the {layout.name} layout)")
-    split = layout.src_split("test")
+    folder_of, labels_of = layout.test_folders(data), layout.person_labels(data)
     persons = sorted({person for listed in pairs.values() for person, _ in listed})
-    files = {p: layout.person_files(split, p) for p in persons}
-    labels_of = layout.person_labels(data)
+    files = {p: layout.person_files(folder_of(p), p) for p in persons}
     return TestFiles(layout, pairs, lists, absent, {p: safe_join(data, f.image) for p, f in files.items()},
-                     {p: ParseFile(safe_join(data, f.parse), layout, data, split, p, labels_of(p))
+                     {p: ParseFile(safe_join(data, f.parse), layout, data, folder_of(p), p, labels_of(p))
                       for p, f in files.items()},
                      cloths)
 

@@ -37,9 +37,9 @@ def context(data: Path, results: dict[str, Path | None]) -> Context:
     for setting in SETTINGS:
         if layout.test_pairs_file(data, setting).is_file():
             pairs[setting] = layout.read_test_pairs(data, setting)
-    split = layout.src_split("test")
+    folder_of = layout.test_folders(data)
     persons = sorted({p for listed in pairs.values() for p, _ in listed})
-    person_image = {p: safe_join(data, layout.person_files(split, p).image) for p in persons}
+    person_image = {p: safe_join(data, layout.person_files(folder_of(p), p).image) for p in persons}
     gt_dirs = tuple(sorted({path.parent for path in person_image.values()}))
     return Context(pairs, person_image, gt_dirs, {s: Path(f) for s, f in results.items() if f is not None})
 

@@ -346,3 +346,40 @@ def test_dataset_refuses_a_person_without_a_category(prepared: Path, tmp_path: P
     ds = TryOnDataset(copy, split="train", pairs="train")
     with pytest.raises(ValueError, match=f"no category for {first}"):
         ds[[p for p, _ in ds.pairs].index(first)]
+
+
+def test_evaluate_reads_the_released_tree_by_category(dc: Path, tmp_path: Path) -> None:
+    """Raw DressCode: each test model found in their category folder, the cloth region from their category's ATR
+    labels (upper 4, lower 5 and 6, dresses 7), ground truth shrunk to the results' size."""
+    import pandas as pd
+    from skimage.metrics import structural_similarity
+
+    adapter = LAYOUTS["dresscode"]
+    folder = adapter.test_folders(dc)
+    persons = [p for p, _ in adapter.read_test_pairs(dc, "paired")]
+    out = tmp_path / "paired"
+    for i, person in enumerate(persons):  # nested category folders, as DressCode methods write them
+        fake = Image.open(dc / folder(person) / "images" / person).convert("RGB").resize((96, 128))
+        noisy = np.clip(np.asarray(fake, np.float64) + np.random.default_rng(i).normal(0, 6, (128, 96, 3)), 0, 255)
+        (out / folder(person)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(noisy.astype(np.uint8)).save(out / folder(person) / f"{person[:-4]}.png")
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, ["evaluate", str(dc), "--paired", str(out), "--out", str(run), "--metrics",
+                                       "ssim,ssim_cloth", "--device", "cpu", "--workers", "0"])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_parquet(run / fm.METRICS_FILE)
+    summary = json.loads((run / fm.SUMMARY_FILE).read_text())
+    assert summary["protocol"]["dataset"]["labels"] == "ATR"
+    for person in persons:
+        category = folder(person)
+        real = np.asarray(Image.open(dc / category / "images" / person).convert("RGB").resize(
+            (96, 128), Image.Resampling.BICUBIC), np.float64) / 255
+        fake = np.asarray(Image.open(out / category / f"{person[:-4]}.png"), np.float64) / 255
+        labels = np.asarray(Image.open(dc / category / "label_maps" / person.replace("_0.jpg", "_4.png")).resize(
+            (96, 128), Image.Resampling.NEAREST))
+        region = np.isin(labels, sorted(CLOTH[category]))[5:-5, 5:-5]
+        _, smap = structural_similarity(fake, real, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                        data_range=1.0, channel_axis=-1, full=True)
+        row = frame[(frame.person == person) & (frame.setting == "paired")].set_index("metric")["value"]
+        assert region.any()
+        assert row["ssim_cloth"] == pytest.approx(smap.mean(axis=-1)[5:-5, 5:-5][region].mean(), abs=1e-4)

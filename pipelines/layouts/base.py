@@ -189,6 +189,11 @@ class Layout(ABC):
             return [(person, self.own_cloth(person)) for person, _ in listed]
         return listed
 
+    def test_folders(self, root: Path) -> Callable[[str], str]:
+        """The source folder (`Item.src_split`) of each test person, by name: the test split's here; DressCode, whose
+        folders are categories, overrides."""
+        return lambda person: self.src_split("test")
+
     def person_labels(self, root: Path) -> Callable[[str], fm.LabelSpace]:
         """The label space of each person's parse (by person name): this layout's, for every person. A tree whose
         persons differ (a prepared tree recording its source's labels, DressCode's cloth by category) overrides."""

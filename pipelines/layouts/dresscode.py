@@ -16,6 +16,7 @@ DressCode ships no garment mask: it is computed from the resized garment as raw 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +119,33 @@ class DressCodeLayout(Layout):
                    else self.folder_persons(root))
         return [pair_of_line(f"{name} {self.own_cloth(name)}", "", category)
                 for category, name in dict.fromkeys(persons)], False
+
+    def _test_categories(self, root: Path) -> dict[str, str]:
+        """Each test model's category, from the root test lists' third column."""
+        found: dict[str, str] = {}
+        for which in ("paired", "unpaired"):
+            path = self.pairs_file(root, which)
+            if path is not None and path.is_file():
+                for _, line in fm.pairs_lines(read_data_file(path), "surrogateescape"):
+                    pair = root_pair(line, "test")
+                    if pair.person is not None:
+                        found.setdefault(pair.person.name, pair.person.src_split)
+        return found
+
+    def test_folders(self, root: Path) -> Callable[[str], str]:
+        """A test model's folder is their category (the root test lists' third column)."""
+        categories = self._test_categories(root)
+
+        def folder(person: str) -> str:
+            if person not in categories:
+                raise ValueError(f"{root}: the test lists give no category for {person}")
+            return categories[person]
+        return folder
+
+    def person_labels(self, root: Path) -> Callable[[str], fm.LabelSpace]:
+        """ATR with the cloth labels of each test model's category."""
+        folder = self.test_folders(root)
+        return lambda person: self.labels.for_category(folder(person))
 
     def person_parse(self, root: Path, split: str, name: str) -> np.ndarray:
         """The ATR labels at 1024x768, checked as ingest checks them; ``split`` is the category."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, NamedTuple
 
@@ -96,6 +96,23 @@ def own_cloth(person: str) -> str:
     """``000001_0.jpg`` -> ``000001_1.jpg``."""
     stem = person[: -len("_0.jpg")] if person.endswith("_0.jpg") else person[: -len(".jpg")]
     return fm.cloth_name(stem)
+
+
+@dataclass(frozen=True)
+class PersonLabels:
+    """The label space of each person's parse, by person name: ``by_person``'s where it names one (DressCode's cloth
+    by category), else ``default``; a plain picklable object, as the Dataset's worker processes need. ``missing``:
+    when set, a name ``by_person`` lacks is an error with that text instead of ``default``."""
+    default: fm.LabelSpace
+    by_person: Mapping[str, fm.LabelSpace] = field(default_factory=dict)
+    missing: str = ""
+
+    def __call__(self, person: str) -> fm.LabelSpace:
+        if person in self.by_person:
+            return self.by_person[person]
+        if self.missing:
+            raise ValueError(f"{self.missing} {person}")
+        return self.default
 
 
 class Layout(ABC):
@@ -194,10 +211,10 @@ class Layout(ABC):
         folders are categories, overrides."""
         return lambda person: self.src_split("test")
 
-    def person_labels(self, root: Path) -> Callable[[str], fm.LabelSpace]:
+    def person_labels(self, root: Path) -> PersonLabels:
         """The label space of each person's parse (by person name): this layout's, for every person. A tree whose
         persons differ (a prepared tree recording its source's labels, DressCode's cloth by category) overrides."""
-        return lambda person: self.labels
+        return PersonLabels(self.labels)
 
     def person_parse(self, root: Path, split: str, name: str) -> np.ndarray:
         """The parse of person ``name`` of ``split`` as a 2-D integer array of label indices in `labels`, at its file's

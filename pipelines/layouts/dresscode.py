@@ -33,7 +33,7 @@ from vton.pipelines.keypoints.schema import (
     parse_dresscode_json,
     pose_json,
 )
-from vton.pipelines.layouts.base import ClothFiles, Item, Layout, Pair, PersonFiles, pair_of_line
+from vton.pipelines.layouts.base import ClothFiles, Item, Layout, Pair, PersonFiles, PersonLabels, pair_of_line
 from vton.pipelines.layouts.files import finish_person, read
 from vton.pipelines.layouts.viton_hd import parse_labels, resize_rgb
 from vton.pipelines.layouts.viton_raw import cloth_mask_from_rgb
@@ -142,10 +142,11 @@ class DressCodeLayout(Layout):
             return categories[person]
         return folder
 
-    def person_labels(self, root: Path) -> Callable[[str], fm.LabelSpace]:
+    def person_labels(self, root: Path) -> PersonLabels:
         """ATR with the cloth labels of each test model's category."""
-        folder = self.test_folders(root)
-        return lambda person: self.labels.for_category(folder(person))
+        categories = self._test_categories(root)
+        return PersonLabels(self.labels, {p: self.labels.for_category(c) for p, c in categories.items()},
+                            f"{root}: the test lists give no category for")
 
     def person_parse(self, root: Path, split: str, name: str) -> np.ndarray:
         """The ATR labels at 1024x768, checked as ingest checks them; ``split`` is the category."""

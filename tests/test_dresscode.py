@@ -8,7 +8,6 @@ import json
 import re
 import struct
 import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image, JpegImagePlugin
 
+from tests.file_formats import png_chunks
 from vton.cli import main
 from vton.core import formats as fm
 from vton.core.runner import RunnerConfig
@@ -99,24 +99,12 @@ def test_images_and_skeletons_are_q95_420_jpegs(dc: Path) -> None:
             assert JpegImagePlugin.get_sampling(im) == 2 and im.layers == 3  # 4:2:0
 
 
-def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    chunks, pos = [], 8
-    while pos < len(data):
-        (length,), kind = struct.unpack(">I", data[pos:pos + 4]), data[pos + 4:pos + 8]
-        body = data[pos + 8:pos + 8 + length]
-        assert struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])[0] == zlib.crc32(kind + body)
-        chunks.append((kind, body))
-        pos += 12 + length
-    return chunks
-
-
 def test_label_maps_are_atr_palette_pngs_with_the_category_garment(dc: Path) -> None:
     palette = b"".join(bytes(c) for c in PALETTE) + b"".join(bytes((i, i, i)) for i in range(18, 256))
     for category in CATEGORIES:
         for path in (dc / category / "label_maps").iterdir():
             assert re.fullmatch(r"\d{6}_4\.png", path.name)
-            chunks = _png_chunks(path.read_bytes())
+            chunks = png_chunks(path.read_bytes())
             assert [k for k, _ in chunks][:2] == [b"IHDR", b"PLTE"] and b"tRNS" not in [k for k, _ in chunks]
             assert struct.unpack(">IIBB", chunks[0][1][:10]) == (W, H, 8, 3)
             assert chunks[1][1] == palette

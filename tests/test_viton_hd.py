@@ -9,7 +9,6 @@ import json
 import re
 import shutil
 import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image, ImageDraw, JpegImagePlugin
 
+from tests.file_formats import png_chunks
 from vton.cli import main
 from vton.core.runner import RunnerConfig
 from vton.pipelines.cleaning import Rejection
@@ -109,24 +109,12 @@ def test_jpegs_are_quality_95_420_jfif_like_the_release(synth_viton_hd: Path) ->
                     assert im.info["jfif_unit"] == 0 and "exif" not in im.info
 
 
-def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    chunks, pos = [], 8
-    while pos < len(data):
-        (length,), kind = struct.unpack(">I", data[pos:pos + 4]), data[pos + 4:pos + 8]
-        body = data[pos + 8:pos + 8 + length]
-        assert struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])[0] == zlib.crc32(kind + body)
-        chunks.append((kind, body))
-        pos += 12 + length
-    return chunks
-
-
 def test_parses_are_palette_pngs_with_cihp_labels(synth_viton_hd: Path) -> None:
     palette = b"".join(bytes(c) for c in PALETTE) + b"".join(bytes((i, i, i)) for i in range(20, 256))
     for split in SPLITS:
         for folder in ("image-parse-v3", "image-parse-agnostic-v3.2"):
             for path in (synth_viton_hd / split / folder).iterdir():
-                chunks = _png_chunks(path.read_bytes())
+                chunks = png_chunks(path.read_bytes())
                 kinds = [k for k, _ in chunks]
                 assert kinds[:2] == [b"IHDR", b"PLTE"] and kinds[-1] == b"IEND" and set(kinds[2:-1]) == {b"IDAT"}
                 width, height, depth, color = struct.unpack(">IIBB", chunks[0][1][:10])

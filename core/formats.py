@@ -73,12 +73,19 @@ def palette_bytes() -> list[int]:
     return flat + [0] * (768 - len(flat))
 
 
-def palette_image(labels: np.ndarray) -> Image.Image:
-    """A label map as the 8-bit palette image VITON stores: LIP colours, pixel values = label ids."""
+def grey_padded_palette(colours: Sequence[tuple[int, int, int]]) -> list[int]:
+    """A full 256-entry palette flattened for ``PIL.Image.putpalette``: ``colours``, then (i, i, i) for every later
+    entry i, as VITON-HD's and DressCode's parse files hold it."""
+    return [c for rgb in colours for c in rgb] + [i for i in range(len(colours), 256) for _ in range(3)]
+
+
+def palette_image(labels: np.ndarray, palette: list[int] | None = None) -> Image.Image:
+    """A label map as an 8-bit palette image, pixel values = label ids; ``palette`` flattened (default: the LIP
+    colours VITON stores, `palette_bytes`)."""
     from PIL import Image
 
     image = Image.fromarray(labels.astype("uint8"), "P")
-    image.putpalette(palette_bytes())
+    image.putpalette(palette_bytes() if palette is None else palette)
     return image
 
 
@@ -187,11 +194,6 @@ def hd_name(pid: str) -> str:
     return f"{pid}_00.jpg"
 
 
-def hd_palette_bytes() -> list[int]:
-    """VITON-HD's full 256-entry parse palette, flattened for ``PIL.Image.putpalette``: `HD_PALETTE`, then (i, i, i)."""
-    return [c for rgb in HD_PALETTE for c in rgb] + [i for i in range(len(HD_PALETTE), 256) for _ in range(3)]
-
-
 def hd_pose_name(image_name: str) -> str:
     """``00067_00.jpg`` -> ``00067_00_keypoints.json``."""
     return image_name.replace(".jpg", "_keypoints.json")
@@ -243,11 +245,6 @@ def dc_name(pid: str, suffix: int, ext: str) -> str:
 def dc_id(name: str) -> str:
     """``048392_0.jpg`` -> ``048392``."""
     return name.split("_")[0]
-
-
-def atr_palette_bytes() -> list[int]:
-    """The 256-entry label-map palette flattened for ``PIL.Image.putpalette``: `ATR_PALETTE`, then (i, i, i)."""
-    return [c for rgb in ATR_PALETTE for c in rgb] + [i for i in range(len(ATR_PALETTE), 256) for _ in range(3)]
 
 
 # --- results of inference (names of the original test.py) --------------------------------------

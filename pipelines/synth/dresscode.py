@@ -22,6 +22,7 @@ import io
 import json
 import zipfile
 from pathlib import Path
+from typing import Final
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -50,6 +51,7 @@ _COLORS = ((255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0
            (0, 255, 85), (0, 255, 170), (0, 255, 255), (0, 170, 255), (0, 85, 255), (0, 0, 255), (85, 0, 255),
            (170, 0, 255), (255, 0, 255), (255, 0, 170), (255, 0, 85))
 
+LABEL_MAP_PALETTE: Final = fm.grey_padded_palette(fm.ATR_PALETTE)  # as DressCode stores its label maps
 
 def _jpeg(image: Image.Image) -> bytes:
     return encode_image(image, "JPEG", **JPEG)
@@ -63,13 +65,6 @@ def atr_labels(lip: np.ndarray, category: str) -> np.ndarray:
     if category == "dresses":
         lut[list(_DRESS_FROM)] = 7
     return lut[lip]
-
-
-def label_map_image(labels: np.ndarray) -> Image.Image:
-    """ATR labels as DressCode stores them: mode P, indices = labels, the 256-entry palette."""
-    image = Image.fromarray(labels.astype(np.uint8), "P")
-    image.putpalette(fm.atr_palette_bytes())
-    return image
 
 
 def keypoint_entries(person: Person, lip: np.ndarray) -> list[list[float]]:
@@ -179,8 +174,9 @@ class DressCodeSynth:
         labels = atr_labels(lip, category)
         entries = keypoint_entries(person, lip)
         parts = dense_parts(labels)
+        label_map = encode_image(fm.palette_image(labels, LABEL_MAP_PALETTE), "PNG")
         blobs = (_jpeg(Image.fromarray(image)), _jpeg(Image.fromarray(garment_rgb(person, image, labels, category))),
-                 json.dumps({"keypoints": entries}).encode(), encode_image(label_map_image(labels), "PNG"),
+                 json.dumps({"keypoints": entries}).encode(), label_map,
                  _jpeg(skeleton_image(entries)), encode_image(Image.fromarray(parts, "L"), "PNG"), uv_npz(parts))
         for path, data in zip(self.pair_files(category, pid), blobs):
             atomic_write_bytes(root / path, data)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Final
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -49,16 +50,10 @@ BODY_25_COLORS = ((255, 0, 85), (255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 
 _DENSE_PARTS = {5: 2, 6: 2, 7: 2, 10: 24, 13: 23, 14: 15, 15: 16, 16: 8, 17: 7, 18: 5, 19: 6}
 _DENSE_SPLIT = (9, 12)
 
+PARSE_PALETTE: Final = fm.grey_padded_palette(fm.HD_PALETTE)  # as VITON-HD stores its parse maps
 
 def _jpeg(image: Image.Image) -> bytes:
     return encode_image(image, "JPEG", **JPEG)
-
-
-def hd_parse_image(labels: np.ndarray) -> Image.Image:
-    """A CIHP label map as VITON-HD stores it: mode P, indices = labels, the 256-entry palette."""
-    image = Image.fromarray(labels.astype(np.uint8), "P")
-    image.putpalette(fm.hd_palette_bytes())
-    return image
 
 
 def cihp_labels(person: Person, lip: np.ndarray) -> np.ndarray:
@@ -203,7 +198,7 @@ class VitonHdSynth:
         lip = draw_labels(person, W, H)
         image_jpeg = _jpeg(Image.fromarray(paint_person(person, lip)))
         labels = cihp_labels(person, lip)
-        parse = hd_parse_image(labels)
+        parse = fm.palette_image(labels, PARSE_PALETTE)
         body = body25_points(person, lip, rng)
         hands = (hand_points(person, 6, 7, rng), hand_points(person, 3, 4, rng))  # left (BODY_25 7), right
         text = openpose_json(body, face_points(person, rng), *hands)

@@ -60,10 +60,3 @@ def apply(img: np.ndarray, steps: Sequence[Step]) -> np.ndarray:
         else:
             raise ValueError(f"unknown image step {step!r}")
     return img
-
-
-def describe(steps: Sequence[Step]) -> str:
-    """The steps in words, for the summary."""
-    words = {"resize": lambda s: f"PIL {s[1]} to {s[2][0]}x{s[2][1]}", "jpeg": lambda s: f"JPEG q{s[1]} round trip",
-             "cleanfid": lambda s: "clean-fid resize to 299x299"}
-    return ", then ".join(words[s[0]](s) for s in steps) or "as decoded"

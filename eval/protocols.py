@@ -20,17 +20,20 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
-import numpy as np
+from vton.eval import matching
 
-from vton.eval import images, matching
-from vton.eval.views import Step, Steps
+if TYPE_CHECKING:  # the table is read where nothing is scored (the CLI's options, reports): no numpy, PIL at import
+    import numpy as np
 
-View = tuple[Path, Steps]  # a file and what the script does to it after decoding
+    from vton.eval.views import Step, Steps
+
+    View = tuple[Path, Steps]  # a file and what the script does to it after decoding
+    ImageScore = Callable[..., Any]  # (gt uint8 B x 3 x H x W, pred uint8 B x 3 x H x W, nets) -> (B,) values
+    SetScore = Callable[[dict[str, np.ndarray], int], float]  # (features by set name, seed) -> the script's number
+
 CLEANFID: Final[Step] = ("cleanfid",)  # clean-fid's resize, made where the file is decoded
-ImageScore = Callable[..., Any]  # (gt uint8 B x 3 x H x W, pred uint8 B x 3 x H x W, nets) -> (B,) values
-SetScore = Callable[[dict[str, np.ndarray], int], float]  # (features by set name, seed) -> the script's number
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,9 @@ class Context:
     def size(self, path: Path) -> tuple[int, int]:
         """(w, h) from the header, without decoding; a file no reader can open is an ImageError naming it."""
         if path not in self.sizes:
-            self.sizes[path] = images.image_size(path)
+            from vton.eval.images import image_size
+
+            self.sizes[path] = image_size(path)
         return self.sizes[path]
 
 

@@ -211,10 +211,23 @@ class Layout(ABC):
         folders are categories, overrides."""
         return lambda person: self.src_split("test")
 
+    def person_categories(self, root: Path) -> dict[str, str]:
+        """Each person's garment category, by name, where the tree records one (DressCode's test lists, a prepared
+        DressCode's manifest); empty for a tree without categories."""
+        return {}
+
+    def label_space(self, root: Path) -> fm.LabelSpace:
+        """The label space of the tree's parses: this layout's; a prepared tree records its source's."""
+        return self.labels
+
     def person_labels(self, root: Path) -> PersonLabels:
-        """The label space of each person's parse (by person name): this layout's, for every person. A tree whose
-        persons differ (a prepared tree recording its source's labels, DressCode's cloth by category) overrides."""
-        return PersonLabels(self.labels)
+        """The label space of each person's parse (by person name): `label_space`, whose cloth labels follow each
+        person's category (`person_categories`) where that space's cloth depends on it (ATR's)."""
+        space = self.label_space(root)
+        if not space.cloth_by_category:
+            return PersonLabels(space)
+        return PersonLabels(space, {p: space.for_category(c) for p, c in self.person_categories(root).items()},
+                            f"{root}: {space.name}'s cloth labels follow the garment category; no category for")
 
     def person_parse(self, root: Path, split: str, name: str) -> np.ndarray:
         """The parse of person ``name`` of ``split`` as a 2-D integer array of label indices in `labels`, at its file's

@@ -16,7 +16,7 @@ from vton.core import formats as fm
 from vton.core.io import read_data_file
 from vton.pipelines.cleaning import check_mask, decode_image
 from vton.pipelines.keypoints.schema import OPENPOSE_18, KeypointLoader, keypoint_loader
-from vton.pipelines.layouts.base import CLOTH, PERSON, ClothFiles, Item, Layout, PersonFiles, PersonLabels
+from vton.pipelines.layouts.base import CLOTH, PERSON, ClothFiles, Item, Layout, PersonFiles
 from vton.pipelines.layouts.files import finish_person, read, read_pose
 
 
@@ -49,20 +49,24 @@ class CpvtonLayout(Layout):
         folder = Path(root) / "test" / fm.CLOTH_DIR
         return sorted(p for p in folder.iterdir() if p.suffix.lower() in fm.IMAGE_SUFFIXES) if folder.is_dir() else []
 
-    def person_labels(self, root: Path) -> PersonLabels:
-        """What prepare recorded: its source's label space (prepare.json's ``label_space``: LIP, CIHP or ATR), and
-        where that space's cloth depends on the category (DressCode), each person's category from the manifest. A
-        tree without prepare.json is CP-VTON's own: LIP."""
+    def label_space(self, root: Path) -> fm.LabelSpace:
+        """What prepare recorded: its source's label space (prepare.json's ``label_space``: LIP, CIHP or ATR). A tree
+        without prepare.json is CP-VTON's own: LIP."""
         report = Path(root) / fm.PREPARE_FILE
         recorded = json.loads(read_data_file(report)).get("label_space") if report.is_file() else None
-        space = fm.LABEL_SPACES.get(recorded, self.labels)
-        if not space.cloth_by_category:
-            return PersonLabels(space)
-        import pandas as pd  # only for a tree whose cloth labels depend on the category
+        return fm.LABEL_SPACES.get(recorded, self.labels)
 
-        manifest = pd.read_parquet(Path(root) / fm.MANIFEST_FILE, columns=["person", "category"]).dropna()
-        return PersonLabels(space, {p: space.for_category(c) for p, c in zip(manifest.person, manifest.category)},
-                            f"{root}: {fm.MANIFEST_FILE} ({space.name} cloth labels by category) has no category for")
+    def person_categories(self, root: Path) -> dict[str, str]:
+        """Each person's category from the manifest's ``category`` column (a prepared DressCode); empty without one."""
+        manifest = Path(root) / fm.MANIFEST_FILE
+        if not manifest.is_file():
+            return {}
+        import pyarrow.parquet as pq  # only where a manifest is read
+
+        if "category" not in pq.read_schema(manifest).names:  # written before DressCode, or by hand
+            return {}
+        frame = pq.read_table(manifest, columns=["person", "category"]).to_pandas().dropna()
+        return dict(zip(frame["person"], frame["category"]))
 
     def source_size_hw(self, root: Path) -> tuple[int, int]:
         """The tree's one size: prepare.json's ``size_hw`` where it records one, else the (height, width) of the first

@@ -33,7 +33,7 @@ from vton.pipelines.keypoints.schema import (
     parse_dresscode_json,
     pose_json,
 )
-from vton.pipelines.layouts.base import ClothFiles, Item, Layout, Pair, PersonFiles, PersonLabels, pair_of_line
+from vton.pipelines.layouts.base import ClothFiles, Item, Layout, Pair, PersonFiles, pair_of_line
 from vton.pipelines.layouts.files import finish_person, read
 from vton.pipelines.layouts.viton_hd import parse_labels, resize_rgb
 from vton.pipelines.layouts.viton_raw import cloth_mask_from_rgb
@@ -120,7 +120,7 @@ class DressCodeLayout(Layout):
         return [pair_of_line(f"{name} {self.own_cloth(name)}", "", category)
                 for category, name in dict.fromkeys(persons)], False
 
-    def _test_categories(self, root: Path) -> dict[str, str]:
+    def person_categories(self, root: Path) -> dict[str, str]:
         """Each test model's category, from the root test lists' third column."""
         found: dict[str, str] = {}
         for which in ("paired", "unpaired"):
@@ -134,19 +134,13 @@ class DressCodeLayout(Layout):
 
     def test_folders(self, root: Path) -> Callable[[str], str]:
         """A test model's folder is their category (the root test lists' third column)."""
-        categories = self._test_categories(root)
+        categories = self.person_categories(root)
 
         def folder(person: str) -> str:
             if person not in categories:
                 raise ValueError(f"{root}: the test lists give no category for {person}")
             return categories[person]
         return folder
-
-    def person_labels(self, root: Path) -> PersonLabels:
-        """ATR with the cloth labels of each test model's category."""
-        categories = self._test_categories(root)
-        return PersonLabels(self.labels, {p: self.labels.for_category(c) for p, c in categories.items()},
-                            f"{root}: the test lists give no category for")
 
     def person_parse(self, root: Path, split: str, name: str) -> np.ndarray:
         """The ATR labels at 1024x768, checked as ingest checks them; ``split`` is the category."""

@@ -292,7 +292,7 @@ SAMPLES_DIR: Final = "samples"
 # --- evaluation run (what `vton evaluate` writes; the reports and the AMT export read it) ---------
 METRICS_FILE: Final = "metrics.parquet"
 SUMMARY_FILE: Final = "summary.json"
-METRIC_COLUMNS: Final = ("setting", "person", "cloth", "metric", "value", "large", "small", "protocol")
+METRIC_COLUMNS: Final = ("setting", "person", "cloth", "metric", "value", "large", "small", "protocol", "category")
 
 
 def shape_name(image_name: str) -> str:

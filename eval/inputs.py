@@ -62,6 +62,12 @@ class TestFiles:
     person_image: dict[str, Path]  # person -> the real photo
     person_parse: dict[str, ParseFile]  # person -> the parse
     cloths: list[Path]  # the in-shop cloth images, sorted
+    categories: dict[str, str]  # person -> garment category, for a layout that has them (DressCode); else empty
+
+    def category_names(self) -> list[str]:
+        """The categories the test lists hold, in order of their first person by name: the same for a released tree
+        and its prepared copy (DressCode's ID ranges give upper_body, lower_body, dresses)."""
+        return list(dict.fromkeys(self.categories[p] for p in sorted(self.categories)))
 
 
 def dataset_test_files(data: Path, settings: Iterable[str]) -> TestFiles:
@@ -92,10 +98,11 @@ def dataset_test_files(data: Path, settings: Iterable[str]) -> TestFiles:
     folder_of, labels_of = layout.test_folders(data), layout.person_labels(data)
     persons = sorted({person for listed in pairs.values() for person, _ in listed})
     files = {p: layout.person_files(folder_of(p), p) for p in persons}
+    categories = layout.person_categories(data)
     return TestFiles(layout, pairs, lists, absent, {p: safe_join(data, f.image) for p, f in files.items()},
                      {p: ParseFile(safe_join(data, f.parse), layout, data, folder_of(p), p, labels_of(p))
                       for p, f in files.items()},
-                     cloths)
+                     cloths, {p: categories[p] for p in persons if p in categories})
 
 # --- results matched to them -----------------------------------------------------------------------
 @dataclass(frozen=True)

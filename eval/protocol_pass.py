@@ -41,7 +41,9 @@ def context(data: Path, results: dict[str, Path | None]) -> Context:
     persons = sorted({p for listed in pairs.values() for p, _ in listed})
     person_image = {p: safe_join(data, layout.person_files(folder_of(p), p).image) for p in persons}
     gt_dirs = tuple(sorted({path.parent for path in person_image.values()}))
-    return Context(pairs, person_image, gt_dirs, {s: Path(f) for s, f in results.items() if f is not None})
+    categories = layout.person_categories(data)
+    return Context(pairs, person_image, gt_dirs, {s: Path(f) for s, f in results.items() if f is not None},
+                   {p: categories[p] for p in persons if p in categories})
 
 
 # --- decoding: one item per file, every view of it -------------------------------------------------------------

@@ -44,6 +44,7 @@ class Context:
     person_image: dict[str, Path]  # person -> ground-truth photo
     gt_dirs: tuple[Path, ...]  # the folders holding the test person photos: what a script's "GT folder" is
     results: dict[str, Path]  # setting -> the folder of its outputs (flat, nested or try-on/)
+    categories: dict[str, str] = field(default_factory=dict)  # person -> garment category (DressCode); else empty
     sizes: dict[Path, tuple[int, int]] = field(default_factory=dict, compare=False)  # read once per run
 
     def size(self, path: Path) -> tuple[int, int]:

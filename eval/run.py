@@ -25,11 +25,13 @@ from vton.eval.protocols import DEFAULT, PROTOCOLS
 from vton.eval.registry import SUBSET_METRIC, Tensors
 from vton.eval.settings import Settings, Work
 from vton.eval.summary import (
+    categories_block,
     computed,
     dataset_block,
     per_image_summary,
     protocol,
     resize_block,
+    row_categories,
     set_level_entry,
     tv_subsets,
     write_run,
@@ -108,21 +110,35 @@ def _score_batch(batch: dict[str, Any], pairs: dict[str, dict[str, str]], work: 
     banks["logits"].update(fake_names, logits[n_real:])
 
 
-def _set_metrics(work: Work, settings: Settings, banks: dict[str, M.FeatureBank], unpaired: dict[str, str],
-                 subsets: dict[str, set[str] | None], device: torch.device) -> tuple[dict[str, dict], dict[str, dict]]:
-    """The set-level rows for every subset; the generated images of a subset are those whose target cloth is in it.
-    Also returns the parameter each row used per subset (e.g. IS splits), for the protocol block."""
+Group = tuple[list[str], list[str] | None]  # (generated images' persons, real images' persons; None: every one)
+
+
+def _groups(banks: dict[str, M.FeatureBank], unpaired: dict[str, str], cloth_subsets: dict[str, set[str] | None],
+            categories: dict[str, str], names: Sequence[str]) -> dict[str, Group]:
+    """The images of each subset's set-level scores: "all"; LARGE / SMALL, the generated images whose target cloth is
+    in it, against every real image; each garment category, its generated images against its own real images."""
+    fakes, reals = banks["logits"].keys(), banks["real"].keys()
+    groups: dict[str, Group] = {name: ([p for p in fakes if cloths is None or unpaired[p] in cloths], None)
+                                for name, cloths in cloth_subsets.items()}
+    for name in names:
+        groups[name] = tuple([p for p in keys if categories.get(p) == name] for keys in (fakes, reals))
+    return groups
+
+
+def _set_metrics(work: Work, settings: Settings, banks: dict[str, M.FeatureBank], groups: dict[str, Group],
+                 device: torch.device) -> tuple[dict[str, dict], dict[str, dict]]:
+    """The set-level rows for every group (`_groups`). Also returns the parameter each row used per group (e.g. IS
+    splits), for the protocol block."""
     out: dict[str, dict] = {}
     used: dict[str, dict] = {spec.name: {} for spec in work.specs(level="set")}
-    real = banks["real"].stack().to(device)
-    for subset, cloths in subsets.items():
-        keys = [p for p in banks["logits"].keys() if cloths is None or unpaired[p] in cloths]
-        given = {"real": real, "fake": banks["pool"].stack(keys).to(device), "logits": banks["logits"].stack(keys)}
+    for name, (fakes, reals) in groups.items():
+        given = {"real": banks["real"].stack(reals).to(device), "fake": banks["pool"].stack(fakes).to(device),
+                 "logits": banks["logits"].stack(fakes)}
         for spec in work.specs(level="set"):
             score = spec.score(Tensors(**given), settings)
-            out.setdefault(f"{spec.setting}/{spec.name}", {})[subset] = set_level_entry(score, len(keys))
+            out.setdefault(f"{spec.setting}/{spec.name}", {})[name] = set_level_entry(score, len(fakes))
             if score.used is not None:
-                used[spec.name][subset] = score.used
+                used[spec.name][name] = score.used
     return out, used
 
 
@@ -162,16 +178,19 @@ def score_vton(data: Path, results: dict[str, Path | None], settings: Settings, 
                 _score_batch(batch, lookup, work, nets, device, rows, banks)
                 resized["ground_truth"] += int(batch["resized_truth"].sum())
                 resized["predictions"] += int(batch["resized_pred"].sum())
-        set_scores, used = _set_metrics(work, settings, banks, lookup.get("unpaired", {}),
-                                        {"all": None, "large": large, "small": small},
-                                        device) if "inception" in nets else ({}, {})
+        categories = files.category_names()
+        groups = _groups(banks, lookup.get("unpaired", {}), {"all": None, "large": large, "small": small},
+                         files.categories, categories)
+        set_scores, used = _set_metrics(work, settings, banks, groups, device) if "inception" in nets else ({}, {})
 
     frame = pd.DataFrame(rows, columns=list(fm.METRIC_COLUMNS[:5])).astype({"value": "float64"})
     frame["large"] = frame["cloth"].isin(large)
     frame["small"] = frame["cloth"].isin(small)
     frame["protocol"] = "vton"
-    scores = computed({**per_image_summary(frame, settings), **set_scores}, frame, work)
+    frame["category"] = row_categories(frame, files)
+    scores = computed({**per_image_summary(frame, settings, categories), **set_scores}, frame, work)
     return frame, {
+        **({"categories": categories_block(categories, files)} if categories else {}),
         "checkpoints": made_by.get("checkpoints"),
         "inference": made_by.get("inference"),
         "protocol": protocol(settings, device, weight_files, k, len(tv), used, len(banks["real"]),
@@ -216,7 +235,8 @@ def evaluate(data: Path, results: dict[str, Path | None], out: Path, settings: S
                                                                          for r in PROTOCOLS[name].rows)}
         summary["missing_weights"] += [w for w in why_not.values() if w not in summary["missing_weights"]]
         extra = pd.DataFrame(rows, columns=["setting", "person", "cloth", "metric", "value", "protocol"])
-        frames.append(extra.assign(large=False, small=False).astype({"value": "float64"}))
+        category = extra["person"].map(ctx.categories).astype(object).fillna("").astype(str)
+        frames.append(extra.assign(large=False, small=False, category=category).astype({"value": "float64"}))
     summary["protocols"] = {**({DEFAULT: vton_block(summary)} if DEFAULT in protocols else {}), **blocks}
     summary["comparison"] = comparison(summary["protocols"])
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(fm.METRIC_COLUMNS))

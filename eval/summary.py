@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -38,13 +39,45 @@ def set_level_entry(score: SetScore, n: int) -> dict[str, object]:
     return stats.set_level(score.mean, score.std, n)
 
 
-def per_image_summary(frame: pd.DataFrame, settings: Settings) -> dict[str, dict]:
+def subset_mask(frame: pd.DataFrame, subset: str) -> pd.Series:
+    """The rows of ``subset``: every row ("all"), the LARGE / SMALL flags, else the garment category of that name."""
+    if subset == "all":
+        return pd.Series(True, index=frame.index)
+    if subset in SUBSETS:
+        return frame[subset].astype(bool)
+    return frame["category"] == subset
+
+
+def subsets_of(summary: dict) -> tuple[str, ...]:
+    """The subsets a summary scores: all, LARGE, SMALL, then its garment categories (DressCode)."""
+    return (*SUBSETS, *summary.get("categories", {}).get("names", ()))
+
+
+def row_categories(frame: pd.DataFrame, files: TestFiles) -> pd.Series:
+    """Each row's garment category ("" without one): its person's, for an in-shop cloth's row that of the persons it
+    is paired with (DressCode pairs a garment only within its category)."""
+    of_cloth = {c: files.categories[p] for listed in files.pairs.values() for p, c in listed if p in files.categories}
+    return (frame["person"].map(files.categories).astype(object).fillna(frame["cloth"].map(of_cloth))
+            .fillna("").astype(str))
+
+
+def categories_block(names: Sequence[str], files: TestFiles) -> dict[str, Any]:
+    """What summary.json says of the per-category scores: the categories, their test persons, and the reference."""
+    return {"names": list(names),
+            "persons": {c: sum(1 for v in files.categories.values() if v == c) for c in names},
+            "set_level_reference": "FID and KID of a category: its generated images against that category's own "
+                                   "real test persons (of the unpaired list); 'all': every category's, together "
+                                   "(as LaDI-VTON's dresscode_<category> and dresscode_all statistics)",
+            "per_image": "each category's mean, std and bootstrap CI over its own images; 'all' over every image"}
+
+
+def per_image_summary(frame: pd.DataFrame, settings: Settings, categories: Sequence[str] = ()) -> dict[str, dict]:
+    """mean, std, bootstrap CI and n of each per-image metric, over all rows, LARGE, SMALL and each category."""
     out: dict[str, dict] = {}
     for (setting, metric), group in frame.groupby(["setting", "metric"], sort=True):
         out[f"{setting}/{metric}"] = {
-            subset: stats.describe(group["value"] if subset == "all" else group.loc[group[subset], "value"],
-                                   settings.n_boot, settings.seed)
-            for subset in SUBSETS
+            subset: stats.describe(group.loc[subset_mask(group, subset), "value"], settings.n_boot, settings.seed)
+            for subset in (*SUBSETS, *categories)
         }
     return out
 
@@ -149,7 +182,8 @@ def write_run(out: Any, frame: pd.DataFrame, summary: dict) -> None:
 
 
 def summary_table(summary: dict) -> str:
-    """A plain-text table of mean ± std [95% CI] (n) per metric and subset, then what was skipped."""
+    """A plain-text table of mean ± std [95% CI] (n) per metric and subset, then per garment category where the
+    dataset has them, then what was skipped."""
     def cell(e: dict | None) -> str:
         if not e or e.get("mean") is None:
             return "-"
@@ -160,9 +194,16 @@ def summary_table(summary: dict) -> str:
             text += f" [{e['ci95'][0]:.4f}, {e['ci95'][1]:.4f}]"
         return f"{text} (n={e['n']})"
 
-    rows = [("metric", *SUBSETS)] + [(name, *(cell(entry.get(s)) for s in SUBSETS))
-                                     for name, entry in sorted(summary["metrics"].items())]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    def table(subsets: Sequence[str]) -> list[str]:
+        rows = [("metric", *subsets)] + [(name, *(cell(entry.get(s)) for s in subsets))
+                                         for name, entry in sorted(summary["metrics"].items())]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+
+    lines = table(SUBSETS)
+    categories = summary.get("categories", {}).get("names", ())
+    if categories:
+        lines += ["", "by garment category (FID/KID: each category's own real images as reference)",
+                  *table(("all", *categories))]
     lines += [f"skipped {m}: {reason}" for m, reason in sorted(summary["skipped"].items())]
     return "\n".join(lines)

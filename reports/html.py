@@ -20,11 +20,11 @@ from vton.eval.images import ImageError
 from vton.eval.protocols import PROTOCOLS
 from vton.eval.registry import HIGHER_IS_BETTER
 from vton.eval.stats import paired_wilcoxon
+from vton.eval.summary import subset_mask, subsets_of
 from vton.reports.media import histogram_svg, thumbnail_uri
 from vton.reports.render import render
 from vton.reports.runs import EvalRun, PreparedRun, cloth_subsets, load_run
 
-SUBSETS = ("all", "large", "small")
 GALLERY_SIZE = 4
 SUBSET_GALLERY_SIZE = 8
 REJECTED_SHOWN = 50
@@ -68,7 +68,7 @@ def fmt_ci(ci: Any) -> str:
 def metric_rows(run: EvalRun) -> list[dict[str, str]]:
     rows = []
     for key, by_subset in sorted(run.summary["metrics"].items()):
-        for subset in SUBSETS:
+        for subset in subsets_of(run.summary):
             s = (by_subset or {}).get(subset)
             if s:
                 rows.append({"metric": key, "subset": subset, "mean": fmt(s.get("mean")), "std": fmt(s.get("std")),
@@ -76,15 +76,27 @@ def metric_rows(run: EvalRun) -> list[dict[str, str]]:
     return rows
 
 
-def subset_rows(frame: pd.DataFrame, subset: str) -> pd.DataFrame:
-    return frame if subset == "all" else frame[frame[subset].astype(bool)]
+def category_table(run: EvalRun) -> dict[str, Any] | None:
+    """Every metric by garment category (DressCode): mean [95% CI] (n) per category and over all; None without."""
+    block = run.summary.get("categories") or {}
+    names = ["all", *block.get("names", ())]
+    if len(names) == 1:
+        return None
+
+    def cell(s: dict | None) -> str:
+        return f"{fmt(s.get('mean'))} {fmt_ci(s.get('ci95'))} (n={fmt(s.get('n'))})" if s else ""
+
+    return {"names": names, "reference": block.get("set_level_reference", ""),
+            "rows": [{"metric": key, "cells": [cell((by or {}).get(n)) for n in names]}
+                     for key, by in sorted(run.summary["metrics"].items())]}
 
 
 def per_image(run: EvalRun, key: str, subset: str) -> pd.Series:
     """Per-image values of ``setting/metric`` indexed by (person, cloth); empty for set-level metrics."""
     setting, _, metric = key.partition("/")
     m = run.metrics
-    rows = subset_rows(m[(m["setting"] == setting) & (m["metric"] == metric)], subset)
+    rows = m[(m["setting"] == setting) & (m["metric"] == metric)]
+    rows = rows[subset_mask(rows, subset)]
     return rows.groupby(["person", "cloth"])["value"].mean().astype(np.float64)  # one value per pair
 
 
@@ -105,11 +117,12 @@ def compare_cell(best: EvalRun, other: EvalRun, key: str, subset: str, s_best: d
 def comparison(runs: list[EvalRun]) -> dict[str, Any]:
     """One row per metric and subset; the best run marked (direction from HIGHER_IS_BETTER) and others tested."""
     keys = sorted({k for r in runs for k in r.summary["metrics"]})
+    subsets = list(dict.fromkeys(s for r in runs for s in subsets_of(r.summary)))
     rows = []
     for key in keys:
         metric = key.rpartition("/")[2]
         higher = direction(metric)
-        for subset in SUBSETS:
+        for subset in subsets:
             stats = [((r.summary["metrics"].get(key) or {}).get(subset) or {}) for r in runs]
             if not any(stats):
                 continue
@@ -225,6 +238,7 @@ def eval_section(run: EvalRun) -> dict[str, Any]:
         ],
         "skipped": sorted((str(k), str(v)) for k, v in (run.summary.get("skipped") or {}).items()),
         "metrics": metric_rows(run),
+        "categories": category_table(run),
         "protocols": protocol_comparison(run.summary),
         "galleries": galleries(run),
         "subsets": subset_galleries(run),

@@ -31,7 +31,7 @@ PREPARE_SHAPE = Obj(optional={
 })
 # the types of metrics.parquet's columns
 METRIC_KINDS = {"setting": "strings", "person": "strings", "cloth": "strings", "metric": "strings", "value": "numbers",
-                "large": "booleans", "small": "booleans", "protocol": "strings"}
+                "large": "booleans", "small": "booleans", "protocol": "strings", "category": "strings"}
 
 
 class RunError(ValueError):
@@ -117,6 +117,8 @@ def read_metrics(path: Path) -> pd.DataFrame:
     metrics = pd.read_parquet(path)
     if "protocol" not in metrics.columns:  # written before the protocol column, when vton was the only protocol
         metrics["protocol"] = "vton"
+    if "category" not in metrics.columns:  # written before the category column (DressCode)
+        metrics["category"] = ""
     missing = set(METRIC_COLUMNS) - set(metrics.columns)
     if missing:
         raise RunError(f"{path} lacks columns {sorted(missing)}")

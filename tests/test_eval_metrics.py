@@ -7,7 +7,7 @@ import torch
 from scipy.stats import entropy
 from skimage.metrics import structural_similarity
 
-from tests.eval_fixtures import save_random_inception
+from tests.eval_fixtures import GivenFeatures, save_random_inception
 from vton.eval import metrics as M
 from vton.eval import stats, weights
 from vton.eval.summary import tv_subsets
@@ -132,15 +132,6 @@ def inception_features(tmp_path_factory: pytest.TempPathFactory):
     return {"real": pool_r, "fake": pool_f, "logits": logits_f, "tm_pool": tm_pool, "tm_logits": tm_logits}
 
 
-class _Features(torch.nn.Module):
-    """Hands torchmetrics precomputed features, so its IS / FID / KID formulas are compared on identical inputs."""
-
-    num_features = 2048
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-
 def test_extractor_matches_torchmetrics_inception(inception_features) -> None:
     f = inception_features
     assert torch.allclose(f["fake"], f["tm_pool"], rtol=1e-4, atol=1e-5)
@@ -152,7 +143,7 @@ def test_inception_score_equals_torchmetrics(inception_features) -> None:
 
     logits = inception_features["logits"]
     for splits in (1, 5):
-        tm = InceptionScore(feature=_Features(), splits=splits)
+        tm = InceptionScore(feature=GivenFeatures(), splits=splits)
         tm.update(logits)
         torch.manual_seed(7)  # torchmetrics shuffles with the global generator; ours uses a private seeded one
         mean, std = tm.compute()
@@ -169,11 +160,11 @@ def test_fid_and_kid_equal_torchmetrics(inception_features) -> None:
     from torchmetrics.image.kid import KernelInceptionDistance
 
     real, fake = inception_features["real"], inception_features["fake"]
-    fid = FrechetInceptionDistance(feature=_Features())
+    fid = FrechetInceptionDistance(feature=GivenFeatures())
     fid.update(real, real=True)
     fid.update(fake, real=False)
     assert M.frechet_distance(real, fake) == pytest.approx(fid.compute().item(), rel=1e-4)
-    kid = KernelInceptionDistance(feature=_Features(), subsets=6, subset_size=5)
+    kid = KernelInceptionDistance(feature=GivenFeatures(), subsets=6, subset_size=5)
     kid.update(real, real=True)
     kid.update(fake, real=False)
     torch.manual_seed(3)

@@ -74,8 +74,10 @@ def test_metrics_parquet_rows_match_independent_computations(world: dict[str, Pa
     import torchmetrics.functional.image.dists as tm_dists
     from torchvision.models import vgg16
 
-    assert list(frame.columns) == ["setting", "person", "cloth", "metric", "value", "large", "small", "protocol"]
+    assert list(frame.columns) == ["setting", "person", "cloth", "metric", "value", "large", "small", "protocol",
+                                   "category"]
     assert frame["value"].dtype == np.float64 and set(frame.protocol) == {"vton"}
+    assert set(frame.category) == {""}  # VITON has no garment categories
     test = world["data"] / "test"
     paired = frame[frame.setting == "paired"]
     assert sorted(paired.metric.unique()) == ["dists", "iou", "lpips", "lpips_cloth", "psnr", "ssim", "ssim_cloth"]

@@ -14,6 +14,7 @@ from vton.core import formats as fm
 from vton.core.devices import PRECISIONS
 from vton.core.runner import RunnerConfig
 from vton.core.versions import VTON_VERSION as __version__
+from vton.core.weight_files import MIRROR_ENV, VGG_LOSS, WeightFile, using
 from vton.eval.protocols import DEFAULT as DEFAULT_PROTOCOL
 from vton.eval.protocols import PROTOCOLS
 from vton.eval.settings import Settings as EvalSettings
@@ -85,6 +86,16 @@ def pose_model_options(command):
 
 THRESHOLD_HELP = "Joint confidence below which a joint counts as missing (openpifpaf's own default)."
 DEVICE_HELP = "Device for openpifpaf: auto (CUDA when available), cpu, cuda, cuda:N."
+DOWNLOAD_WEIGHTS_HELP = ("Download the pretrained files this run needs and lacks (from their publishers, or "
+                         f"${MIRROR_ENV}), hash-checked, before it starts.")
+
+
+def fetch_for_run(rows: list[WeightFile], weights_dir: Path | None = None) -> None:
+    """``--download-weights``: fetch what the run needs, saying what was done on stderr."""
+    from vton.workflows.weights import fetch
+
+    for line in fetch(rows, weights_dir):
+        click.echo(f"weights: {line}", err=True)
 
 
 # --- synth -------------------------------------------------------------------------------------
@@ -202,7 +213,7 @@ TRAIN_HELP = {
     "device": "auto (CUDA when available), cpu, cuda or cuda:N.",
     "lambda_gic": "CP-VTON+ grid regulariser weight.",
     "lambda_vgg": "0 trains without the VGG19 loss.",
-    "vgg_weights": "vgg19-dcbbb8c0.pth [default: TORCH_HOME/hub/checkpoints/].",
+    "vgg_weights": f"{using(VGG_LOSS).filename} [default: TORCH_HOME/hub/checkpoints/].",
 }
 
 
@@ -229,6 +240,7 @@ def train_options(stage: str):
             options.append(click.option("--" + name.replace("_", "-"), type=kind, default=value,
                                         show_default=value is not None, help=TRAIN_HELP.get(name)))
         options.append(click.option("--resume", is_flag=True, help="Continue from the latest checkpoint in --out."))
+        options.append(click.option("--download-weights", is_flag=True, help=DOWNLOAD_WEIGHTS_HELP))
         for option in reversed(options):
             func = option(func)
         return func
@@ -236,11 +248,15 @@ def train_options(stage: str):
 
 
 def _run_training(stage: str, data: Path, out: Path, variant: str | None, width: int | None, resume: bool,
-                  gmm: Path | None = None, **opts) -> None:
+                  download_weights: bool, gmm: Path | None = None, **opts) -> None:
     from vton.models.train import train_from_folder
 
-    result = train_from_folder(stage, data, out, TrainOptions(**opts), variant=variant, width=width,
-                               gmm_path=gmm, resume=resume)
+    options = TrainOptions(**opts)
+    if download_weights:
+        from vton.workflows.weights import rows_for_train
+
+        fetch_for_run(rows_for_train(stage, options.lambda_vgg, options.vgg_weights))
+    result = train_from_folder(stage, data, out, options, variant=variant, width=width, gmm_path=gmm, resume=resume)
     losses = ", ".join(f"{k} {v:.4f}" for k, v in result.losses.items())
     click.echo(f"trained {stage} steps {result.start_step}..{result.steps} in {result.seconds:.1f} s; "
                f"{losses}; final checkpoint {result.final}")
@@ -392,11 +408,12 @@ class SizeParam(click.ParamType):
               help="Resize predictions of another size to the scoring size too (recorded) instead of refusing them.")
 @click.option("--allow-skips", is_flag=True, help="Exit 0 even when a metric named with --metrics was not computed.")
 @click.option("--allow-nonfinite", is_flag=True, help="With --checkpoint: " + NONFINITE_HELP)
+@click.option("--download-weights", is_flag=True, help=DOWNLOAD_WEIGHTS_HELP + " Into --weights-dir when given.")
 def evaluate(data: Path, results: Path | None, paired_dir: Path | None, unpaired_dir: Path | None,
              checkpoints: tuple[Path, ...], out: Path, protocols: tuple[str, ...], metrics: str | None,
              weights_dir: Path | None, device: str | None, batch_size: int, workers: int | None, seed: int,
              n_boot: int, is_splits: int, kid_subset_size: int, subset_size: int, eval_size: tuple[int, int] | None,
-             resize_predictions: bool, allow_skips: bool, allow_nonfinite: bool) -> None:
+             resize_predictions: bool, allow_skips: bool, allow_nonfinite: bool, download_weights: bool) -> None:
     """Score try-on results on DATA (any layout `vton prepare --layout` reads) with the metrics of the table (see
     --metrics).
 
@@ -421,6 +438,10 @@ def evaluate(data: Path, results: Path | None, paired_dir: Path | None, unpaired
                                 resize_predictions=resize_predictions)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--metrics") from exc
+    if download_weights:
+        from vton.workflows.weights import rows_for_evaluate
+
+        fetch_for_run(rows_for_evaluate(resolve(protocols), named), weights_dir)
     try:
         summary = evaluate_run(data, out, results, checkpoints, settings, allow_nonfinite=allow_nonfinite,
                                folders=folders, protocols=resolve(protocols))
@@ -465,15 +486,20 @@ def evaluate(data: Path, results: Path | None, paired_dir: Path | None, unpaired
               help="Local Dask worker processes, each loading the model once (1 runs in this process).")
 @click.option("--scheduler", metavar="ADDR", default=default(RunnerConfig, "scheduler"),
               help="Run on an existing Dask cluster (tcp://host:port).")
+@click.option("--download-weights", is_flag=True, help=DOWNLOAD_WEIGHTS_HELP)
 def keypoints(images_dir: Path, out_dir: Path, pose_checkpoint: str | None, trust_checkpoint: bool,
               threshold: float, device: str, batch_size: int, long_edge: int | None,
-              workers: int, scheduler: str | None) -> None:
+              workers: int, scheduler: str | None, download_weights: bool) -> None:
     """Detect the main person's pose in each image of IMAGES_DIR with openpifpaf and write CP-VTON pose JSON
     (OpenPose-18, 192x256 pixels; all joints 0 when nobody is found) as OUT_DIR/<stem>_keypoints.json."""
     import json
 
     from vton.pipelines.keypoints.pifpaf import list_images, run_keypoints
 
+    if download_weights:
+        from vton.workflows.weights import rows_for_keypoints
+
+        fetch_for_run(rows_for_keypoints(pose_checkpoint))
     options = PifpafOptions(checkpoint=pose_checkpoint, trust_checkpoint=trust_checkpoint, threshold=threshold,
                             device=device, batch_size=batch_size, long_edge=long_edge)
     runner = RunnerConfig(workers=workers, scheduler=scheduler, partition_size=4 * options.batch_size)
@@ -596,6 +622,79 @@ def demo(out: Path, pairs: int, steps: int, width: int, device: str) -> None:
     for metric, reason in sorted(result.skipped.items()):
         click.echo(f"note: {metric} not computed: {reason}")
     click.echo(f"\nreport: {result.report.resolve()}\nprepared dataset report: {result.prepare_report.resolve()}")
+
+
+# --- weights -----------------------------------------------------------------------------------
+def weights_selection(command):
+    """NAME... and --for TARGET, and the folder, shared by list, download and verify."""
+    for option in reversed([
+        click.argument("names", nargs=-1),
+        click.option("--for", "target", metavar="TARGET",
+                     help="The files of a command (evaluate, train, keypoints), of a protocol "
+                          f"({', '.join(PROTOCOL_NAMES)}) or all."),
+        click.option("--weights-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help="Look here first, and put files here [default: $TORCH_HOME/hub/checkpoints, where the "
+                          "libraries look]."),
+    ]):
+        command = option(command)
+    return command
+
+
+@main.group()
+def weights() -> None:
+    """The pretrained files of the metrics, the VGG19 loss and openpifpaf: list, download, verify, import.
+
+    NAME is a file's key (see `vton weights list`) or its file name. Nothing downloads unless asked."""
+
+
+@weights.command("list")
+@weights_selection
+def weights_list(names: tuple[str, ...], target: str | None, weights_dir: Path | None) -> None:
+    """Every file (or those named): status (verified, wrong hash, missing), what needs it, where it comes from."""
+    from vton.workflows.weights import list_table, select
+
+    click.echo(list_table(select(names, target, default_all=True), weights_dir))
+
+
+@weights.command("download")
+@weights_selection
+@click.option("--mirror", metavar="URL", default=None,
+              help=f"A plain http(s) folder holding the same file names (default: ${MIRROR_ENV}, else each file's "
+                   "publisher).")
+def weights_download(names: tuple[str, ...], target: str | None, weights_dir: Path | None,
+                     mirror: str | None) -> None:
+    """Fetch the files named or those of --for: resumable, hash-checked before they land (a wrong file is deleted,
+    naming the expected and the received SHA-256); files already verified are kept."""
+    from vton.workflows.weights import fetch, select
+
+    for line in fetch(select(names, target), weights_dir, mirror):
+        click.echo(line)
+
+
+@weights.command("verify")
+@weights_selection
+def weights_verify(names: tuple[str, ...], target: str | None, weights_dir: Path | None) -> None:
+    """Hash the files (those named or of --for; default: every file, missing ones allowed). Exit status 1 when one is
+    not the published file, or a file named or of --for is missing."""
+    from vton.workflows.weights import select, verify
+
+    lines, ok = verify(select(names, target, default_all=True), weights_dir, missing_fails=bool(names or target))
+    click.echo("\n".join(lines))
+    if not ok:
+        sys.exit(1)
+
+
+@weights.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--as", "name", metavar="NAME", default=None,
+              help="Which file of the table it is [default: by its file name, else by its SHA-256].")
+@click.option("--weights-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Put it here [default: $TORCH_HOME/hub/checkpoints, where the libraries look].")
+def weights_import(file: Path, name: str | None, weights_dir: Path | None) -> None:
+    """Copy a weight file you already have into place under its official name, hash-checked before it lands."""
+    from vton.workflows.weights import import_file
+
+    click.echo(import_file(file, name, weights_dir))
 
 
 if __name__ == "__main__":

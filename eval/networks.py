@@ -4,7 +4,7 @@ A network whose file (or package) is missing skips the metrics that need it, wit
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -99,6 +99,16 @@ FEATURE_LOADERS: dict[str, Callable[[Settings, torch.device], tuple[Any, dict[st
     "cleanfid": _feature_model("CleanFidFeatures"),  # run on the device themselves, as their libraries do
     "pytorch-fid": _feature_model("PytorchFidFeatures"),
 }
+
+
+def networks_needed(protocols: Sequence[str], metrics: Sequence[str] | None = None) -> list[str]:
+    """The networks a run of ``protocols`` loads: for the ``vton`` protocol those of its metric rows (``metrics``
+    only, None: all), for the others those of their rows; in a stable order."""
+    from vton.eval.protocols import DEFAULT, PROTOCOLS
+
+    names = [n for s in METRICS if DEFAULT in protocols and (metrics is None or s.name in metrics) for n in s.networks]
+    names += [n for p in protocols if p != DEFAULT for row in PROTOCOLS[p].rows for n in row.networks]
+    return list(dict.fromkeys(names))
 
 
 def load_protocol_networks(names: list[str], settings: Settings, device: torch.device

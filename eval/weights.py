@@ -1,7 +1,7 @@
 """Locate pretrained weight files offline: a user folder first, then where torch.hub caches them (TORCH_HOME).
 
-Nothing here downloads: every loader checks the file exists and fails with a message naming the file and the folders
-it was looked for in, so an offline machine never hangs on a download.
+Nothing here downloads: every loader checks the file exists and fails with a message naming the file, the folders
+it was looked for in and the `vton weights download` command, so an offline machine never hangs on a download.
 """
 from __future__ import annotations
 
@@ -9,23 +9,19 @@ from pathlib import Path
 
 import torch
 
+from vton.core import weight_files
 from vton.core.io import sha256_file
 from vton.core.weights import MissingWeightsError, hub_checkpoints_dir, locate, missing_message, require, search_dirs  # noqa: F401
 
-# torchvision's AlexNet and SqueezeNet 1.1 (the LPIPS backbones); the LPIPS linear layers ship inside ``lpips``.
-ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
-SQUEEZENET_FILE = "squeezenet1_1-b8a52dc0.pth"
-# torchvision's VGG16 (the DISTS backbone, VGG16_Weights.IMAGENET1K_V1).
-VGG16_FILE = "vgg16-397923af.pth"
-# torchvision's ImageNet Inception v3 (HR-VITON's IS); torchvision <= 0.9 named the same weights
-# inception_v3_google-1a9a5a14.pth (re-uploaded under this name from 0.10).
-IMAGENET_INCEPTION_FILE = "inception_v3_google-0cc3c7bd.pth"
-# torch-fidelity's TF-2015 Inception port (URL_INCEPTION_V3 in torch_fidelity/feature_extractor_inceptionv3.py).
-INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
-# clean-fid's TorchScript Inception (inception_url in cleanfid/downloads_helper.py, NVIDIA's stylegan2-ada-pytorch).
-CLEANFID_INCEPTION_FILE = "inception-2015-12-05.pt"
-# pytorch-fid's port of the same network (FID_WEIGHTS_URL in pytorch_fid/inception.py).
-PYTORCH_FID_INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
+# The file names the metric rows and protocols load, from the one table of weight files (`vton.core.weight_files`:
+# URLs, hashes, what needs each).
+ALEXNET_FILE = weight_files.BY_KEY["alexnet"].filename  # LPIPS backbone; lpips ships the linear layers
+SQUEEZENET_FILE = weight_files.BY_KEY["squeezenet1_1"].filename
+VGG16_FILE = weight_files.BY_KEY["vgg16"].filename  # DISTS backbone
+IMAGENET_INCEPTION_FILE = weight_files.BY_KEY["inception-imagenet"].filename  # HR-VITON's IS
+INCEPTION_FILE = weight_files.BY_KEY["inception-fidelity"].filename  # torch-fidelity's TF-2015 port
+CLEANFID_INCEPTION_FILE = weight_files.BY_KEY["inception-cleanfid"].filename
+PYTORCH_FID_INCEPTION_FILE = weight_files.BY_KEY["inception-pytorch-fid"].filename
 LPIPS_LIN_RESOURCE = "weights/v0.1/{backbone}.pth"
 
 
@@ -47,11 +43,13 @@ def load_state(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def hash_matches_name(path: Path) -> bool:
-    """torch.hub names files ``name-<sha256 prefix>.ext``: True for the official file, False for e.g. random weights."""
-    return sha256_file(path).startswith(path.stem.rsplit("-", 1)[-1])
+def official_hash(path: Path) -> bool | None:
+    """Whether the file is the published one by its SHA-256 (False e.g. for random test weights saved under the
+    official name); None when no hash is published for it (or it is not a file of the table)."""
+    row = weight_files.BY_FILENAME.get(path.name)
+    return None if row is None or row.sha256 is None else row.verdict(sha256_file(path))
 
 
 def file_record(path: Path) -> dict[str, object]:
     """What the summary records about a weight file: where it was and whether it is the official one."""
-    return {"file": str(path), "official_hash": hash_matches_name(path)}
+    return {"file": str(path), "official_hash": official_hash(path)}

@@ -7,9 +7,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from vton.core import weight_files
 from vton.core.weights import MissingWeightsError, require
 
-VGG19_FILE = "vgg19-dcbbb8c0.pth"  # torchvision's ImageNet VGG19 weights
+VGG19_FILE = weight_files.using(weight_files.VGG_LOSS).filename  # torchvision's ImageNet VGG19 weights
 # Slices of vgg19.features as the original VGGLoss cuts them: [0:2] [2:7] [7:12] [12:21] [21:30]; their last
 # layers are ReLU 1, 6, 11, 20, 29 = relu1_1, relu2_1, relu3_1, relu4_1, relu5_1.
 VGG_SLICES = ((0, 2), (2, 7), (7, 12), (12, 21), (21, 30))

@@ -43,6 +43,10 @@ def bad_inputs(tmp: Path) -> dict[str, list[str]]:
         "amt analyze": ["amt", "analyze", str(junk), "--key", str(junk)],
         "study serve": ["study", "serve", str(empty)],
         "demo": ["demo", "--out", str(full)],
+        "weights list": ["weights", "list", "no-such-file"],
+        "weights download": ["weights", "download", "--for", "no-such-command"],
+        "weights verify": ["weights", "verify", "alexnet", "--for", "evaluate"],
+        "weights import": ["weights", "import", str(junk)],
     }
 
 

@@ -30,6 +30,7 @@ from vton.core.devices import resolve_device
 from vton.core.formats import IMAGE_SUFFIXES, NUM_JOINTS
 from vton.core.io import atomic_write_bytes
 from vton.core.runner import RunnerConfig, map_partitions
+from vton.core.weight_files import OPENPIFPAF, using
 from vton.pipelines.keypoints.coco import DEFAULT_THRESHOLD, main_pose
 from vton.pipelines.keypoints.schema import KeypointError, parse_pose_json, pose_json
 
@@ -69,11 +70,11 @@ def import_openpifpaf() -> Any:
 
 
 def default_checkpoint_path() -> Path:
-    """Where openpifpaf caches its default model: torch hub's checkpoints folder, named as in its download URL."""
+    """Where openpifpaf caches its default model: torch hub's checkpoints folder, under the name of its download URL
+    (the table's row, `vton.core.weight_files`)."""
     from vton.core.weights import hub_checkpoints_dir
 
-    url = import_openpifpaf().CHECKPOINT_URLS[CHECKPOINT_NAME]
-    return hub_checkpoints_dir() / url.rsplit("/", 1)[-1]
+    return hub_checkpoints_dir() / using(OPENPIFPAF).filename
 
 
 def resolve_checkpoint(checkpoint: str | os.PathLike | None) -> Path:
@@ -83,9 +84,11 @@ def resolve_checkpoint(checkpoint: str | os.PathLike | None) -> Path:
         where = ("given with --pose-checkpoint" if checkpoint is not None else
                  f"openpifpaf's default {CHECKPOINT_NAME} model, looked up in torch hub's checkpoint folder "
                  "($TORCH_HOME/hub/checkpoints)")
+        fetch = "" if checkpoint is not None else f", run `{using(OPENPIFPAF).download_command}`"
         raise PoseModelError(
             f"openpifpaf weights not found: {path} ({where}). Put the file {path.name} there "
-            "(openpifpaf's release asset of that name) or pass --pose-checkpoint PATH; nothing is downloaded.")
+            f"(openpifpaf's release asset of that name){fetch} or pass --pose-checkpoint PATH; nothing is downloaded "
+            "unless asked.")
     return path
 
 

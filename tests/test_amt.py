@@ -89,12 +89,17 @@ def test_export_formats_blinding_and_key(runs, tmp_path: Path) -> None:
             assert np.array_equal(shown[k["a_side"]], pixels(a.parent / "runA_results/unpaired/try-on" / f"{stem}.png"))
             assert np.array_equal(shown[other], pixels(b.parent / "runB_results/unpaired/try-on" / f"{stem}.png"))
             assert {k["left"], k["right"]} == {"cpvton", "baseline"}
-        else:
+        else:  # the real side is the photo mirrored, the other a tile-shuffled copy of it, both of its size
             fake = "right" if k["correct"] == "left" else "left"
-            assert np.array_equal(shown[k["correct"]], person)
-            assert not np.array_equal(shown[fake], person)  # tiles shuffled: same pixels, other places
+            assert np.array_equal(shown[k["correct"]], person[:, ::-1])
+            assert not np.array_equal(shown[fake], person[:, ::-1]) and shown[fake].shape == person.shape
             assert np.array_equal(np.sort(shown[fake], axis=None), np.sort(person, axis=None))
-    assert min(sides.values()) >= 6  # randomised, not all on one side
+    assert abs(sides["left"] - sides["right"]) <= 1  # balanced, not a coin flip per trial
+    # a catch trial's answer is not in its URLs: neither option is an image shown as a person or cloth anywhere
+    references = {h[f"{f}_{i}"] for h in hits for i in range(K) for f in ("person", "cloth")}
+    for k in (k for k in key if k["kind"] == "catch"):
+        row = next(h for h in hits if h["hit_id"] == k["hit_id"])
+        assert not {row[f"left_{k['trial']}"], row[f"right_{k['trial']}"]} & references
     # formula guard and names kept in the key
     persons = [k["person"] for k in key]
     assert "'" + FORMULA + "_0.jpg" in persons and EVIL + "_0.jpg" in persons

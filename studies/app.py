@@ -41,9 +41,9 @@ PROLIFIC_COMPLETE = "https://app.prolific.com/submissions/complete?cc="
 CONTENT_TYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg"}
 MAX_IMAGE_BYTES = 32 << 20
 MAX_FIELDS = 256  # a page holds at most 100 trials and a few checks
-HEADERS = {
+HEADERS = {  # form-action covers the redirects after a submission, so the last one, to Prolific, is allowed too
     "Content-Security-Policy": "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; "
-                               "script-src 'unsafe-inline'; form-action 'self'",
+                               "script-src 'unsafe-inline'; form-action 'self' https://app.prolific.com",
     "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
 }
 

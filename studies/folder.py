@@ -15,8 +15,10 @@ from vton.studies.export import ANSWERS, BATCH_CSV, STUDY_JSON, TEMPLATE, StudyE
 VARIABLE = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 STUDY_SHAPE = Obj(required={"base_url": TEXT, "trials_per_hit": COUNT}, optional={"cant_tell": FLAG})
 CHECKS_AT = '<p id="vton-status"'  # where the server puts its attention checks: after the trials, inside the form
-CHECK_QUESTION = ("Attention check: for this row only, do not judge any picture. To show that you read this "
-                  "question, click the button <b>{side}</b>.")
+CHECK_QUESTION = "Attention check: this row has no pictures. To show that you read its question, click the button " \
+                 "<b>{side}</b>."
+CHECK_STYLE = ("<style>#vton-study .attention .opt { border-color: #888; padding: 6px 24px; } "
+               "#vton-study .attention .opt.chosen { border-color: #1a7f37; }</style>\n")
 
 
 class StudyFolder:
@@ -54,7 +56,8 @@ class StudyFolder:
             return html.escape(v, quote=True)
 
         filled = VARIABLE.sub(value, self.template)
-        return filled.replace(CHECKS_AT, "".join(check_row(j, side) for j, side in enumerate(checks)) + CHECKS_AT)
+        rows = "".join(check_row(j, side) for j, side in enumerate(checks))
+        return filled.replace(CHECKS_AT, (CHECK_STYLE + rows if rows else "") + CHECKS_AT)
 
 
 def check_row(position: int, side: str) -> str:

@@ -41,6 +41,8 @@ class StudyFolder:
         if missing:
             raise StudyError(f"{self.folder / BATCH_CSV} lacks columns {', '.join(missing)} that {TEMPLATE} uses")
         self.hits = {h["hit_id"]: h for h in rows}
+        if len(self.hits) != len(rows):
+            raise StudyError(f"{self.folder / BATCH_CSV} lists a hit_id twice")
         if self.template.count(CHECKS_AT) != 1:
             raise StudyError(f"{self.folder / TEMPLATE} is not a template of `vton amt export` (no {CHECKS_AT}>)")
 

@@ -28,7 +28,7 @@ class StudyServer:
         config = uvicorn.Config(
             create_app(Path(folder), settings), log_level="warning", access_log=False, lifespan="on",
             timeout_keep_alive=KEEP_ALIVE_S, h11_max_incomplete_event_size=MAX_HEADER_BYTES,
-            limit_concurrency=MAX_CONNECTIONS, http="h11",
+            limit_concurrency=MAX_CONNECTIONS, http="h11", server_header=False,
         )
         self.server = uvicorn.Server(config)
 

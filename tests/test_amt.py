@@ -369,3 +369,25 @@ def test_export_refuses_a_decompression_bomb_in_one_line(runs, tmp_path: Path, m
     result = CliRunner().invoke(main, ["amt", "export", "--a", str(a), "--b", str(b), "--base-url", BASE,
                                        "--out", str(tmp_path / "out")])
     assert "decompression bomb" in one_line_error(result)
+
+
+def test_export_of_three_runs_is_a_balanced_pairwise_design(runs, tmp_path: Path) -> None:
+    a, b, _ = runs
+    c = write_eval_run(tmp_path, "runC", "third", a.parent / "data", np.linspace(0.5, 0.9, N), 4, set(), set())
+    out = tmp_path / "study3"
+    result = CliRunner().invoke(main, ["study", "export", "--run", str(a), "--run", str(b), "--run", str(c),
+                                       "--base-url", BASE, "--out", str(out), "--trials-per-hit", str(K)])
+    assert result.exit_code == 0, result.output
+    ab = [k for k in read(out / "key.csv") if k["kind"] == "ab"]
+    pairs = [("cpvton", "baseline"), ("cpvton", "third"), ("baseline", "third")]
+    assert len(ab) == 3 * N
+    for pair in pairs:  # every item once per pair of runs, each run on the left in half of them
+        trials = [k for k in ab if (k["a_run"], k["b_run"]) == pair]
+        assert sorted(k["person"] for k in trials) == sorted(k["person"] for k in ab if k["a_run"] == "cpvton"
+                                                             and k["b_run"] == "baseline")
+        assert len(trials) == N and abs(sum(k["left"] == pair[0] for k in trials) - N / 2) <= 0.5
+        assert all({k["left"], k["right"]} == set(pair) for k in trials)
+    assert all(word not in (out / "study.json").read_text() for word in ("cpvton", "baseline", "third"))
+    same = CliRunner().invoke(main, ["amt", "export", "--run", str(a), "--run", str(a), "--base-url", BASE,
+                                     "--out", str(tmp_path / "x")])
+    assert one_line_error(same) == "Error: runs must have distinct names (summary.json 'run'); given twice: cpvton"

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -73,6 +74,18 @@ def test_lab_participants_answer_every_hit_once_and_results_read_as_mturk(study:
     assert all(r["HITId"] == r["Input.hit_id"] and r["AssignmentStatus"] == "Submitted" for r in got)
     side = {"P07": "left", "lab-2_b": "right"}
     assert all(r[f"Answer.choice_{i}"] == side[r["WorkerId"]] for r in got for i in range(K))
+    answers = pd.read_parquet(study / "answers.parquet")  # tidy: one row per answer, joined with the key
+    key = {(k["hit_id"], int(k["trial"])): k for k in rows(study / "key.csv")}
+    assert len(answers) == 2 * n_hits(study) * (K + 1)  # K trials and one attention check per page
+    kinds = [k["kind"] for k in key.values()]
+    assert answers.groupby("kind").size().to_dict() == {"ab": 2 * kinds.count("ab"), "catch": 2 * kinds.count("catch"),
+                                                        "attention": 2 * n_hits(study)}
+    for a in answers[answers["kind"] != "attention"].itertuples():
+        k = key[(a.hit_id, a.trial)]
+        assert (a.answer, a.person, a.a_run or "", a.a_side or "") == (side[a.participant], k["person"], k["a_run"],
+                                                                       k["a_side"])
+        assert pd.isna(a.correct) if a.kind == "ab" else a.correct == (a.answer == k["correct"])
+    assert answers.loc[answers["kind"] == "attention", "correct"].all() and (answers["work_time_s"] >= 0).all()
     analysis = CliRunner().invoke(main, ["amt", "analyze", str(study / "results.csv"), "--key", str(study / "key.csv"),
                                          "--bootstrap", "50", "--min-catch-accuracy", "0"])
     assert analysis.exit_code == 0, analysis.output

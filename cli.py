@@ -527,8 +527,12 @@ def amt() -> None:
 
 
 @amt.command("export")
-@click.option("--a", "run_a", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--b", "run_b", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--a", "run_a", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The first run (same as the first --run).")
+@click.option("--b", "run_b", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The second run (same as the second --run).")
+@click.option("--run", "more_runs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A run to compare (repeat: every pair of runs is compared on every shared item).")
 @click.option("--subset", type=click.Choice(["all", "large", "small"]), default=default(ExportOptions, "subset"),
               show_default=True)
 @click.option("--base-url", required=True, help="Where the images/ folder will be uploaded.")
@@ -539,14 +543,18 @@ def amt() -> None:
 @click.option("--catch-rate", default=default(ExportOptions, "catch_rate"), show_default=True,
               type=click.FloatRange(0, 1, max_open=True),
               help="Share of each HIT's trials that are catch trials (real photo vs scrambled copy).")
+@click.option("--cant-tell", is_flag=True, default=default(ExportOptions, "cant_tell"),
+              help="Offer a \"can't tell\" answer (relaxed 2AFC; analysed as half a win each way).")
 @click.option("--seed", default=default(ExportOptions, "seed"), show_default=True, type=int)
-def amt_export(run_a: Path, run_b: Path, subset: str, base_url: str, out: Path, trials_per_hit: int,
-               catch_rate: float, seed: int) -> None:
-    """Batch CSV, HIT template, anonymous images and the unblinding key.csv for run A vs run B."""
+def amt_export(run_a: Path | None, run_b: Path | None, more_runs: tuple[Path, ...], subset: str, base_url: str,
+               out: Path, trials_per_hit: int, catch_rate: float, cant_tell: bool, seed: int) -> None:
+    """Batch CSV, HIT template, anonymous images and the unblinding key.csv for two or more runs."""
     from vton.studies.export import export_study
 
-    info = export_study(run_a, run_b, out, base_url, subset, trials_per_hit, catch_rate, seed)
-    click.echo(f"{info['hits']} HITs, {info['ab_trials']} A/B + {info['catch_trials']} catch trials -> {out}")
+    runs = [r for r in (run_a, run_b) if r is not None] + list(more_runs)
+    info = export_study(runs, out, base_url, subset, trials_per_hit, catch_rate, seed, cant_tell)
+    click.echo(f"{info['hits']} HITs, {info['ab_trials']} pairwise + {info['catch_trials']} catch trials "
+               f"({info['methods']} runs, {info['items']} items) -> {out}")
 
 
 @amt.command("analyze")
@@ -555,49 +563,82 @@ def amt_export(run_a: Path, run_b: Path, subset: str, base_url: str, out: Path, 
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder (default: RESULTS' folder/analysis).")
 @click.option("--min-catch-accuracy", default=default(AnalyzeOptions, "min_catch_accuracy"), show_default=True,
-              type=click.FloatRange(0, 1), help="Drop workers whose share of correct catch trials is below this.")
+              type=click.FloatRange(0, 1), help="Exclude workers whose share of correct catch trials is below this.")
+@click.option("--max-attention-failures", default=default(AnalyzeOptions, "max_attention_failures"),
+              show_default=True, type=click.IntRange(0),
+              help="Exclude workers who failed more attention checks than this (column AttentionChecksFailed).")
 @click.option("--bootstrap", "n_boot", default=default(AnalyzeOptions, "n_boot"), show_default=True,
-              type=click.IntRange(1), help="Worker x item bootstrap replicates (at most 100000).")
+              type=click.IntRange(1), help="Bootstrap replicates (at most 100000).")
 @click.option("--seed", default=default(AnalyzeOptions, "seed"), show_default=True, type=click.IntRange(0))
-def amt_analyze(results: Path, key: Path, out: Path | None, min_catch_accuracy: float, n_boot: int,
-                seed: int) -> None:
-    """Preference for A over B (overall and per subset): Wilson CI, binomial test, worker x item bootstrap."""
+def amt_analyze(results: Path, key: Path, out: Path | None, min_catch_accuracy: float, max_attention_failures: int,
+                n_boot: int, seed: int) -> None:
+    """Preferences between the runs (Wilson CI, binomial test, worker x item bootstrap); Bradley-Terry for 3+."""
     from vton.studies.analyze import analyze_results
 
-    s = analyze_results(results, key, out, min_catch_accuracy, n_boot, seed)
-    click.echo(f"A={s['a_run']} B={s['b_run']}; dropped {s['workers_dropped']}/{s['workers']} workers")
+    s = analyze_results(results, key, out, min_catch_accuracy, n_boot, seed, max_attention_failures)
+    for warning in s["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(f"runs: {', '.join(s['runs'])}; excluded {s['workers_dropped']}/{s['workers']} workers")
     for r in s["preference"]:
-        click.echo(f"  {r['subset']}: {r['prefer_a']}/{r['votes']} prefer A = {r['share_a']:.3f} "
-                   f"[{r['bootstrap_lo']:.3f}, {r['bootstrap_hi']:.3f}] p={r['p_binomial']:.3g}")
+        click.echo(f"  {r['a_run']} vs {r['b_run']} {r['subset']}: {r['prefer_a']}/{r['votes']} prefer A "
+                   f"({r['ties']} ties) = {r['share_a']:.3f} [{r['bootstrap_lo']:.3f}, {r['bootstrap_hi']:.3f}] "
+                   f"p={r['p_binomial']:.3g}")
+    for r in (s["ranking"] or {}).get("strengths", []):
+        click.echo(f"  #{r['rank']} {r['run']}: Bradley-Terry {r['log_strength']:+.3f} "
+                   f"[{r['bootstrap_lo']:+.3f}, {r['bootstrap_hi']:+.3f}]")
     click.echo(f"-> {s['out']}")
 
 
 @main.group()
 def study() -> None:
-    """Run an exported study locally for in-lab participants."""
+    """Run an exported study: on Prolific (self-hosted) or in a lab; collect its results."""
+
+
+study.add_command(amt_export, "export")
 
 
 @study.command("serve")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--host", default=default(ServeOptions, "host"), show_default=True,
-              help="Interface to bind (loopback by default).")
+              help="Interface to bind (loopback by default; put a TLS reverse proxy in front to go public).")
 @click.option("--port", default=default(ServeOptions, "port"), show_default=True, type=click.IntRange(0, 65535),
               help="0 picks a free port.")
-def study_serve(folder: Path, host: str, port: int) -> None:
-    """Serve the study in FOLDER (from `vton amt export`); answers go to FOLDER/results.csv."""
-    from vton.studies.export import RESULTS_CSV
-    from vton.studies.server import make_server
+@click.option("--completion-code", default=default(ServeOptions, "completion_code"),
+              help="Prolific: participants who finish go to app.prolific.com/submissions/complete?cc=CODE. Without "
+                   "it, links with PROLIFIC_PID are refused.")
+@click.option("--failed-check-code", default=default(ServeOptions, "failed_check_code"),
+              help="Prolific: the code for a participant who failed an attention check (without it: a screen-out "
+                   "page asking them to return the submission).")
+@click.option("--hits-per-participant", default=default(ServeOptions, "hits_per_participant"), show_default=True,
+              type=click.IntRange(0), help="HITs each participant answers (0: every HIT they have not done).")
+@click.option("--attention-checks", default=default(ServeOptions, "attention_checks"), show_default=True,
+              type=click.IntRange(0, 5), help="Instructed-response rows per page (Prolific: at least 1).")
+def study_serve(folder: Path, host: str, port: int, completion_code: str | None, failed_check_code: str | None,
+                hits_per_participant: int, attention_checks: int) -> None:
+    """Serve the study in FOLDER (from `vton amt export`); state in FOLDER/study.sqlite."""
+    from vton.studies.app import Settings
+    from vton.studies.db import DB_FILE
+    from vton.studies.serve import StudyServer
 
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.echo(f"warning: serving on {host}, not loopback: anyone who can reach it can take part", err=True)
-    server = make_server(folder, host, port)
-    click.echo(f"study at http://{host}:{server.server_address[1]}/ (Ctrl-C stops); answers -> {folder / RESULTS_CSV}")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    server = StudyServer(folder, host, port, Settings(completion_code, failed_check_code, hits_per_participant,
+                                                      attention_checks))
+    click.echo(f"study at http://{host}:{server.port}/ (Ctrl-C stops); state -> {folder / DB_FILE}")
+    server.serve()
+
+
+@study.command("results")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder (default: FOLDER).")
+def study_results(folder: Path, out: Path | None) -> None:
+    """FOLDER/study.sqlite as MTurk's results.csv and a tidy answers.parquet (the server may keep running)."""
+    from vton.studies.results import export_results
+
+    r = export_results(folder, out)
+    click.echo(f"{r['assignments']} assignments, {r['answers']} answers of {r['participants']} participants -> "
+               f"{r['results']}, {r['parquet']}")
 
 
 # --- demo --------------------------------------------------------------------------------------

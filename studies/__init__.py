@@ -1,1 +1,2 @@
-"""Human studies: A/B sheets in MTurk formats, the local study server, and the analysis of answers."""
+"""Human studies: pairwise sheets in MTurk formats, the self-hosted study server (Prolific or lab), its exports,
+and the analysis of answers."""

@@ -89,12 +89,17 @@ def test_export_formats_blinding_and_key(runs, tmp_path: Path) -> None:
             assert np.array_equal(shown[k["a_side"]], pixels(a.parent / "runA_results/unpaired/try-on" / f"{stem}.png"))
             assert np.array_equal(shown[other], pixels(b.parent / "runB_results/unpaired/try-on" / f"{stem}.png"))
             assert {k["left"], k["right"]} == {"cpvton", "baseline"}
-        else:
+        else:  # the real side is the photo mirrored, the other a tile-shuffled copy of it, both of its size
             fake = "right" if k["correct"] == "left" else "left"
-            assert np.array_equal(shown[k["correct"]], person)
-            assert not np.array_equal(shown[fake], person)  # tiles shuffled: same pixels, other places
+            assert np.array_equal(shown[k["correct"]], person[:, ::-1])
+            assert not np.array_equal(shown[fake], person[:, ::-1]) and shown[fake].shape == person.shape
             assert np.array_equal(np.sort(shown[fake], axis=None), np.sort(person, axis=None))
-    assert min(sides.values()) >= 6  # randomised, not all on one side
+    assert abs(sides["left"] - sides["right"]) <= 1  # balanced, not a coin flip per trial
+    # a catch trial's answer is not in its URLs: neither option is an image shown as a person or cloth anywhere
+    references = {h[f"{f}_{i}"] for h in hits for i in range(K) for f in ("person", "cloth")}
+    for k in (k for k in key if k["kind"] == "catch"):
+        row = next(h for h in hits if h["hit_id"] == k["hit_id"])
+        assert not {row[f"left_{k['trial']}"], row[f"right_{k['trial']}"]} & references
     # formula guard and names kept in the key
     persons = [k["person"] for k in key]
     assert "'" + FORMULA + "_0.jpg" in persons and EVIL + "_0.jpg" in persons
@@ -364,3 +369,25 @@ def test_export_refuses_a_decompression_bomb_in_one_line(runs, tmp_path: Path, m
     result = CliRunner().invoke(main, ["amt", "export", "--a", str(a), "--b", str(b), "--base-url", BASE,
                                        "--out", str(tmp_path / "out")])
     assert "decompression bomb" in one_line_error(result)
+
+
+def test_export_of_three_runs_is_a_balanced_pairwise_design(runs, tmp_path: Path) -> None:
+    a, b, _ = runs
+    c = write_eval_run(tmp_path, "runC", "third", a.parent / "data", np.linspace(0.5, 0.9, N), 4, set(), set())
+    out = tmp_path / "study3"
+    result = CliRunner().invoke(main, ["study", "export", "--run", str(a), "--run", str(b), "--run", str(c),
+                                       "--base-url", BASE, "--out", str(out), "--trials-per-hit", str(K)])
+    assert result.exit_code == 0, result.output
+    ab = [k for k in read(out / "key.csv") if k["kind"] == "ab"]
+    pairs = [("cpvton", "baseline"), ("cpvton", "third"), ("baseline", "third")]
+    assert len(ab) == 3 * N
+    for pair in pairs:  # every item once per pair of runs, each run on the left in half of them
+        trials = [k for k in ab if (k["a_run"], k["b_run"]) == pair]
+        assert sorted(k["person"] for k in trials) == sorted(k["person"] for k in ab if k["a_run"] == "cpvton"
+                                                             and k["b_run"] == "baseline")
+        assert len(trials) == N and abs(sum(k["left"] == pair[0] for k in trials) - N / 2) <= 0.5
+        assert all({k["left"], k["right"]} == set(pair) for k in trials)
+    assert all(word not in (out / "study.json").read_text() for word in ("cpvton", "baseline", "third"))
+    same = CliRunner().invoke(main, ["amt", "export", "--run", str(a), "--run", str(a), "--base-url", BASE,
+                                     "--out", str(tmp_path / "x")])
+    assert one_line_error(same) == "Error: runs must have distinct names (summary.json 'run'); given twice: cpvton"

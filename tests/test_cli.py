@@ -16,9 +16,10 @@ from vton.models.options import InferOptions, TrainOptions
 from vton.pipelines.keypoints.pifpaf import PifpafOptions
 from vton.pipelines.prepare import PrepareOptions
 from vton.studies.analyze import analyze_results
+from vton.studies.app import Settings
 from vton.studies.export import export_study
 from vton.studies.options import AnalyzeOptions, ExportOptions, ServeOptions
-from vton.studies.server import make_server
+from vton.studies.serve import StudyServer
 from vton.workflows.demo import DemoOptions
 
 
@@ -41,7 +42,10 @@ def bad_inputs(tmp: Path) -> dict[str, list[str]]:
         "amt export": ["amt", "export", "--a", str(empty), "--b", str(empty), "--base-url", "https://x/",
                        "--out", str(tmp / "study")],
         "amt analyze": ["amt", "analyze", str(junk), "--key", str(junk)],
+        "study export": ["study", "export", "--run", str(empty), "--run", str(empty), "--base-url", "https://x/",
+                         "--out", str(tmp / "study")],
         "study serve": ["study", "serve", str(empty)],
+        "study results": ["study", "results", str(empty)],
         "demo": ["demo", "--out", str(full)],
         "weights list": ["weights", "list", "no-such-file"],
         "weights download": ["weights", "download", "--for", "no-such-command"],
@@ -95,6 +99,7 @@ def dataclass_defaults(options: object) -> dict[str, object]:
     (("keypoints",), RunnerConfig, {}),
     (("demo",), DemoOptions, {"steps": "gmm_steps"}),
     (("amt", "export"), ExportOptions, {}),
+    (("study", "export"), ExportOptions, {}),
     (("amt", "analyze"), AnalyzeOptions, {}),
     (("study", "serve"), ServeOptions, {}),
 ])
@@ -109,11 +114,11 @@ def test_option_defaults_are_the_dataclass_defaults(command: tuple[str, ...], op
         assert option_defaults(*command)[name] == expected[field], (command, name)
 
 
-@pytest.mark.parametrize(("function", "options"), [
-    (export_study, ExportOptions), (analyze_results, AnalyzeOptions), (make_server, ServeOptions),
+@pytest.mark.parametrize(("functions", "options"), [
+    ((export_study,), ExportOptions), ((analyze_results,), AnalyzeOptions), ((StudyServer, Settings), ServeOptions),
 ])
-def test_study_functions_default_to_the_options(function, options) -> None:
+def test_study_functions_default_to_the_options(functions, options) -> None:
     """The study functions called from Python get the same defaults as the CLI: both read the options dataclass."""
     expected = dataclass_defaults(options)
-    params = inspect.signature(function).parameters
+    params = {k: v for f in functions for k, v in inspect.signature(f).parameters.items()}
     assert {name: params[name].default for name in expected} == expected

@@ -128,7 +128,7 @@ def run_protocols(names: Sequence[str], ctx: Context, settings: Settings, device
     feature_of: dict[tuple[str, Path, tuple], np.ndarray] = {}
     extractors_of: dict[tuple, set[str]] = defaultdict(set)  # view -> the networks that want its features
     for plan in plans.values():
-        for extractor, vs in plan.sets.values():
+        for extractor, vs in [v for sets in (plan.sets, *plan.by_category.values()) for v in sets.values()]:
             if extractor in nets:
                 for path, steps in vs:
                     wanted[path].add(steps)
@@ -197,12 +197,40 @@ def run_protocols(names: Sequence[str], ctx: Context, settings: Settings, device
         for name in names:
             proto = PROTOCOLS[name]
             if proto.plan is not None:
-                blocks[name] = _block(proto, plans, jobs, values, feature_of, nets, why_not, settings, rows)
+                blocks[name] = _block(proto, plans, jobs, values, feature_of, nets, why_not, settings, rows,
+                                      ctx.categories)
     return rows, blocks
 
 
+def _set_value(row: Row, sets: dict[str, tuple[str, list]], feature_of: dict, nets: dict,
+               seed: int) -> tuple[float, dict[str, int]]:
+    """A set row's number on the features of ``sets`` (set name -> extractor, views) and each set's size; raises the
+    library's error where the script would."""
+    feats = {name: _stack_rows([feature_of[(extractor, p, s)] for p, s in vs])
+             for name, (extractor, vs) in sets.items() if extractor in nets}
+    return float(row.score(feats, seed)), {k: int(v.shape[0]) for k, v in feats.items()}
+
+
+def _by_category(row: Row, plan: Plan, vals: dict[int, float], jobs: list, categories: dict[str, str],
+                 feature_of: dict, nets: dict, seed: int) -> dict[str, float | str]:
+    """A row's number for each category the plan scores apart (`Plan.by_category`): per-image rows over that
+    category's persons, set rows on its own sets; why not, where the script would stop."""
+    out: dict[str, float | str] = {}
+    for category, sets in plan.by_category.items():
+        if row.level == "image":
+            mine = np.array([v for j, v in vals.items() if categories.get(jobs[j][2].person) == category])
+            value = aggregate(row, mine, None)
+            out[category] = value if value is not None else "no image pairs matched"
+            continue
+        try:
+            out[category] = _set_value(row, sets, feature_of, nets, seed)[0]
+        except (ValueError, np.linalg.LinAlgError, KeyError) as exc:
+            out[category] = f"cannot be computed: {exc}"
+    return out
+
+
 def _block(proto: Protocol, plans: dict, jobs: list, values: dict, feature_of: dict, nets: dict,
-           why_not: dict[str, str], settings: Settings, rows: list[tuple]) -> dict:
+           why_not: dict[str, str], settings: Settings, rows: list[tuple], categories: dict[str, str]) -> dict:
     """One protocol's summary block; appends its per-image rows."""
     metrics: dict[str, dict] = {}
     skipped: dict[str, str] = {}
@@ -233,17 +261,15 @@ def _block(proto: Protocol, plans: dict, jobs: list, values: dict, feature_of: d
                     continue
                 metrics[key] = {"value": value, **stats.describe(vals, settings.n_boot, settings.seed)}
             else:
-                feats = {}
-                for set_name, (extractor, vs) in plan.sets.items():
-                    if extractor in nets:
-                        feats[set_name] = _stack_rows([feature_of[(extractor, p, s)] for p, s in vs])
                 try:
-                    value = row.score(feats, settings.seed)
+                    value, sizes = _set_value(row, plan.sets, feature_of, nets, settings.seed)
                 except (ValueError, np.linalg.LinAlgError, KeyError) as exc:
                     skipped[key] = f"cannot be computed: {exc}"
                     continue
-                sizes = {k: int(v.shape[0]) for k, v in feats.items()}
-                metrics[key] = {"value": float(value), "n": sizes}
+                metrics[key] = {"value": value, "n": sizes}
+            if plan.by_category:
+                metrics[key]["categories"] = _by_category(row, plan, got if row.level == "image" else {}, jobs,
+                                                          categories, feature_of, nets, settings.seed)
     return {"title": proto.title, "source": proto.source, "pins": proto.pins, "versions": VERSIONS,
             "notes": list(proto.notes),
             "seed": settings.seed, "settings": {r.metric: r.how for r in proto.rows}, "inputs": inputs,

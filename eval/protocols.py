@@ -74,6 +74,9 @@ class Plan:
     skipped: dict[str, str] = field(default_factory=dict)  # metric -> why the script would give no number
     inputs: dict[str, Any] = field(default_factory=dict)  # what matching found, dropped, resized
     divisor: int | None = None  # per-image rows: the script divides their sum by this, not by the count
+    # a script that also scores each garment category apart (LaDI-VTON on DressCode): category -> its own sets; its
+    # per-image rows are the plan's jobs of that category's persons
+    by_category: dict[str, dict[str, tuple[str, list[View]]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -211,7 +214,11 @@ def _gt_files(ctx: Context, lister: Callable[[Path], list[Path]]) -> list[Path]:
 def plan_ladi(ctx: Context, setting: str) -> Plan:
     """val_metrics.py: GT = persons of the paired test list (also for unpaired runs), sorted by full path; generated =
     every file of the results folder, sorted; zipped with equal stems asserted. Both through ``Resize((512, 384))``:
-    the GT is shrunk (PIL bilinear) to the prediction's size, the prediction is left as it is."""
+    the GT is shrunk (PIL bilinear) to the prediction's size, the prediction is left as it is.
+
+    FID/KID reference (generate_fid_stats.py): VITON-HD's every image of the GT folder; DressCode's the persons of the
+    paired list, per category (``dresscode_<category>``, against the outputs in ``<results>/<category>/``) and all
+    together (``dresscode_all``, against every output)."""
     plan = Plan()
     folder = ctx.results[setting]
     gen = sorted(matching.scan(folder))
@@ -230,10 +237,18 @@ def plan_ladi(ctx: Context, setting: str) -> Plan:
         plan.jobs.append(Job(name, cloths.get(name, ""), {"rgb": ((g, steps), (p, ()))}))
     from vton.eval import fid
 
-    gen_fid = fid.cleanfid_files(folder)
-    plan.sets = {"gen": ("cleanfid", [(f, (CLEANFID,)) for f in gen_fid]),
-                 "ref": ("cleanfid", [(f, (CLEANFID,)) for f in _gt_files(ctx, fid.cleanfid_files)]),
-                 "pred": ("fidelity", [(f, ()) for f in gen])}
+    def sets(outputs: Path, reference: list[Path]) -> dict[str, tuple[str, list[View]]]:
+        return {"gen": ("cleanfid", [(f, (CLEANFID,)) for f in fid.cleanfid_files(outputs)]),
+                "ref": ("cleanfid", [(f, (CLEANFID,)) for f in reference]),
+                "pred": ("fidelity", [(f, ()) for f in sorted(matching.scan(outputs))] if outputs.is_dir() else [])}
+
+    if not ctx.categories:
+        plan.sets = sets(folder, _gt_files(ctx, fid.cleanfid_files))
+        return plan
+    plan.sets = sets(folder, gt)
+    for category in dict.fromkeys(ctx.categories[p] for p in sorted(ctx.categories)):
+        plan.by_category[category] = sets(folder / category, [ctx.person_image[p] for p, _ in ctx.pairs.get(
+            "paired", []) if ctx.categories.get(p) == category])
     return plan
 
 
@@ -380,6 +395,9 @@ _CATVTON_FID_KID: Final = (
         {**_CLEAN, "scale": "x1000", "subsets": "100 of min(N, 1000), np.random (unseeded in the original)",
          "reference": "every image of the GT folder (the resized q75 copy when made)"}))
 
+_LADI_REFERENCE: Final = ("make_custom_stats at full resolution: VITON-HD every image of the GT folder; DressCode "
+                          "the persons of the paired list, per category (dresscode_<category>) and together "
+                          "(dresscode_all)")
 LADI: Final = Protocol(
     "ladi-vton", "LaDI-VTON", "miccunifi/ladi-vton@b127ad9 src/utils/val_metrics.py",
     {"torchmetrics": "0.11.4", "clean-fid": "0.1.35", "torch-fidelity": "0.3.0", "lpips": "0.1.4", "pillow": "9.5.0"},
@@ -390,11 +408,12 @@ LADI: Final = Protocol(
          {**_ALEX, "resolution": "the prediction's", "ground truth": "PIL bilinear to the prediction's size",
           "aggregation": "mean"}, "rgb"),
      Row("fid", ("paired", "unpaired"), "set", False, ("cleanfid",), _cleanfid_fid("gen", "ref"),
-         {**_CLEAN, "reference": "every image of the GT folder at full resolution (make_custom_stats)",
-          "generated": "every image under the results folder (clean-fid's recursive scan)"}),
+         {**_CLEAN, "reference": _LADI_REFERENCE,
+          "generated": "every image under the results folder (clean-fid's recursive scan); a DressCode category's "
+                       "under <results>/<category>/"}),
      Row("kid", ("paired", "unpaired"), "set", False, ("cleanfid",), _cleanfid_kid("ref", "gen", 1.0),
          {**_CLEAN, "scale": "raw (the paper reports x1000)", "subsets": "100 of min(N, 1000), np.random",
-          "reference": "every image of the GT folder at full resolution"}),
+          "reference": _LADI_REFERENCE}),
      Row("is", ("paired", "unpaired"), "set", True, ("fidelity",),
          _inception_score(10, True, True, chunks="torch_chunk", ddof=1),
          {"network": "torch-fidelity inception-v3-compat, logits_unbiased (1008, no bias)",

@@ -1,0 +1,185 @@
+"""The dataset audit (`vton audit`, prepare's --dedupe near / --clean-test) against planted ground truth: every
+planted near-duplicate found, nothing else; distinct synthetic persons sharing poses and backgrounds never merged."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from scipy.spatial.distance import pdist, squareform
+
+from vton.core.formats import read_pairs
+from vton.core.runner import Runner, RunnerConfig
+from vton.pipelines.audit.dataset import audit_dataset, dataset_nodes
+from vton.pipelines.audit.duplicates import NearSettings, Node, find_duplicates
+from vton.pipelines.audit.search import candidate_pairs, hamming
+from vton.pipelines.layouts.base import PERSON, Item
+from vton.pipelines.synth.draw import _make_texture, draw_labels, make_person, paint_person
+from vton.pipelines.synth.generate import synthesize
+from vton.pipelines.synth.near import NEAR_DUPLICATE, plant_near_duplicates
+from vton.pipelines.synth.viton_raw import VITON_RAW_SYNTH
+
+QUIET = RunnerConfig(workers=1, progress=False)
+
+
+def planted_edges(root: Path, leaked=lambda r: []) -> set[frozenset[tuple[str, str]]]:
+    """The copies defects.json makes, as pairs of (split, file): each plant with its source, byte copies
+    (duplicate_image) with their source, and the files ``leaked(record)`` of a train line naming a test model
+    (DressCode's test_id_in_train: the same files in both splits)."""
+    edges = []
+    for r in json.loads((root / "defects.json").read_text()):
+        if r["fault"] == NEAR_DUPLICATE:
+            edges += [(("test", r["source"]), ("train", r["file"])),
+                      (("test", r["source_cloth"]), ("train", r["cloth_file"]))]
+        elif r["fault"] == "duplicate_image":
+            edges.append((("train", r["detail"].removeprefix("byte copy of ")), ("train", r["file"])))
+        elif r["fault"] == "test_id_in_train":
+            edges += [(("test", path), ("train", path)) for path in leaked(r)]
+    return {frozenset(e) for e in edges}
+
+
+def groups(edges: set[frozenset]) -> set[frozenset]:
+    """Connected components of ``edges``."""
+    group: dict = {}
+    for a, b in (tuple(e) for e in edges):
+        merged = group.get(a, {a}) | group.get(b, {b})
+        for node in merged:
+            group[node] = merged
+    return {frozenset(g) for g in group.values()}
+
+
+def check_found(out: Path, edges: set[frozenset]) -> set[frozenset]:
+    """Every planted copy found, every pair found lies within one group of copies, and the clusters are the groups
+    (two edited copies of one picture may differ by more than the threshold: they join through their source)."""
+    found = found_pairs(out)
+    expected = groups(edges)
+    assert edges <= found
+    assert all(any(pair <= g for g in expected) for pair in found)
+    frame = pd.read_parquet(out / "duplicates.parquet")
+    clusters = {}
+    for r in frame.itertuples():
+        clusters.setdefault(r.cluster, set()).update({(r.a_split, r.a), (r.b_split, r.b)})
+    assert {frozenset(c) for c in clusters.values()} == expected
+    return found
+
+
+def found_pairs(out: Path) -> set[frozenset[tuple[str, str]]]:
+    frame = pd.read_parquet(out / "duplicates.parquet")
+    return {frozenset({(r.a_split, r.a), (r.b_split, r.b)}) for r in frame.itertuples()}
+
+
+def test_every_planted_near_duplicate_is_found_and_nothing_else(synth_defects: Path, tmp_path: Path) -> None:
+    record = audit_dataset(synth_defects, tmp_path / "audit", runner=QUIET)
+    found = check_found(tmp_path / "audit", planted_edges(synth_defects))
+    across = sum(1 for p in found if {s for s, _ in p} == {"test", "train"})
+    assert record["pairs"]["across"] == across and record["pairs"]["within test"] == 0
+    assert record["unreadable"] == 1  # the truncated JPEG, listed with its reason
+    assert "does not decode" in record["unreadable_files"][0]["reason"]
+    frame = pd.read_parquet(tmp_path / "audit" / "duplicates.parquet")
+    first_within = frame.index[frame.splits != "across"].min()
+    assert (frame.loc[: first_within - 1, "splits"] == "across").all()  # clusters spanning the splits come first
+    assert record["settings"] == dataclasses.asdict(NearSettings()) and record["versions"]["imagehash"] != "absent"
+
+
+def test_dresscode_planted_and_leaked_items_are_found(tmp_path: Path) -> None:
+    root = tmp_path / "dc"
+    synthesize(root, 18, 1, layout="dresscode", defects=True)
+    records = {r["fault"]: r for r in json.loads((root / "defects.json").read_text())}
+    leak = records["test_id_in_train"]
+
+    def leaked(r: dict) -> list[str]:  # the train line now names a test model's files: the same files, twice
+        person, cloth = r["pair"].split()
+        folder = r["file"].split("/")[0]
+        return [f"{folder}/images/{person}", f"{folder}/images/{cloth}"]
+
+    audit_dataset(root, tmp_path / "audit", runner=QUIET)
+    assert leak
+    check_found(tmp_path / "audit", planted_edges(root, leaked))
+
+
+def test_raw_viton_without_split_folders(synth_viton_raw: Path, tmp_path: Path) -> None:
+    root = tmp_path / "raw"
+    shutil.copytree(synth_viton_raw, root)
+    train = [p[: -len("_0.jpg")] for p, _ in read_pairs(root / "viton_train_pairs.txt")]
+    test = [p[: -len("_0.jpg")] for p, _ in read_pairs(root / "viton_test_pairs.txt")]
+    plants = plant_near_duplicates(root, train + test, test, np.random.default_rng(0), VITON_RAW_SYNTH)
+    (root / "defects.json").write_text(json.dumps(plants))
+    record = audit_dataset(root, tmp_path / "audit", runner=QUIET)
+    check_found(tmp_path / "audit", planted_edges(root))
+    assert record["layout"] == "viton" and record["test_items_with_a_train_copy"]["person"] == len(
+        {r["source"] for r in plants})
+
+
+def _variant(base, rng: np.random.Generator):
+    """Another person in ``base``'s pose and background: other clothes, colours, hair and hat."""
+    other = make_person(rng)
+    garment = dataclasses.replace(base.garment, texture=_make_texture(rng))
+    return dataclasses.replace(base, garment=garment, hat=other.hat, long_hair=other.long_hair,
+                               colors={**other.colors, "background": base.colors["background"]})
+
+
+def _write_people(folder: Path, people: list) -> list[Node]:
+    folder.mkdir(parents=True)
+    nodes = []
+    for k, person in enumerate(people):
+        name = f"{k:06d}_0.jpg"
+        Image.fromarray(paint_person(person, draw_labels(person))).save(folder / name, quality=75)
+        nodes.append(Node(Item(PERSON, name, ""), "train" if k % 2 else "test", f"{folder.name}/{name}"))
+    return nodes
+
+
+def test_distinct_people_sharing_poses_and_backgrounds_are_never_merged(tmp_path: Path) -> None:
+    people = []
+    for pose in range(40):  # 160 people, four per pose and background
+        base = make_person(np.random.default_rng([7, pose]))
+        rng = np.random.default_rng([8, pose])
+        people += [base, *(_variant(base, rng) for _ in range(3))]
+    nodes = _write_people(tmp_path / "image", people)
+    with Runner(QUIET) as workers:
+        found = find_duplicates(str(tmp_path), nodes, NearSettings(), workers)
+    assert found.candidates["person"] > 50  # the search alone would merge many: the pixels decide
+    assert found.duplicates == [] and not found.unreadable
+
+
+def test_two_people_in_the_same_pose_are_not_merged_but_a_copy_is(tmp_path: Path) -> None:
+    base = make_person(np.random.default_rng([3, 3]))
+    twin = _variant(base, np.random.default_rng(4))
+    nodes = _write_people(tmp_path / "image", [base, twin, base])
+    with Image.open(tmp_path / "image" / "000002_0.jpg") as img:  # the third: a re-encoded copy of the first
+        img.save(tmp_path / "image" / "000002_0.jpg", quality=60)
+    with Runner(QUIET) as workers:
+        found = find_duplicates(str(tmp_path), nodes, NearSettings(), workers)
+    assert [(d.a.path, d.b.path) for d in found.duplicates] == [("image/000000_0.jpg", "image/000002_0.jpg")]
+
+
+def test_candidate_search_equals_all_pairs_compared() -> None:
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(40, 30))
+    vectors = np.concatenate([centres + rng.normal(scale=s, size=centres.shape) for s in (0.0, 0.05, 0.3)])
+    distances = squareform(pdist(vectors))
+    for radius in (0.1, 0.5, 2.0):
+        brute = [(i, j) for i in range(len(vectors)) for j in range(i + 1, len(vectors)) if distances[i, j] <= radius]
+        assert [tuple(p) for p in candidate_pairs(vectors, radius).tolist()] == brute
+    hashes = rng.integers(0, 2**63, 50, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    assert hamming(hashes[:-1], hashes[1:]).tolist() == [bin(int(a) ^ int(b)).count("1")
+                                                        for a, b in zip(hashes[:-1], hashes[1:])]
+
+
+def test_bad_thresholds_are_refused() -> None:
+    with pytest.raises(ValueError, match="radius"):
+        NearSettings(radius=0)
+    with pytest.raises(ValueError, match="min score"):
+        NearSettings(min_score=1.5)
+
+
+def test_nodes_come_from_the_layout_adapter(synth_cpvton: Path) -> None:
+    adapter, nodes = dataset_nodes(synth_cpvton)
+    assert adapter.name == "cpvton"
+    persons = {(n.split, n.path) for n in nodes if n.item.kind == PERSON}
+    listed = {(s, f"{s}/image/{p}") for s in ("train", "test") for p, _ in read_pairs(synth_cpvton / f"{s}_pairs.txt")}
+    assert persons == listed

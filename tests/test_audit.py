@@ -2,6 +2,7 @@
 planted near-duplicate found, nothing else; distinct synthetic persons sharing poses and backgrounds never merged."""
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import shutil
@@ -10,15 +11,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 from scipy.spatial.distance import pdist, squareform
 
+from vton.cli import main
 from vton.core.formats import read_pairs
 from vton.core.runner import Runner, RunnerConfig
 from vton.pipelines.audit.dataset import audit_dataset, dataset_nodes
 from vton.pipelines.audit.duplicates import NearSettings, Node, find_duplicates
 from vton.pipelines.audit.search import candidate_pairs, hamming
 from vton.pipelines.layouts.base import PERSON, Item
+from vton.pipelines.prepare import PrepareOptions, prepare
 from vton.pipelines.synth.draw import _make_texture, draw_labels, make_person, paint_person
 from vton.pipelines.synth.generate import synthesize
 from vton.pipelines.synth.near import NEAR_DUPLICATE, plant_near_duplicates
@@ -183,3 +187,48 @@ def test_nodes_come_from_the_layout_adapter(synth_cpvton: Path) -> None:
     persons = {(n.split, n.path) for n in nodes if n.item.kind == PERSON}
     listed = {(s, f"{s}/image/{p}") for s in ("train", "test") for p, _ in read_pairs(synth_cpvton / f"{s}_pairs.txt")}
     assert persons == listed
+
+
+def test_prepare_dedupe_near_rejects_train_leaks_and_clean_test_lists_the_rest(synth_defects: Path,
+                                                                               tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    summary = prepare(synth_defects, out, PrepareOptions(dedupe="near", clean_test=True), QUIET)
+    truth = json.loads((synth_defects / "defects.json").read_text())
+    plants = [d for d in truth if d["fault"] == NEAR_DUPLICATE]
+    with open(out / "rejected.csv") as fh:
+        rejected = {row["pair"]: row for row in csv.DictReader(fh)}
+    assert set(rejected) == {d["pair"] for d in truth}  # the faults as before, and every plant
+    for d in plants:
+        row = rejected[d["pair"]]
+        source = Path(d["source"]).name
+        assert (row["split"], row["stage"]) == ("train", "leak") and f"near copy of test {source}" in row["reason"]
+        assert "pHash distance" in row["reason"]
+    assert (out / "test_pairs.txt").read_text() == (synth_defects / "test_pairs.txt").read_text()  # test stays whole
+    copied = {Path(d["source"]).name for d in plants} | {Path(d["source_cloth"]).name for d in plants}
+    for name in ("test_pairs.txt", "test_pairs_same.txt"):
+        listed = read_pairs(out / name)
+        clean = read_pairs(out / name.replace(".txt", "_clean.txt"))
+        assert clean == [(p, c) for p, c in listed if p not in copied and c not in copied] and len(clean) < len(listed)
+    report = json.loads((out / "prepare.json").read_text())
+    assert report["options"]["dedupe"] == "near" and report["options"]["near"] == dataclasses.asdict(NearSettings())
+    assert report["near_duplicates"]["pairs"]["across"] >= 2 * len(plants)
+    assert summary.kept == summary.total - len(truth)
+
+
+def test_prepare_records_nothing_new_by_default(synth_cpvton: Path, tmp_path: Path) -> None:
+    prepare(synth_cpvton, tmp_path / "out", PrepareOptions(samples=0), QUIET)
+    report = json.loads((tmp_path / "out" / "prepare.json").read_text())
+    assert "near_duplicates" not in report and not {"dedupe", "clean_test", "near"} & set(report["options"])
+    assert not (tmp_path / "out" / "test_pairs_clean.txt").exists()
+
+
+def test_cli_audit_writes_the_files_and_the_page(synth_defects: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["audit", str(synth_defects), "--out", str(tmp_path / "a")])
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "a" / "audit.json").read_text())
+    assert f"across train/test {record['pairs']['across']}" in result.output
+    page = (tmp_path / "a" / "audit.html").read_text()
+    assert page.count("<b>cluster ") == len(set(pd.read_parquet(tmp_path / "a" / "duplicates.parquet").cluster))
+    assert page.rindex(", across)") < page.index(", within train)") and "data:image/jpeg;base64," in page
+    bad = CliRunner().invoke(main, ["audit", str(synth_defects), "--near-radius", "3"])
+    assert bad.exit_code == 2

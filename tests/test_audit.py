@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import json
 import shutil
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -13,14 +14,16 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from PIL import Image
-from scipy.spatial.distance import pdist, squareform
+from scipy.spatial.distance import cdist
 
 from vton.cli import main
 from vton.core.formats import read_pairs
 from vton.core.runner import Runner, RunnerConfig
+from vton.pipelines.audit.confirm import pixel_score
 from vton.pipelines.audit.dataset import audit_dataset, dataset_nodes
 from vton.pipelines.audit.duplicates import NearSettings, Node, find_duplicates
-from vton.pipelines.audit.search import candidate_pairs, hamming
+from vton.pipelines.audit.search import CELL, CONTRAST_WEIGHT, MIN_CONTRAST, SHIFTS, candidate_pairs, hamming
+from vton.pipelines.audit.signature import decode, signature, thumb_array, work_image
 from vton.pipelines.layouts.base import PERSON, Item
 from vton.pipelines.prepare import PrepareOptions, prepare
 from vton.pipelines.synth.draw import _make_texture, draw_labels, make_person, paint_person
@@ -146,8 +149,14 @@ def test_distinct_people_sharing_poses_and_backgrounds_are_never_merged(tmp_path
     nodes = _write_people(tmp_path / "image", people)
     with Runner(QUIET) as workers:
         found = find_duplicates(str(tmp_path), nodes, NearSettings(), workers)
-    assert found.candidates["person"] > 50  # the search alone would merge many: the pixels decide
     assert found.duplicates == [] and not found.unreadable
+    # the pixels alone keep them apart too: no two people of one pose and background reach the score of a copy
+    images = [decode((tmp_path / n.path).read_bytes()) for n in nodes]
+    thumbs = [thumb_array(signature(img)) for img in images]
+    works = [work_image(img) for img in images]
+    scores = [pixel_score(thumbs[i], thumbs[j], works[i], works[j])
+              for first in range(0, len(nodes), 4) for i, j in combinations(range(first, first + 4), 2)]
+    assert len(scores) == 240 and max(scores) < NearSettings().min_score
 
 
 def test_two_people_in_the_same_pose_are_not_merged_but_a_copy_is(tmp_path: Path) -> None:
@@ -161,14 +170,35 @@ def test_two_people_in_the_same_pose_are_not_merged_but_a_copy_is(tmp_path: Path
     assert [(d.a.path, d.b.path) for d in found.duplicates] == [("image/000000_0.jpg", "image/000002_0.jpg")]
 
 
+def _reference_embedding(thumb: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """The search's embedding by its definition: the thumbnail moved by (dy, dx) with its edges repeated, cell means
+    by reshaping, less their mean, unit length, and the weighted log of the RMS contrast (floored)."""
+    height, width = thumb.shape[:2]
+    padded = np.pad(thumb.astype(np.float64) / 255, ((2, 2), (2, 2), (0, 0)), mode="edge")
+    moved = padded[2 - dy:2 - dy + height, 2 - dx:2 - dx + width]
+    cells = moved.reshape(height // CELL, CELL, width // CELL, CELL, 3).mean(axis=(1, 3)).ravel()
+    centred = cells - cells.mean()
+    rms = max(float(np.sqrt((centred ** 2).mean())), MIN_CONTRAST)
+    return np.append(centred / (rms * np.sqrt(centred.size)), CONTRAST_WEIGHT * np.log(rms))
+
+
 def test_candidate_search_equals_all_pairs_compared() -> None:
     rng = np.random.default_rng(0)
-    centres = rng.normal(size=(40, 30))
-    vectors = np.concatenate([centres + rng.normal(scale=s, size=centres.shape) for s in (0.0, 0.05, 0.3)])
-    distances = squareform(pdist(vectors))
-    for radius in (0.1, 0.5, 2.0):
-        brute = [(i, j) for i in range(len(vectors)) for j in range(i + 1, len(vectors)) if distances[i, j] <= radius]
-        assert [tuple(p) for p in candidate_pairs(vectors, radius).tolist()] == brute
+    blocks = rng.integers(0, 256, (30, 8, 6, 3)).astype(np.uint8)
+    bases = blocks.repeat(8, axis=1).repeat(8, axis=2)  # 30 blocky 48x64 images
+    noisy = [np.clip(bases + rng.normal(scale=s, size=bases.shape), 0, 255).astype(np.uint8) for s in (3, 20, 60)]
+    moved = np.pad(bases, ((0, 0), (1, 0), (0, 1), (0, 0)), mode="edge")[:, :-1, 1:]  # content 1 down, 1 left
+    thumbs = np.concatenate([bases, *noisy, moved, np.full((2, 64, 48, 3), 128, np.uint8)])
+    own = np.stack([_reference_embedding(t, 0, 0) for t in thumbs])
+    probes = np.stack([_reference_embedding(t, dy, dx) for t in thumbs for dy in SHIFTS for dx in SHIFTS])
+    one_way = cdist(probes, own).reshape(len(thumbs), len(SHIFTS) ** 2, len(thumbs)).min(axis=1)
+    distances = np.minimum(one_way, one_way.T)  # i's shifts to j's own, or j's shifts to i's own
+    for radius in (0.05, NearSettings().radius, 0.5, 2.0):
+        brute = [(i, j) for i in range(len(thumbs)) for j in range(i + 1, len(thumbs)) if distances[i, j] <= radius]
+        pairs, found = candidate_pairs(thumbs, radius)
+        assert [tuple(p) for p in pairs.tolist()] == brute and len(brute) > 30
+        np.testing.assert_allclose(found, [distances[i, j] for i, j in brute], atol=1e-9)
+    assert distances[0, 4 * 30] == 0 < distances[0, 30]  # the moved copy is at distance 0 through its shift
     hashes = rng.integers(0, 2**63, 50, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
     assert hamming(hashes[:-1], hashes[1:]).tolist() == [bin(int(a) ^ int(b)).count("1")
                                                         for a, b in zip(hashes[:-1], hashes[1:])]

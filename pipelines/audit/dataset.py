@@ -25,14 +25,19 @@ RELATIONS = ("across", "within train", "within test", "within")
 METHOD = {
     "signature": f"decode (JPEG at a reduced DCT scale), resize to {signature.WORK_WH[0]}x{signature.WORK_WH[1]} "
                  "bilinear; pHash: imagehash.phash of the decoded image (64 bits)",
-    "embedding": f"Gaussian blur sigma {signature.EMBED_BLUR} x width, box resize to "
-                 f"{signature.EMBED_WH[0]}x{signature.EMBED_WH[1]} RGB, minus the mean, unit length",
-    "candidates": f"pairs of one kind within the radius (Euclidean, embeddings): scipy cKDTree.query_pairs on the "
+    "embedding": f"thumbnail ({signature.THUMB_WH[0]}x{signature.THUMB_WH[1]}, Gaussian blur sigma "
+                 f"{signature.THUMB_BLUR} x width, box resize) as a grid of {search.CELL}x{search.CELL}-pixel RGB "
+                 f"cell means, minus their mean, unit length, plus {search.CONTRAST_WEIGHT} x log RMS contrast; "
+                 f"also with the content shifted by {list(search.SHIFTS)} px in x and y (edges repeated)",
+    "candidates": "pairs of one kind within the radius: least Euclidean distance of one's shifted embeddings to the "
+                  "other's own; scipy cKDTree.sparse_distance_matrix (shifted against own) on the "
                   f"{search.PROJECTED_DIMS} leading principal axes, then the full distance",
-    "confirmation": f"thumbnails {signature.THUMB_WH[0]}x{signature.THUMB_WH[1]} RGB (blur sigma "
-                    f"{signature.THUMB_BLUR} x width) aligned over scales {list(confirm.SCALES)} and shifts up to "
-                    f"{confirm.MAX_SHIFT} px (least mean-removed squared difference), then skimage SSIM (Gaussian "
-                    "sigma 1.5, data range 255, channels averaged) on the overlap >= min_score",
+    "confirmation": f"thumbnails aligned over scales {list(confirm.SCALES)} and shifts up to {confirm.MAX_SHIFT} px "
+                    "(least mean-removed squared difference), refined at the working size (blur sigma "
+                    f"{confirm.FINE_BLUR} px), brightness and contrast matched (gain within 1 +- {confirm.MAX_GAIN}); "
+                    "score: share of pixels within "
+                    f"{confirm.TOLERANCE} levels of the range of the other's 3x3 neighbourhood in every channel, both "
+                    "ways; a near-duplicate at score >= min_score",
     "clusters": "connected components of the confirmed pairs; clusters spanning train and test first",
 }
 
@@ -89,7 +94,7 @@ def counts(found: DuplicateSet) -> dict:
 def audit_record(found: DuplicateSet, settings: NearSettings) -> dict:
     """The thresholds, method, versions and counts of a search (audit.json; prepare.json's ``near_duplicates``)."""
     return {"settings": settings.record(), "method": METHOD, **counts(found),
-            "versions": library_versions("imagehash", "numpy", "pillow", "scipy", "scikit-image")}
+            "versions": library_versions("imagehash", "numpy", "pillow", "scipy")}
 
 
 def write_duplicates(path: Path, found: DuplicateSet) -> None:

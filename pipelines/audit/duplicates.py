@@ -26,9 +26,9 @@ SPLIT_ORDER = ("test", "train", "")  # a pair names its test side first
 @dataclass(frozen=True)
 class NearSettings:
     """The thresholds of a near-duplicate, recorded with every result. ``radius``: the largest embedding distance
-    of a candidate (`signature.embedding`: unit vectors, 0..2); ``min_score``: the least SSIM of the aligned
-    thumbnails (`confirm.pixel_score`) that confirms one."""
-    radius: float = 0.1
+    of a candidate (`search.pair_distances`: unit vectors, shift-probed, plus a contrast term); ``min_score``: the
+    least pixel agreement of the aligned pair (`confirm.pixel_score`, 0..1) that confirms one."""
+    radius: float = 0.16
     min_score: float = 0.94
 
     def __post_init__(self) -> None:
@@ -138,16 +138,16 @@ def find_duplicates(root: str, nodes: list[Node], settings: NearSettings, worker
         if not group:
             candidates[kind] = 0
             continue
-        vectors = np.stack([np.frombuffer(s.embedding, np.float32) for s in sigs])
+        thumbs = np.stack([thumb_array(s) for s in sigs])
         hashes = np.array([s.phash for s in sigs], dtype=np.uint64)
-        found = candidate_pairs(vectors, settings.radius)
+        found, distances = candidate_pairs(thumbs, settings.radius)
         candidates[kind] = len(found)
-        distances = hamming(hashes[found[:, 0]], hashes[found[:, 1]]) if len(found) else []
-        for (i, j), bits in zip(tqdm(found, desc=f"confirm {kind}", unit="pair", disable=not progress), distances):
-            score = 1.0 if sigs[i] == sigs[j] else pixel_score(thumb_array(sigs[i]), thumb_array(sigs[j]),
-                                                               work(group[i].path), work(group[j].path))
+        bits = hamming(hashes[found[:, 0]], hashes[found[:, 1]]) if len(found) else []
+        for (i, j), hash_bits, distance in zip(tqdm(found, desc=f"confirm {kind}", unit="pair", disable=not progress),
+                                               bits, distances):
+            score = 1.0 if sigs[i] == sigs[j] else pixel_score(thumbs[i], thumbs[j], work(group[i].path),
+                                                               work(group[j].path))
             if score >= settings.min_score:
                 a, b = _ordered(group[i], group[j])
-                duplicates.append(Duplicate(a, b, int(bits), float(np.linalg.norm(vectors[i] - vectors[j])),
-                                            round(score, 6)))
+                duplicates.append(Duplicate(a, b, int(hash_bits), round(float(distance), 6), round(score, 6)))
     return DuplicateSet(nodes, duplicates, candidates, unreadable)

@@ -1,16 +1,53 @@
-"""Candidate pairs without comparing all pairs: a radius search on the embeddings through a k-d tree.
+"""Candidate pairs without comparing all pairs: a radius search on shift-probed embeddings through k-d trees.
 
-The embeddings (`signature.EMBED_DIM` values) are projected on their leading principal axes; a projection never
-lengthens a distance, so every pair within the radius in full is within it in the projection, where scipy's
-``cKDTree.query_pairs`` finds them in about O(N log N + pairs found); each found pair is then kept only if its full
-distance is within the radius. The result does not depend on how the projection rounds: it only prunes.
+The embedding of a thumbnail (`signature.THUMB_WH`, 48x64) is its 6x8 grid of RGB cell means (`CELL` pixels a side)
+less their mean, at unit length (contrast normalised: a brightness or contrast change barely moves it, and two
+unrelated persons, who differ in colours and outline, lie far apart), plus `CONTRAST_WEIGHT` times the log of its
+RMS contrast (so grey garments of different darkness, equal at unit length, stay apart). A shift of a few pixels
+moves such an embedding as far as a different person does, so each image is also embedded shifted by `SHIFTS` in
+each direction (edges repeated): the distance of a pair is the least distance between one's shifted embeddings and
+the other's own, which a shift, crop or pad of a few per cent leaves small.
+
+The search: the own embeddings and the shifted ones are projected on the own embeddings' leading principal axes (a
+projection never lengthens a distance, so no pair within the radius is lost) and scipy's
+``cKDTree.sparse_distance_matrix`` of the two trees finds the pairs within the radius there, in about
+O(N log N + pairs found); each is then kept only if its full distance is within the radius. The result does not
+depend on the projection: it only prunes.
 """
 from __future__ import annotations
 
 import numpy as np
 
+CELL = 8  # thumbnail pixels a side of a cell: 48x64 -> a 6x8 grid
+SHIFTS = (-1, 0, 1)  # thumbnail pixels (2% of the width, 1.6% of the height), in x and y
+CONTRAST_WEIGHT = 0.5
+MIN_CONTRAST = 1 / 255  # RMS contrast floor (one level): a blank image has an embedding too
 PROJECTED_DIMS = 12
+CHUNK = 4096  # thumbnails embedded at once (bounds the memory of the integral images)
 _SLACK = 1e-5  # float32 rounding of the projected distances: never lose a pair at the radius
+OFFSETS = tuple((dy, dx) for dy in SHIFTS for dx in SHIFTS)
+
+
+def _embed_chunk(thumbs: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """Embeddings of ``thumbs`` (n, H, W, 3) uint8 with their content moved by (dy, dx) pixels (see the module)."""
+    pad = max(map(abs, SHIFTS))
+    n, height, width = thumbs.shape[:3]
+    padded = np.pad(thumbs, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="edge")
+    moved = padded[:, pad - dy:pad - dy + height, pad - dx:pad - dx + width]
+    sums = moved.reshape(n, height // CELL, CELL, width // CELL, CELL, 3).sum(axis=(2, 4), dtype=np.uint32)
+    vectors = sums.reshape(n, -1) / (255.0 * CELL * CELL)
+    vectors -= vectors.mean(axis=1, keepdims=True)
+    rms = np.maximum(np.linalg.norm(vectors, axis=1) / np.sqrt(vectors.shape[1]), MIN_CONTRAST)
+    unit = vectors / (rms * np.sqrt(vectors.shape[1]))[:, None]
+    return np.concatenate([unit, CONTRAST_WEIGHT * np.log(rms)[:, None]], axis=1)
+
+
+def embeddings(thumbs: np.ndarray, shift: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """(n, D) float64 embeddings of ``thumbs`` (n, H, W, 3) uint8 (H, W multiples of `CELL`), content moved by
+    ``shift`` = (dy, dx) pixels, each within `SHIFTS`."""
+    if thumbs.shape[1] % CELL or thumbs.shape[2] % CELL:
+        raise ValueError(f"thumbnail size {thumbs.shape[2]}x{thumbs.shape[1]} is not a multiple of {CELL}")
+    return np.concatenate([_embed_chunk(thumbs[k:k + CHUNK], *shift) for k in range(0, max(len(thumbs), 1), CHUNK)])
 
 
 def principal_axes(vectors: np.ndarray, dims: int = PROJECTED_DIMS) -> np.ndarray:
@@ -21,19 +58,43 @@ def principal_axes(vectors: np.ndarray, dims: int = PROJECTED_DIMS) -> np.ndarra
     return axes[:, ::-1][:, :dims]
 
 
-def candidate_pairs(vectors: np.ndarray, radius: float, dims: int = PROJECTED_DIMS) -> np.ndarray:
-    """(k, 2) int64 index pairs i < j, sorted, whose Euclidean distance is at most ``radius``."""
+def pair_distances(thumbs: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """The distance of each pair (i, j) of ``pairs``: the least distance between the shifted embeddings of one and
+    the own embedding of the other (each image involved embedded once)."""
+    used, index = np.unique(pairs, return_inverse=True)
+    index = index.reshape(pairs.shape)
+    own = embeddings(thumbs[used])
+    best = np.full(len(pairs), np.inf)
+    for offset in OFFSETS:
+        shifted = embeddings(thumbs[used], offset)
+        for a, b in ((0, 1), (1, 0)):
+            best = np.minimum(best, np.linalg.norm(shifted[index[:, a]] - own[index[:, b]], axis=1))
+    return best
+
+
+def candidate_pairs(thumbs: np.ndarray, radius: float, dims: int = PROJECTED_DIMS) -> tuple[np.ndarray, np.ndarray]:
+    """(k, 2) int64 index pairs i < j, sorted, whose distance (`pair_distances`) is at most ``radius``, and their
+    distances (k,)."""
     from scipy.spatial import cKDTree
 
-    vectors = np.asarray(vectors, dtype=np.float64)
-    if len(vectors) < 2:
-        return np.zeros((0, 2), np.int64)
-    projected = vectors @ principal_axes(vectors, min(dims, vectors.shape[1]))
-    found = cKDTree(projected).query_pairs(radius + _SLACK, output_type="ndarray").astype(np.int64)
-    if len(found):
-        found.sort(axis=1)
-        found = found[np.linalg.norm(vectors[found[:, 0]] - vectors[found[:, 1]], axis=1) <= radius]
-    return found[np.lexsort((found[:, 1], found[:, 0]))] if len(found) else found.reshape(0, 2)
+    thumbs = np.asarray(thumbs, dtype=np.uint8)
+    if len(thumbs) < 2:
+        return np.zeros((0, 2), np.int64), np.zeros(0)
+    own = embeddings(thumbs)
+    axes = principal_axes(own, min(dims, own.shape[1]))
+    tree = cKDTree(own @ axes)
+    found = []
+    for offset in OFFSETS:
+        shifted = cKDTree(embeddings(thumbs, offset) @ axes)
+        hits = shifted.sparse_distance_matrix(tree, radius + _SLACK, output_type="ndarray")
+        found.append(np.stack([hits["i"], hits["j"]], axis=1).astype(np.int64))
+    pairs = np.sort(np.concatenate(found), axis=1)
+    pairs = np.unique(pairs[pairs[:, 0] != pairs[:, 1]], axis=0)  # sorted by i, then j
+    if not len(pairs):
+        return pairs.reshape(0, 2), np.zeros(0)
+    distances = pair_distances(thumbs, pairs)
+    keep = distances <= radius
+    return pairs[keep], distances[keep]
 
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:

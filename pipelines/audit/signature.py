@@ -1,10 +1,9 @@
-"""Per-image signatures: imagehash's pHash (reported), a small colour embedding (finds candidates) and a blurred
-thumbnail (confirms them), all from one decode at a fixed working size.
+"""Per-image signatures: imagehash's pHash (reported) and a blurred thumbnail (its shift-probed embedding finds
+candidates, `search`; its pixels align them, `confirm`), both from one decode at a fixed working size.
 
-Why an embedding beside the hash: on try-on photos (one centred figure on a plain background) pHash's bits are
-decided by DCT coefficients close to their median, so a 4% crop or a shift of a few pixels flips 15-30 of its 64
-bits, as many as separate two unrelated persons; a blurred 9x12 colour thumbnail (blur 3% of the width, brightness
-and contrast normalised away) moves little under those edits and keeps the clothes' colours apart.
+Why not search on the hash: on try-on photos (one centred figure on a plain background) pHash's bits are decided by
+DCT coefficients close to their median, so a 4% crop or a shift of a few pixels flips 15-30 of its 64 bits, as many
+as separate two unrelated persons.
 """
 from __future__ import annotations
 
@@ -15,18 +14,14 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 WORK_WH = (96, 128)  # every image is first brought to this size (the aspect of 192x256 and 768x1024)
-EMBED_WH = (9, 12)
-EMBED_DIM = EMBED_WH[0] * EMBED_WH[1] * 3
-EMBED_BLUR = 0.03  # Gaussian sigma as a share of the width: a shift or crop of a few per cent moves little
 THUMB_WH = (48, 64)  # the common size of the pixel confirmation
 THUMB_BLUR = 0.01
 MODES = ("RGB", "RGBA", "L", "P")  # decoded then converted to RGB; other modes (CMYK, I, F) are refused
 
 
 class Signature(NamedTuple):
-    """``embedding``: float32 (EMBED_DIM,); ``thumb``: uint8 (THUMB_WH[1], THUMB_WH[0], 3), for the coarse alignment."""
+    """``thumb``: uint8 (THUMB_WH[1], THUMB_WH[0], 3), for the search and the coarse alignment."""
     phash: int
-    embedding: bytes
     thumb: bytes
 
 
@@ -50,17 +45,10 @@ def decode(data: bytes) -> Image.Image:
         raise ValueError(f"does not decode ({type(exc).__name__})") from None
 
 
-def _blurred(work: Image.Image, share: float, size_wh: tuple[int, int]) -> np.ndarray:
-    blurred = work.filter(ImageFilter.GaussianBlur(share * WORK_WH[0]))
-    return np.asarray(blurred.resize(size_wh, Image.Resampling.BOX))
-
-
-def embedding(work: Image.Image) -> np.ndarray:
-    """The blurred colour thumbnail minus its mean, in units that make the Euclidean distance of two embeddings the
-    root-mean-square difference of their pixels (0..1 of the full range): a brightness change moves it by its
-    offset's share only, and shades of a colour stay apart (float32)."""
-    vec = _blurred(work, EMBED_BLUR, EMBED_WH).astype(np.float64).ravel()
-    return ((vec - vec.mean()) / (255.0 * np.sqrt(vec.size))).astype(np.float32)
+def thumbnail(work: Image.Image) -> np.ndarray:
+    """The working-size image blurred (against JPEG noise) and box-reduced to `THUMB_WH` (uint8 (H, W, 3))."""
+    blurred = work.filter(ImageFilter.GaussianBlur(THUMB_BLUR * WORK_WH[0]))
+    return np.asarray(blurred.resize(THUMB_WH, Image.Resampling.BOX))
 
 
 def work_image(img: Image.Image) -> Image.Image:
@@ -74,7 +62,7 @@ def signature(img: Image.Image) -> Signature:
     rgb = img.convert("RGB")
     work = work_image(rgb)
     phash = int(str(imagehash.phash(rgb)), 16)
-    return Signature(phash, embedding(work).tobytes(), _blurred(work, THUMB_BLUR, THUMB_WH).tobytes())
+    return Signature(phash, thumbnail(work).tobytes())
 
 
 def thumb_array(sig: Signature) -> np.ndarray:

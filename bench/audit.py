@@ -1,13 +1,15 @@
 """Benchmark the dataset audit: signing images (linear in N) and the candidate search (against comparing all pairs,
 measured in the same run).
 
-    python -m bench.audit [--sign 500 2000] [--search 2000 8000 32000]
+    python -m bench.audit [--sign 500 2000] [--search 2000 8000 32000] [--all-pairs-up-to 8000]
 
 Signing: synthetic person photos (192x256 JPEG, distinct people drawn by `vton synth`'s drawing) decoded and signed
-(pHash, embedding, thumbnail) in one process: seconds per 10,000 images at each size, which is linear when the
-rate stays. Search: the embeddings of N distinct synthetic persons; `candidate_pairs` at each N
-against all pairs compared in blocks (one matrix product per block: what the search avoids); the growth exponent is
-the slope of log(time) over log(N) between the smallest and largest N. Peak RSS of this process (ru_maxrss).
+(pHash, thumbnail) in one process: seconds per 10,000 images at each size, which is linear when the rate stays.
+Search: the thumbnails of N synthetic persons drawn at the working size, 1% of them followed by a near copy (the
+edits of `vton synth --defects`, in turn); `candidate_pairs` at each N, the candidates it finds and the copies among
+them, against all pairs compared in blocks (every shifted embedding against every own one, one matrix product per
+block: what the search avoids; up to ``--all-pairs-up-to`` N). The growth exponent is the slope of log(time) over
+log(N) between the smallest and largest N. Peak RSS of this process (ru_maxrss).
 Last line: ``bench audit: <images/s>, candidate search <exponent> in N``.
 """
 from __future__ import annotations
@@ -22,9 +24,12 @@ import numpy as np
 from PIL import Image
 
 from vton.pipelines.audit.duplicates import NearSettings
-from vton.pipelines.audit.search import candidate_pairs
-from vton.pipelines.audit.signature import WORK_WH, decode, embedding, signature
+from vton.pipelines.audit.search import OFFSETS, OWN, candidate_pairs, embeddings
+from vton.pipelines.audit.signature import WORK_WH, decode, signature, thumbnail, work_image
 from vton.pipelines.synth.draw import draw_labels, make_person, paint_person
+from vton.pipelines.synth.near import KINDS, edit
+
+COPY_SHARE = 100  # one image in this many is a near copy of another
 
 
 def photos(n: int, seed: int = 0) -> list[bytes]:
@@ -37,62 +42,77 @@ def photos(n: int, seed: int = 0) -> list[bytes]:
     return out
 
 
-def sign_rate(files: list[bytes]) -> tuple[float, np.ndarray]:
-    """Seconds to sign ``files``, and their embeddings."""
+def sign_seconds(files: list[bytes]) -> float:
     start = time.perf_counter()
-    sigs = [signature(decode(f)) for f in files]
-    seconds = time.perf_counter() - start
-    return seconds, np.stack([np.frombuffer(s.embedding, np.float32) for s in sigs])
+    for data in files:
+        signature(decode(data))
+    return time.perf_counter() - start
 
 
-def embeddings(n: int, seed: int = 1) -> np.ndarray:
-    """The embeddings of ``n`` distinct synthetic persons (drawn at the working size: only the embedding is made)."""
-    out = []
+def search_set(n: int, seed: int = 1) -> tuple[np.ndarray, set[tuple[int, int]]]:
+    """Thumbnails of ``n`` images: distinct persons drawn at the working size, each `COPY_SHARE`-th followed by an
+    edited copy of it (the edit kinds in turn); and the (source, copy) index pairs."""
+    thumbs: list[np.ndarray] = []
+    copies = set()
+    rng = np.random.default_rng([seed, n])
     for k in range(n):
         person = make_person(np.random.default_rng([seed, k]))
         work = Image.fromarray(paint_person(person, draw_labels(person, *WORK_WH)))
-        out.append(embedding(work))
-    return np.stack(out)
+        thumbs.append(thumbnail(work))
+        if k % COPY_SHARE == 0 and len(thumbs) < n:
+            data, _ = edit(KINDS[len(copies) % len(KINDS)], work, rng)
+            copies.add((len(thumbs) - 1, len(thumbs)))
+            thumbs.append(thumbnail(work_image(decode(data))))
+        if len(thumbs) == n:
+            break
+    return np.stack(thumbs), copies
 
 
-def all_pairs(vectors: np.ndarray, radius: float, block: int = 2048) -> int:
-    """Pairs within ``radius`` counted by comparing every pair (blocks of rows against all later rows)."""
-    v = vectors.astype(np.float64)
-    sq = (v * v).sum(axis=1)
-    found = 0
-    for start in range(0, len(v), block):
-        rows = v[start:start + block]
-        d2 = sq[start:start + block, None] + sq[None, start:] - 2 * rows @ v[start:].T
-        upper = np.triu(np.ones(d2.shape, bool), k=1)
-        found += int(((d2 <= radius * radius) & upper).sum())
-    return found
+def all_pairs(thumbs: np.ndarray, radius: float, block: int = 1024) -> int:
+    """Pairs within ``radius`` counted by comparing every image's shifted embeddings with every other's own."""
+    probes = embeddings(thumbs)
+    own = probes[:, OWN]
+    own_sq = (own * own).sum(axis=1)
+    within = np.zeros((len(own), len(own)), bool)
+    for offset in range(len(OFFSETS)):
+        shifted = probes[:, offset]
+        for start in range(0, len(own), block):
+            rows = shifted[start:start + block]
+            d2 = (rows * rows).sum(axis=1)[:, None] + own_sq[None, :] - 2 * rows @ own.T
+            within[start:start + block] |= d2 <= radius * radius
+    within |= within.T
+    return int(np.triu(within, k=1).sum())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sign", type=int, nargs="+", default=[500, 2000])
     parser.add_argument("--search", type=int, nargs="+", default=[2000, 8000, 32000])
+    parser.add_argument("--all-pairs-up-to", type=int, default=8000)
     args = parser.parse_args()
     radius = NearSettings().radius
     rates = []
     for n in args.sign:
-        files = photos(n)
-        seconds, _ = sign_rate(files)
+        seconds = sign_seconds(photos(n))
         rates.append(n / seconds)
         print(f"sign {n:>6} images: {seconds:7.2f} s, {seconds / n * 10_000:7.1f} s per 10,000 images, "
-              f"{n / seconds:6.1f} images/s")
+              f"{n / seconds:6.1f} images/s", flush=True)
     times = []
     for n in args.search:
-        vectors = embeddings(n)
+        thumbs, copies = search_set(n)
         start = time.perf_counter()
-        found = len(candidate_pairs(vectors, radius))
+        pairs, _ = candidate_pairs(thumbs, radius)
         search = time.perf_counter() - start
-        start = time.perf_counter()
-        brute = all_pairs(vectors, radius)
-        baseline = time.perf_counter() - start
         times.append(search)
-        print(f"search {n:>6} embeddings: {search:7.3f} s, {found} pairs; all pairs compared {baseline:7.3f} s, "
-              f"{brute} pairs; {baseline / search:5.1f}x")
+        found = {tuple(p) for p in pairs.tolist()}
+        line = (f"search {n:>6} thumbnails: {search:7.2f} s, {len(found)} candidates ({len(found) / n:.3f} per "
+                f"image), planted copies found {len(copies & found)}/{len(copies)}")
+        if n <= args.all_pairs_up_to:
+            start = time.perf_counter()
+            brute = all_pairs(thumbs, radius)
+            baseline = time.perf_counter() - start
+            line += f"; all pairs compared {baseline:7.2f} s, {brute} pairs; {baseline / search:5.1f}x"
+        print(line, flush=True)
     exponent = math.log(times[-1] / times[0]) / math.log(args.search[-1] / args.search[0])
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     print(f"bench audit: {rates[-1]:.0f} images/s, candidate search {exponent:.2f} in N")

@@ -23,31 +23,41 @@ SHIFTS = (-1, 0, 1)  # thumbnail pixels (2% of the width, 1.6% of the height), i
 CONTRAST_WEIGHT = 0.5
 MIN_CONTRAST = 1 / 255  # RMS contrast floor (one level): a blank image has an embedding too
 PROJECTED_DIMS = 12
-CHUNK = 4096  # thumbnails embedded at once (bounds the memory of the integral images)
+CHUNK = 1024  # thumbnails embedded at once (bounds the memory of their shifted copies)
 _SLACK = 1e-5  # float32 rounding of the projected distances: never lose a pair at the radius
 OFFSETS = tuple((dy, dx) for dy in SHIFTS for dx in SHIFTS)
+OWN = OFFSETS.index((0, 0))
 
 
-def _embed_chunk(thumbs: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    """Embeddings of ``thumbs`` (n, H, W, 3) uint8 with their content moved by (dy, dx) pixels (see the module)."""
-    pad = max(map(abs, SHIFTS))
+def _aggregation(size: int) -> np.ndarray:
+    """(len(SHIFTS), size // CELL, size): for each shift, the matrix whose row r sums the pixels of cell r of the
+    content moved by that shift, edges repeated (pixel y of the moved content is pixel y - shift, clipped)."""
+    out = np.zeros((len(SHIFTS), size // CELL, size), np.float32)
+    for k, shift in enumerate(SHIFTS):
+        np.add.at(out[k], (np.arange(size) // CELL, np.clip(np.arange(size) - shift, 0, size - 1)), 1.0)
+    return out
+
+
+def _embed_chunk(thumbs: np.ndarray) -> np.ndarray:
+    """(n, len(OFFSETS), D) embeddings of ``thumbs`` (n, H, W, 3) uint8, moved by each offset (see the module)."""
     n, height, width = thumbs.shape[:3]
-    padded = np.pad(thumbs, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="edge")
-    moved = padded[:, pad - dy:pad - dy + height, pad - dx:pad - dx + width]
-    sums = moved.reshape(n, height // CELL, CELL, width // CELL, CELL, 3).sum(axis=(2, 4), dtype=np.uint32)
-    vectors = sums.reshape(n, -1) / (255.0 * CELL * CELL)
-    vectors -= vectors.mean(axis=1, keepdims=True)
-    rms = np.maximum(np.linalg.norm(vectors, axis=1) / np.sqrt(vectors.shape[1]), MIN_CONTRAST)
-    unit = vectors / (rms * np.sqrt(vectors.shape[1]))[:, None]
-    return np.concatenate([unit, CONTRAST_WEIGHT * np.log(rms)[:, None]], axis=1)
+    # cell sums of every moved copy at once: integers below 2**24, exact in float32
+    sums = np.einsum("ayh,nhwc,bxw->nabyxc", _aggregation(height), thumbs.astype(np.float32), _aggregation(width),
+                     optimize=True)
+    vectors = sums.reshape(n, len(OFFSETS), -1).astype(np.float64) / (255.0 * CELL * CELL)
+    vectors -= vectors.mean(axis=2, keepdims=True)
+    size = vectors.shape[2]
+    rms = np.maximum(np.linalg.norm(vectors, axis=2) / np.sqrt(size), MIN_CONTRAST)
+    unit = vectors / (rms * np.sqrt(size))[..., None]
+    return np.concatenate([unit, CONTRAST_WEIGHT * np.log(rms)[..., None]], axis=2)
 
 
-def embeddings(thumbs: np.ndarray, shift: tuple[int, int] = (0, 0)) -> np.ndarray:
-    """(n, D) float64 embeddings of ``thumbs`` (n, H, W, 3) uint8 (H, W multiples of `CELL`), content moved by
-    ``shift`` = (dy, dx) pixels, each within `SHIFTS`."""
+def embeddings(thumbs: np.ndarray) -> np.ndarray:
+    """(n, len(OFFSETS), D) float64 embeddings of ``thumbs`` (n, H, W, 3) uint8 (H, W multiples of `CELL`): the
+    content moved by each of `OFFSETS`; `OWN` is the unmoved one."""
     if thumbs.shape[1] % CELL or thumbs.shape[2] % CELL:
         raise ValueError(f"thumbnail size {thumbs.shape[2]}x{thumbs.shape[1]} is not a multiple of {CELL}")
-    return np.concatenate([_embed_chunk(thumbs[k:k + CHUNK], *shift) for k in range(0, max(len(thumbs), 1), CHUNK)])
+    return np.concatenate([_embed_chunk(thumbs[k:k + CHUNK]) for k in range(0, max(len(thumbs), 1), CHUNK)])
 
 
 def principal_axes(vectors: np.ndarray, dims: int = PROJECTED_DIMS) -> np.ndarray:
@@ -63,13 +73,10 @@ def pair_distances(thumbs: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     the own embedding of the other (each image involved embedded once)."""
     used, index = np.unique(pairs, return_inverse=True)
     index = index.reshape(pairs.shape)
-    own = embeddings(thumbs[used])
-    best = np.full(len(pairs), np.inf)
-    for offset in OFFSETS:
-        shifted = embeddings(thumbs[used], offset)
-        for a, b in ((0, 1), (1, 0)):
-            best = np.minimum(best, np.linalg.norm(shifted[index[:, a]] - own[index[:, b]], axis=1))
-    return best
+    probes = embeddings(thumbs[used])
+    one_way = [np.linalg.norm(probes[index[:, a]] - probes[index[:, b], OWN][:, None], axis=2).min(axis=1)
+               for a, b in ((0, 1), (1, 0))]
+    return np.minimum(*one_way)
 
 
 def candidate_pairs(thumbs: np.ndarray, radius: float, dims: int = PROJECTED_DIMS) -> tuple[np.ndarray, np.ndarray]:
@@ -80,15 +87,13 @@ def candidate_pairs(thumbs: np.ndarray, radius: float, dims: int = PROJECTED_DIM
     thumbs = np.asarray(thumbs, dtype=np.uint8)
     if len(thumbs) < 2:
         return np.zeros((0, 2), np.int64), np.zeros(0)
-    own = embeddings(thumbs)
-    axes = principal_axes(own, min(dims, own.shape[1]))
-    tree = cKDTree(own @ axes)
-    found = []
-    for offset in OFFSETS:
-        shifted = cKDTree(embeddings(thumbs, offset) @ axes)
-        hits = shifted.sparse_distance_matrix(tree, radius + _SLACK, output_type="ndarray")
-        found.append(np.stack([hits["i"], hits["j"]], axis=1).astype(np.int64))
-    pairs = np.sort(np.concatenate(found), axis=1)
+    chunks = range(0, len(thumbs), CHUNK)  # embedded twice rather than all held at once
+    axes = principal_axes(np.concatenate([embeddings(thumbs[k:k + CHUNK])[:, OWN] for k in chunks]), dims)
+    projected = np.concatenate([embeddings(thumbs[k:k + CHUNK]) @ axes for k in chunks])  # (N, offsets, dims)
+    tree = cKDTree(projected[:, OWN])
+    shifted = cKDTree(projected.reshape(-1, projected.shape[2]))
+    hits = shifted.sparse_distance_matrix(tree, radius + _SLACK, output_type="ndarray")
+    pairs = np.sort(np.stack([hits["i"] // len(OFFSETS), hits["j"]], axis=1).astype(np.int64), axis=1)
     pairs = np.unique(pairs[pairs[:, 0] != pairs[:, 1]], axis=0)  # sorted by i, then j
     if not len(pairs):
         return pairs.reshape(0, 2), np.zeros(0)

@@ -20,9 +20,10 @@ from vton.eval.protocols import PROTOCOLS
 from vton.eval.settings import Settings as EvalSettings
 from vton.models.config import VARIANTS
 from vton.models.options import InferOptions, TrainOptions
+from vton.pipelines.audit.duplicates import NearSettings
 from vton.pipelines.keypoints.pifpaf import PifpafOptions
 from vton.pipelines.layouts import LAYOUTS
-from vton.pipelines.prepare import PrepareOptions
+from vton.pipelines.prepare import DEDUPE, PrepareOptions
 from vton.studies.options import AnalyzeOptions, ExportOptions, ServeOptions
 from vton.workflows.demo import DemoOptions
 
@@ -126,6 +127,38 @@ class SizeType(click.ParamType):
         return fm.prepare_size(value)
 
 
+def near_options(command):
+    """The near-duplicate thresholds (`NearSettings`), shared by `vton audit` and `vton prepare`."""
+    command = click.option("--near-min-score", type=click.FloatRange(-1, 1), default=default(NearSettings, "min_score"),
+                           show_default=True, help="Near duplicates: least share of agreeing pixels of the aligned "
+                                                   "pair.")(command)
+    return click.option("--near-radius", type=click.FloatRange(0, 2, min_open=True),
+                        default=default(NearSettings, "radius"), show_default=True,
+                        help="Near duplicates: largest embedding distance of a candidate pair.")(command)
+
+
+@main.command("audit")
+@click.argument("data", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder [default: DATA-audit beside DATA].")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Local worker processes that read and sign the images.")
+@near_options
+def audit_cmd(data: Path, out: Path | None, workers: int, near_radius: float, near_min_score: float) -> None:
+    """Find near-duplicate person and cloth images within and across the splits of DATA (any layout prepare reads):
+    OUT/duplicates.parquet, audit.json (thresholds, method, versions, counts) and audit.html (the clusters)."""
+    from vton.workflows.audit import run_audit
+
+    out = out or data.parent / f"{data.name}-audit"
+    runner = RunnerConfig(workers=workers, local="processes")
+    record, page = run_audit(data, out, NearSettings(near_radius, near_min_score), runner)
+    pairs, clusters = record["pairs"], record["clusters"]
+    click.echo(f"audited {data} ({record['layout']}): near-duplicate pairs across train/test {pairs['across']}, "
+               f"within train {pairs['within train']}, within test {pairs['within test']}; clusters across "
+               f"{clusters['across']}; unreadable files {record['unreadable']}")
+    click.echo(f"page: {page.resolve()}")
+
+
 @main.command("prepare")
 @click.argument("src", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
@@ -166,11 +199,18 @@ class SizeType(click.ParamType):
 @click.option("--allow-rejects", is_flag=True, help="Exit 0 even when pairs were rejected (otherwise exit 3).")
 @click.option("--strict", is_flag=True,
               help="Refuse (exit 1, nothing written) where a warning would be given, e.g. a missing pairs file.")
+@near_options
+@click.option("--dedupe", type=click.Choice(DEDUPE), default=default(PrepareOptions, "dedupe"), show_default=True,
+              help="near: also reject the train pairs whose person or cloth is a near copy of a test item (stage "
+                   "leak; a drawn split keeps near copies in one split), as `vton audit` finds them.")
+@click.option("--clean-test", is_flag=True,
+              help="Also write test_pairs_clean.txt and test_pairs_same_clean.txt: the test lists less the pairs "
+                   "with a near copy in the train split as listed.")
 def prepare_cmd(src: Path, out: Path, workers: int, local: str, scheduler: str | None, resplit: bool, seed: int,
                 train_size: int | None, test_size: int | None, keypoints: str, overwrite_keypoints: bool,
                 pose_checkpoint: str | None, trust_checkpoint: bool, pose_threshold: float,
                 pose_device: str, size: tuple[int, int], categories: tuple[str, ...], allow_rejects: bool,
-                strict: bool) -> None:
+                strict: bool, near_radius: float, near_min_score: float, dedupe: str, clean_test: bool) -> None:
     """Clean, split and precompute the dataset SRC (CP-VTON, raw VITON, VITON-HD or DressCode layout, detected) into
     OUT.
 
@@ -190,7 +230,9 @@ def prepare_cmd(src: Path, out: Path, workers: int, local: str, scheduler: str |
     source = keypoint_source(keypoints, pose, overwrite_keypoints)
     summary = prepare(src, out, PrepareOptions(seed=seed, resplit=resplit, train_size=train_size,
                                                test_size=test_size, keypoints=source, strict=strict,
-                                               size=size, categories=categories or None), runner)
+                                               size=size, categories=categories or None, dedupe=dedupe,
+                                               clean_test=clean_test,
+                                               near=NearSettings(near_radius, near_min_score)), runner)
     for warning in summary.warnings:
         click.echo(f"warning: {warning}", err=True)
     click.echo(summary.text())

@@ -108,6 +108,8 @@ SOURCE_DIRS: Final = (IMAGE_DIR, CLOTH_DIR, CLOTH_MASK_DIR, PARSE_DIR, POSE_DIR)
 TRAIN_PAIRS: Final = "train_pairs.txt"
 TEST_PAIRS: Final = "test_pairs.txt"
 TEST_PAIRS_SAME: Final = "test_pairs_same.txt"
+# `vton prepare --clean-test`: the test lists without the test pairs whose person or cloth has a near copy in train
+CLEAN_TEST_FILES: Final = {TEST_PAIRS: "test_pairs_clean.txt", TEST_PAIRS_SAME: "test_pairs_same_clean.txt"}
 PAIRS_FILES: Final = {"train": TRAIN_PAIRS, "test": TEST_PAIRS}
 
 # --- original VITON raw layout ------------------------------------------------------------------

@@ -46,6 +46,8 @@ from vton.core.io import (
 )
 from vton.core.runner import Runner, RunnerConfig
 from vton.core.versions import library_versions
+from vton.pipelines.audit.dataset import audit_record, pair_nodes
+from vton.pipelines.audit.duplicates import Duplicate, DuplicateSet, NearSettings, find_duplicates
 from vton.pipelines.cleaning import Rejection, duplicate_of
 from vton.pipelines.keypoints.schema import KeypointLoader, keypoint_loader, parse_pose_json
 from vton.pipelines.layouts import LAYOUTS, PREPARED, detect
@@ -57,6 +59,7 @@ STATE_DIR = ".prepare"
 LOCK_FILE = ".prepare.lock"
 EXIT_REJECTED = 3  # CLI exit status when data faults rejected pairs (without --allow-rejects)
 MANIFEST_SIZE_KEY = "size_hw"  # the manifest's schema metadata: the prepared images' "HxW"
+DEDUPE = ("exact", "near")
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,19 @@ class PrepareOptions:
     size: tuple[int, int] = fm.FINE_SIZE_HW  # (height, width) written: one of formats.PREPARE_SIZES_HW
     # the garment categories kept, for a layout that has them (DressCode; `Layout.categories`); None: all
     categories: tuple[str, ...] | None = None
+    # "exact": only byte-identical images are duplicates; "near": also a train pair with a near copy of a test item
+    # (`vton.pipelines.audit`) is a leak (the official split), or near copies are kept in one split (a drawn split)
+    dedupe: str = "exact"
+    clean_test: bool = False  # also write the test lists without the test pairs that have a near copy in train
+    near: NearSettings = NearSettings()
+
+    def __post_init__(self) -> None:
+        if self.dedupe not in DEDUPE:
+            raise ValueError(f"unknown dedupe {self.dedupe!r}; known: {', '.join(DEDUPE)}")
+
+    @property
+    def audits(self) -> bool:
+        return self.dedupe == "near" or self.clean_test
 
 
 @dataclass
@@ -210,12 +226,19 @@ def _id(name: str) -> str:
     return name.split("_")[0]
 
 
+def near_reason(kind: str, copy: Duplicate) -> str:
+    """A near-leak rejection's reason: the test item and the distances."""
+    return (f"{kind} is a near copy of test {copy.a.item.name} (pHash distance {copy.phash_distance}, embedding "
+            f"{copy.embedding_distance:.3f}, pixel score {copy.pixel_score:.3f})")
+
+
 def decide(pairs: list[Pair], results: dict[Item, ItemResult], official: bool,
-           options: PrepareOptions) -> list[Decision]:
-    """Apply, in order: item faults, IDs in both splits (the train pair goes), a person listed again in its split (the
-    first listing stays: inference and evaluation name their outputs by the person, and refuse a person listed twice),
-    exact duplicates (the first pair in order keeps the image), then the drawn split when there is no official one
-    (before it, a person stays once in all: both listings would land in one split, their IDs being linked)."""
+           options: PrepareOptions, near: DuplicateSet | None = None) -> list[Decision]:
+    """Apply, in order: item faults, IDs in both splits (the train pair goes), with ``near`` (--dedupe near) near
+    copies of test items in train (the train pair goes), a person listed again in its split (the first listing stays:
+    inference and evaluation name their outputs by the person, and refuse a person listed twice), exact duplicates
+    (the first pair in order keeps the image), then the drawn split when there is no official one (before it, a person
+    stays once in all: both listings would land in one split, their IDs being linked, as are near copies)."""
     decisions = [Decision(p, p.split) for p in pairs]
     for d in decisions:
         if d.pair.problem:
@@ -231,6 +254,12 @@ def decide(pairs: list[Pair], results: dict[Item, ItemResult], official: bool,
     for d in decisions:  # the test set stays whole: a train pair using a test ID is the one rejected
         if not d.stage and d.split == "train" and {_id(d.pair.person.name), _id(d.pair.cloth.name)} & test_ids:
             d.stage, d.reason = "leak", "ID also used in test"
+    copies = near.train_copies_of_test() if near is not None and official else {}
+    for d in decisions:
+        if not d.stage and d.split == "train":
+            leaked = [(item.kind, copies[item]) for item in (d.pair.person, d.pair.cloth) if item in copies]
+            if leaked:
+                d.stage, d.reason = "leak", near_reason(*leaked[0])
     listed: set[tuple[str, str]] = set()
     for d in decisions:
         if not d.stage:
@@ -248,7 +277,9 @@ def decide(pairs: list[Pair], results: dict[Item, ItemResult], official: bool,
     if not official:
         live = [d for d in decisions if not d.stage]
         train, test = split_sizes(len(live), options.train_size, options.test_size)
-        links = [(_id(d.pair.person.name), _id(d.pair.cloth.name)) for d in live]
+        clusters = {n.item: f"near:{cid}" for n, cid in near.clusters().items()} if near is not None else {}
+        links = [(_id(d.pair.person.name), _id(d.pair.cloth.name),
+                  *(clusters[i] for i in (d.pair.person, d.pair.cloth) if i in clusters)) for d in live]
         for d, split in zip(live, seeded_split(links, options.seed, train, test)):
             d.split = split
             if not split:
@@ -479,6 +510,8 @@ def prepare(src: str | os.PathLike, out: str | os.PathLike, options: PrepareOpti
         config["categories"] = [c for c in adapter.categories if c in (options.categories or adapter.categories)]
     else:  # recorded only where a layout has categories: earlier preparations stay comparable
         del config["categories"]
+    if not options.audits:  # recorded only when asked for, likewise
+        del config["dedupe"], config["clean_test"], config["near"]
     pairs, official = adapter.discover(src_path, options.resplit)
     pairs = select_categories(adapter, pairs, options.categories)
     source = Source(src_path, adapter.name, pairs, official, adapter.split_warnings(src_path, pairs))
@@ -508,7 +541,9 @@ def _run(source: Source, out_path: Path, options: PrepareOptions, runner: Runner
         results = {r.item: r for r in workers.map(ingest_items, sorted(items, key=_item_key), str(src_path), layout,
                                                   str(out_path), options.keypoints, tuple(options.size))}
         del items
-        decisions = decide(pairs, results, official, options)
+        near = (find_duplicates(str(src_path), pair_nodes(LAYOUTS[layout], pairs, official), options.near, workers,
+                                runner.progress) if options.audits else None)
+        decisions = decide(pairs, results, official, options, near if options.dedupe == "near" else None)
 
         kept = [d for d in decisions if not d.stage]
         by_split = {s: [d for d in kept if d.split == s] for s in fm.SPLITS}
@@ -532,6 +567,8 @@ def _run(source: Source, out_path: Path, options: PrepareOptions, runner: Runner
     for split, which in SPLIT_LIST.items():
         atomic_write_text(PREPARED.pairs_file(out_path, which), fm.pairs_text(lines[split]))
     atomic_write_text(PREPARED.pairs_file(out_path, "paired"), fm.pairs_text(pair for pair, _ in same))
+    clean = _write_clean_test(out_path, near, decisions, lines["test"], [pair for pair, _ in same]
+                              ) if options.clean_test and near is not None else {}
 
     rejected_rows = [(d.pair.line, d.split, d.stage, d.reason) for d in decisions if d.stage] + extra_rejections
     buf = io.StringIO()
@@ -549,6 +586,8 @@ def _run(source: Source, out_path: Path, options: PrepareOptions, runner: Runner
     _write_samples(out_path, (by_split["test"] or by_split["train"])[: options.samples])
     categories = ({"categories": config["categories"], "skirt_rule": fm.DC_SKIRT_RULE} if adapter.categories
                   else {})
+    if near is not None:  # what the near-duplicate search found, with its thresholds and method
+        categories["near_duplicates"] = {**audit_record(near, options.near), "clean_test": clean}
     atomic_write_json(out_path / fm.PREPARE_FILE, {  # last: it marks the run finished
         "source": str(src_path), "layout": layout, "seed": options.seed,
         # what the prepared files are: their one size, the pose squares' half-side there (representation.pose_radius),
@@ -560,6 +599,23 @@ def _run(source: Source, out_path: Path, options: PrepareOptions, runner: Runner
         "versions": library_versions("numpy", "pillow", "scipy", "dask", "pyarrow"), "options": config})
     _clean_up(out_path)
     return summary
+
+
+def _write_clean_test(out: Path, near: DuplicateSet, decisions: list[Decision], unpaired: list[tuple[str, str]],
+                      paired: list[tuple[str, str]]) -> dict[str, int]:
+    """test_pairs_clean.txt and test_pairs_same_clean.txt: the test lists less the pairs whose person or cloth has a
+    near copy among the items of the train split as listed (kept or rejected: a model trained on the split as
+    distributed saw them); the number of pairs each keeps."""
+    train = {i for d in decisions if d.split == "train" and d.pair.person is not None
+             for i in (d.pair.person, d.pair.cloth)}
+    copied = {(n.item.kind, n.item.name) for dup in near.duplicates for n, other in ((dup.a, dup.b), (dup.b, dup.a))
+              if other.item in train}
+    written = {}
+    for name, listed in ((fm.TEST_PAIRS, unpaired), (fm.TEST_PAIRS_SAME, paired)):
+        kept = [(p, c) for p, c in listed if (PERSON, p) not in copied and (CLOTH, c) not in copied]
+        atomic_write_text(out / fm.CLEAN_TEST_FILES[name], fm.pairs_text(kept))
+        written[fm.CLEAN_TEST_FILES[name]] = len(kept)
+    return written
 
 
 def _paired_test(test: list[Decision], results: dict, official: bool, adapter: Layout

@@ -32,6 +32,7 @@ def bad_inputs(tmp: Path) -> dict[str, list[str]]:
     return {
         "synth": ["synth", str(full), "--pairs", "2"],
         "prepare": ["prepare", str(empty), str(tmp / "prep")],
+        "audit": ["audit", str(empty), "--out", str(tmp / "audit")],
         "train gmm": ["train", "gmm", str(empty), "--out", str(tmp / "gmm"), "--workers", "0"],
         "train tom": ["train", "tom", str(empty), "--out", str(tmp / "tom"), "--gmm", str(junk)],
         "checkpoint inspect": ["checkpoint", "inspect", str(junk)],

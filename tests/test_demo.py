@@ -1,6 +1,7 @@
 """A small `vton demo` end to end: every stage runs and the report has its sections."""
 from __future__ import annotations
 
+import json
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -53,10 +54,12 @@ def test_small_demo_runs_every_stage_and_reports(tmp_path: Path, monkeypatch: py
     assert report.data_images > 0 and report.rows > 10
     prepared = outline(out / "prepare-report.html")
     assert "Prepared dataset: data" in prepared.headings
-    # the injected defects were rejected, not lost: 40 pairs in, every one accounted for
+    # the injected defects were rejected, not lost: 40 pairs in plus the planted near copies, every one accounted for
     rejected = (out / "data" / "rejected.csv").read_text().splitlines()[1:]
     kept = sum(len((out / "data" / name).read_text().splitlines()) for name in ("train_pairs.txt", "test_pairs.txt"))
-    assert len([r for r in rejected if ",test_same," not in r]) + kept == 40
+    planted = [d for d in json.loads((out / "viton-synth" / "defects.json").read_text()) if "kind" in d]
+    assert len([r for r in rejected if ",test_same," not in r]) + kept == 40 + len(planted)
+    assert sum(",leak," in r and "near copy of test" in r for r in rejected) == len(planted) > 0
     for run in ("run-trained", "run-untrained"):
         assert (out / run / "metrics.parquet").is_file() and (out / run / "summary.json").is_file()
 

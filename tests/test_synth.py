@@ -16,6 +16,7 @@ from scipy import ndimage
 from vton.cli import main
 from vton.pipelines.synth.defects import FAULTS
 from vton.pipelines.synth.generate import synthesize
+from vton.pipelines.synth.near import KINDS, NEAR_DUPLICATE
 from vton.pipelines.synth.viton_raw import raw_segment
 
 VITON_SEED = 0  # the seed of conftest's synth_viton_raw
@@ -258,7 +259,16 @@ def test_same_arguments_give_identical_bytes(tmp_path: Path) -> None:
 
 def test_every_recorded_defect_is_in_the_files(synth_defects: Path) -> None:
     records = json.loads((synth_defects / "defects.json").read_text())
+    plants = [r for r in records if r["fault"] == NEAR_DUPLICATE]
+    records = [r for r in records if r["fault"] != NEAR_DUPLICATE]
     assert sorted(r["fault"] for r in records) == sorted(FAULTS) and len(FAULTS) == len(set(FAULTS))
+    assert [r["kind"] for r in plants] == list(KINDS)
+    for r in plants:  # a copy of a test pair with one edit: same size, other bytes
+        for planted, source in ((r["file"], r["source"]), (r["cloth_file"], r["source_cloth"])):
+            assert source.startswith("test/") and planted.startswith("train/")
+            with Image.open(synth_defects / planted) as a, Image.open(synth_defects / source) as b:
+                assert a.size == b.size and a.mode == b.mode == "RGB"
+            assert (synth_defects / planted).read_bytes() != (synth_defects / source).read_bytes()
     assert len({r["pair"] for r in records}) == len(records)
     train_lines = [" ".join(p) for p in read_pairs(synth_defects / "train_pairs.txt")]
     test_persons = {p for p, _ in read_pairs(synth_defects / "test_pairs_same.txt")}
@@ -305,6 +315,22 @@ def test_every_recorded_defect_is_in_the_files(synth_defects: Path) -> None:
         Image.open(synth_defects / "train" / "image" / f"{pid}_0.jpg").load()
         assert np.array(Image.open(synth_defects / "train" / "image-parse" / f"{pid}_0.png")).max() <= 19
         assert not np.isnan(load_keypoints(synth_defects / "train" / "pose" / f"{pid}_0_keypoints.json")).any()
+
+
+def test_planting_near_duplicates_changes_no_file_synth_wrote_before(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    planted = synthesize(tmp_path / "planted", pairs=15, seed=4, defects=True)["defects"]
+    monkeypatch.setattr("vton.pipelines.synth.defects.plant_near_duplicates", lambda *args: [])
+    synthesize(tmp_path / "before", pairs=15, seed=4, defects=True)
+    before, after = tree_hashes(tmp_path / "before"), tree_hashes(tmp_path / "planted")
+    lists = {"train_pairs.txt", "defects.json"}
+    assert {k: v for k, v in after.items() if k in before and k not in lists} == {
+        k: v for k, v in before.items() if k not in lists}
+    old = (tmp_path / "before" / "train_pairs.txt").read_text()
+    lines = [r["pair"] for r in planted if r["fault"] == NEAR_DUPLICATE]
+    assert (tmp_path / "planted" / "train_pairs.txt").read_text() == old + "".join(f"{line}\n" for line in lines)
+    added = sorted(set(after) - set(before))
+    assert added and all(k.startswith("train/") for k in added)
 
 
 def test_bad_requests_are_refused(tmp_path: Path) -> None:

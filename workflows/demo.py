@@ -70,7 +70,9 @@ def run_demo(out: str | Path = DEFAULT_OUT, options: DemoOptions = DemoOptions()
 
     say("[2/6] vton prepare: clean, split, precompute the person representation")
     data = out / "data"
-    summary = prepare(source, data, PrepareOptions(seed=options.seed), RunnerConfig(workers=1, progress=False))
+    # --dedupe near: the near copies of test pairs synth plants in train are rejected as leaks, as the faults are
+    summary = prepare(source, data, PrepareOptions(seed=options.seed, dedupe="near"),
+                      RunnerConfig(workers=1, progress=False))
     say(summary.text())
 
     try:

@@ -4,7 +4,8 @@ their ground truth in ``defects.json``.
 Each fault hits its own train pair (same-ID pairs, so a pair names its files without ambiguity), except
 ``id_in_both_splits``, which re-labels a train pair with the id of a test person. ``defects.json`` is a list of
 ``{"pair": "<person> <cloth>" as in the pairs file, "split", "file": path relative to the root, "fault", "detail"}``.
-The prepare stage's tests compare its rejections with it, so the fault names below are stable.
+The prepare stage's tests compare its rejections with it, so the fault names below are stable. After the faults,
+`near.plant_near_duplicates` adds train pairs that copy test pairs with small edits (records with a ``kind``).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from PIL import Image
 
 from vton.core import formats as fm
 from vton.core.io import atomic_save_image, atomic_write_bytes, atomic_write_json, atomic_write_text
+from vton.pipelines.synth.near import plant_near_duplicates
 
 if TYPE_CHECKING:
     from vton.pipelines.synth.generate import Generator
@@ -223,8 +225,9 @@ _INJECTORS: dict[str, Callable[[_Target, dict], Injected]] = {
 
 def inject_defects(root: Path, train_ids: list[str], test_ids: list[str], rng: np.random.Generator,
                    generator: Generator, folders: dict[str, str] | None = None) -> list[dict]:
-    """Apply every fault of ``generator.faults`` to its own seeded train pair; write and return the ground truth.
-    ``folders``: each id's source folder where it is not ``train`` (DressCode: its category)."""
+    """Apply every fault of ``generator.faults`` to its own seeded train pair, then plant the near-duplicates
+    (`near.plant_near_duplicates`, drawn from ``rng`` after the faults, so these stay as they were); write and return
+    the ground truth. ``folders``: each id's source folder where it is not ``train`` (DressCode: its category)."""
     if len(train_ids) < DEFECT_TRAIN_PAIRS or not test_ids:
         raise ValueError(f"defects need {DEFECT_TRAIN_PAIRS} train pairs and a test pair")
     chosen = [str(pid) for pid in rng.permutation(train_ids)[:DEFECT_TRAIN_PAIRS]]
@@ -235,5 +238,7 @@ def inject_defects(root: Path, train_ids: list[str], test_ids: list[str], rng: n
         target = _Target(root, pid, generator, (folders or {}).get(pid, "train"))
         pair, file, detail = _INJECTORS[fault](target, ctx)
         records.append({"pair": pair, "split": "train", "file": file, "fault": fault, "detail": detail})
+    records += plant_near_duplicates(root, train_ids + test_ids, test_ids, np.random.default_rng(rng.integers(2**63)),
+                                     generator, folders)
     atomic_write_json(root / DEFECTS_FILE, records)
     return records

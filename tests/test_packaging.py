@@ -1,0 +1,17 @@
+"""The installed package: setuptools installs only the sub-packages pyproject lists, so one left out is missing
+from a wheel although every test passes from the checkout."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import tomllib
+
+ROOT = Path(__file__).resolve().parent.parent
+CHECKOUT_ONLY = {"tests", "bench"}  # packages of the checkout, never installed
+
+
+def test_every_subpackage_is_listed_for_setuptools() -> None:
+    listed = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    found = {".".join(("vton", *init.parent.relative_to(ROOT).parts)) for init in ROOT.rglob("__init__.py")
+             if not {".git", ".venv", *CHECKOUT_ONLY} & set(init.relative_to(ROOT).parts)}
+    assert sorted(listed) == sorted(found)

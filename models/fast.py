@@ -4,9 +4,10 @@ Two uses. ``prepare_for_inference`` wraps one network for the forward benchmark 
 and ``fast_networks`` are `vton infer --fast`: copies of the exact networks with the GMM's batch invariance off
 (a pair's bits then depend on its fixed batch, which resumes keep), autocast to bf16 where the CPU has native bf16
 (AVX512-BF16 or AMX) or on CUDA, channels_last on CUDA only, and torch.compile (inductor) on the one padded batch
-shape, CUDA graphs on CUDA. Measured one change at a time on a 2-core AVX512-BF16 CPU (bench/models.py, README
-"Benchmarks"): bf16 autocast about 2x, compile on top about 1.5x more after ~50 s of compilation, channels_last
-slower there. Its outputs are not the exact path's bytes: `vton infer --fast` measures and records the difference
+shape, CUDA graphs on CUDA; its PNG files are written at zlib level 1 (the same pixels, encoded ~2x faster).
+Measured one change at a time on a 2-core AVX512-BF16 CPU (bench/models.py, README "Benchmarks"): bf16 autocast
+about 1.7x, compile on top about 1.1-1.7x more after 30-50 s of compilation, channels_last no gain there. Its
+outputs are not the exact path's bytes: `vton infer --fast` measures and records the difference
 (`vton.models.deviation`).
 """
 from __future__ import annotations
@@ -51,6 +52,7 @@ class FastSettings:
     channels_last: bool
     compile: str | None  # torch.compile mode (None: eager); "reduce-overhead" replays CUDA graphs
     batch_size: int  # every batch is padded to it: one shape, one compilation, a pair's bits fixed by its batch
+    png_compress_level: int = 1  # zlib level of the PNG files: 1 encodes ~2x faster than PIL's 6, same pixels
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

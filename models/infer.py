@@ -187,16 +187,16 @@ def infer_partition(indices: list[int], data: str, checkpoints: tuple[str, ...],
             raw = {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in raw.items()}
             if fast is not None:
                 raw = pad_batch(raw, fast.batch_size)
-                torch.compiler.cudagraph_mark_step_begin()  # the last batch's CUDA-graph outputs are copied out
+                torch.compiler.cudagraph_mark_step_begin()  # CUDA graphs: the last batch's outputs are copied out
             outputs = forward_batch(gmm, tom, dataset.assemble(raw), device,
                                     fast.precision if fast is not None else opts.precision)
             for folder in folders:
                 arrays = to_uint8(outputs[folder][:len(chunk)])
                 for i, array in zip(chunk, arrays):
                     if folder in missing[i]:
-                        writes.append(
-                            writer.submit(save_uint8_image, array, root / folder / names[i], opts.jpeg_quality)
-                        )
+                        writes.append(writer.submit(save_uint8_image, array, root / folder / names[i],
+                                                    opts.jpeg_quality,
+                                                    fast.png_compress_level if fast else None))
             writes = settle(writes)
             bar.update(len(chunk))
         settle(writes, wait=True)
@@ -309,8 +309,9 @@ def run_inference(data: str | os.PathLike, checkpoints: Sequence[str | os.PathLi
         meta["fast"] = fast.to_dict()
         meta["fast_deviation"] = recorded_deviation(out, meta)
         if meta["fast_deviation"] is None:  # a new folder, or another run's: measure before anything is written
-            meta["fast_deviation"], first_batch_s = calibrate(dataset, paths, device, fast, folders,
-                                                                     opts.allow_nonfinite)
+            meta["fast_deviation"], first_batch_s = calibrate(
+                dataset, paths, device, fast, folders, opts.allow_nonfinite
+            )
         if not meta["fast_deviation"]["within_tolerance"]:
             raise ValueError(f"the fast path moves a score beyond tolerance on the first "
                              f"{describe(meta['fast_deviation'])}; run without --fast")

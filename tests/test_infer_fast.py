@@ -13,6 +13,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
+from tests.file_formats import png_chunks
 from vton.cli import main
 from vton.eval.metrics import iou, ssim_map
 from vton.models import deviation
@@ -44,6 +45,12 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+def zlib_level(path: Path) -> int:
+    """The FLEVEL bits of the first IDAT chunk's zlib header."""
+    idat = next(body for kind, body in png_chunks(path.read_bytes()) if kind == b"IDAT")
+    return idat[1] >> 6
+
+
 def read(out: Path, folder: str) -> dict[str, np.ndarray]:
     return {p.stem: np.asarray(Image.open(p)) for p in sorted((out / folder).glob("*.png"))}
 
@@ -73,7 +80,11 @@ def test_fast_run_records_its_deviation_from_the_exact_files(synth_cpvton: Path,
     assert result.exit_code == 0, result.output
     assert "fast path deviation on the first 3 pairs: equal pixels" in result.output
     meta = json.loads((fast / "infer.json").read_text())
-    assert meta["fast"] == {"precision": "bf16", "channels_last": False, "compile": None, "batch_size": 2}
+    assert meta["fast"] == {"precision": "bf16", "channels_last": False, "compile": None, "batch_size": 2,
+                            "png_compress_level": 1}
+    # zlib's header says which level wrote a stream (FLEVEL, RFC 1950): 0 "fastest" here, 2 "default" on the exact path
+    levels = {out: {zlib_level(p) for p in out.rglob("*.png")} for out in (exact, fast)}
+    assert levels == {exact: {2}, fast: {0}}
     record = meta["fast_deviation"]
     want, got = ({f: read(out, f) for f in FOLDERS} for out in (exact, fast))
     assert all(sorted(want[f]) == sorted(got[f]) and len(got[f]) == 3 for f in FOLDERS)

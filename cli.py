@@ -303,7 +303,7 @@ NONFINITE_HELP = ("Load checkpoints whose weights hold NaN or infinite values (r
 @click.option("--batch-size", default=default(InferOptions, "batch_size"), show_default=True, type=click.IntRange(1))
 @click.option("--device", default=default(InferOptions, "device"), show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--precision", default=default(InferOptions, "precision"), show_default=True,
-              type=click.Choice(PRECISIONS), help="Reduced precision is for CUDA; see the README for its tolerance.")
+              type=click.Choice(PRECISIONS), help="Reduced precision: CUDA, or any device with --fast.")
 @click.option("--jpeg-quality", type=click.IntRange(1, 100), default=default(InferOptions, "jpeg_quality"),
               help="Write JPEG at this quality (75 reproduces the original files) instead of lossless PNG.")
 @click.option("--extras", is_flag=True, help="Also write the rendered person and the composition mask.")

@@ -6,7 +6,7 @@ and ``fast_networks`` are `vton infer --fast`: copies of the exact networks with
 (AVX512-BF16 or AMX) or on CUDA, channels_last on CUDA only, and torch.compile (inductor) on the one padded batch
 shape, CUDA graphs on CUDA; its PNG files are written at zlib level 1 (the same pixels, encoded ~2x faster).
 Measured one change at a time on a 2-core AVX512-BF16 CPU (bench/models.py, README "Benchmarks"): bf16 autocast
-about 1.7x, compile on top about 1.1-1.7x more after 30-50 s of compilation, channels_last no gain there. Its
+about 2x, compile on top about 1.5x more after 25-50 s of compilation, channels_last no gain there. Its
 outputs are not the exact path's bytes: `vton infer --fast` measures and records the difference
 (`vton.models.deviation`).
 """

@@ -361,7 +361,7 @@ NONFINITE_HELP = ("Load checkpoints whose weights hold NaN or infinite values (r
 @click.option("--batch-size", default=default(InferOptions, "batch_size"), show_default=True, type=click.IntRange(1))
 @click.option("--device", default=default(InferOptions, "device"), show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--precision", default=default(InferOptions, "precision"), show_default=True,
-              type=click.Choice(PRECISIONS), help="Reduced precision is for CUDA; see the README for its tolerance.")
+              type=click.Choice(PRECISIONS), help="Reduced precision: CUDA, or any device with --fast.")
 @click.option("--jpeg-quality", type=click.IntRange(1, 100), default=default(InferOptions, "jpeg_quality"),
               help="Write JPEG at this quality (75 reproduces the original files) instead of lossless PNG.")
 @click.option("--extras", is_flag=True, help="Also write the rendered person and the composition mask.")
@@ -370,18 +370,24 @@ NONFINITE_HELP = ("Load checkpoints whose weights hold NaN or infinite values (r
 @click.option("--scheduler", default=default(InferOptions, "scheduler"),
               help="Address of an existing Dask scheduler (tcp://HOST:PORT).")
 @click.option("--allow-nonfinite", is_flag=True, help=NONFINITE_HELP)
+@click.option("--fast", is_flag=True, help="The fast path: bf16 where the hardware has it, compiled; not the exact "
+              "path's bytes, its measured deviation is recorded in infer.json (refused beyond tolerance).")
+@click.option("--no-compile", is_flag=True, help="With --fast: leave torch.compile out (it pays on large runs only).")
 def infer(data: Path, checkpoints: tuple[Path, ...], split: str, pairs: str, out: Path, batch_size: int, device: str,
           precision: str, jpeg_quality: int | None, extras: bool, workers: int, scheduler: str | None,
-          allow_nonfinite: bool) -> None:
+          allow_nonfinite: bool, fast: bool, no_compile: bool) -> None:
     """Run GMM and TOM over DATA and write warp-cloth/, warp-mask/ and try-on/ images named by person."""
+    from vton.models.deviation import describe
     from vton.models.infer import run_inference
 
     opts = InferOptions(split=split, pairs=pairs, batch_size=batch_size, device=device, precision=precision,
                         jpeg_quality=jpeg_quality, extras=extras, workers=workers, scheduler=scheduler,
-                        allow_nonfinite=allow_nonfinite)
+                        allow_nonfinite=allow_nonfinite, fast=fast, compile=not no_compile)
     summary = run_inference(data, checkpoints, out, opts)
     click.echo(f"infer: {summary.pairs} pairs ({summary.written} written, {summary.skipped} already there) "
                f"on {summary.device} -> {summary.out}")
+    if summary.fast_deviation is not None:
+        click.echo(f"fast path deviation on the first {describe(summary.fast_deviation)}")
 
 
 # --- evaluate ----------------------------------------------------------------------------------

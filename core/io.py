@@ -97,10 +97,16 @@ def atomic_save_image(img: Image.Image, path: str | os.PathLike, **params: Any) 
     atomic_write_bytes(path, encode_image(img, fmt, **params))
 
 
-def save_uint8_image(array: np.ndarray, path: str | os.PathLike, jpeg_quality: int | None = None) -> None:
-    """An H x W x C (C = 1 or 3) uint8 array to PNG (lossless) or, with a quality, JPEG, atomically."""
+def save_uint8_image(array: np.ndarray, path: str | os.PathLike, jpeg_quality: int | None = None,
+                     png_compress_level: int | None = None) -> None:
+    """An H x W x C (C = 1 or 3) uint8 array to PNG (lossless) or, with a quality, JPEG, atomically.
+    ``png_compress_level``: zlib's level (None: PIL's default, 6); 1 encodes about 2x faster, files ~13% larger."""
     img = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
-    atomic_save_image(img, path, **({"quality": jpeg_quality} if jpeg_quality is not None else {}))
+    if jpeg_quality is not None:
+        atomic_save_image(img, path, quality=jpeg_quality)
+    else:
+        atomic_save_image(img, path, **({"compress_level": png_compress_level} if png_compress_level is not None
+                                        else {}))
 
 
 def sha256_file(path: str | os.PathLike) -> str:

@@ -1,13 +1,20 @@
-"""Inference fast path: eval + inference_mode, channels_last on CUDA, optionally reduced precision and torch.compile.
+"""Inference fast path: reduced precision where the hardware computes it natively, fixed shapes compiled, batched.
 
-``prepare_for_inference`` returns a wrapper with the same call signature as the network; given example inputs it
-also measures the largest absolute deviation of every output from eager fp32. Measured on a 2-core CPU
-(bench/models.py): channels_last and bf16 autocast did not pay off there, torch.compile made the TOM about 2x faster
-(the GMM not) after ~50 s of compilation per input shape.
+Two uses. ``prepare_for_inference`` wraps one network for the forward benchmark (bench/models.py). ``FastSettings``
+and ``fast_networks`` are `vton infer --fast`: copies of the exact networks with the GMM's batch invariance off
+(a pair's bits then depend on its fixed batch, which resumes keep), autocast to bf16 where the CPU has native bf16
+(AVX512-BF16 or AMX) or on CUDA, channels_last on CUDA only, and torch.compile (inductor) on the one padded batch
+shape, CUDA graphs on CUDA; its PNG files are written at zlib level 1 (the same pixels, encoded ~2x faster).
+Measured one change at a time on a 2-core AVX512-BF16 CPU (bench/models.py, README "Benchmarks"): bf16 autocast
+about 2x, compile on top about 1.5x more after 25-50 s of compilation, channels_last no gain there. Its
+outputs are not the exact path's bytes: `vton infer --fast` measures and records the difference
+(`vton.models.deviation`).
 """
 from __future__ import annotations
 
 import copy
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -15,6 +22,86 @@ from torch import nn
 
 from vton.core.devices import autocast_dtype
 
+# /proc/cpuinfo flags of the CPUs whose oneDNN convolutions run bf16 natively (otherwise bf16 is emulated and slower).
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+def cpu_flags(cpuinfo: str) -> frozenset[str]:
+    """The feature flags of a /proc/cpuinfo text (x86 ``flags``, ARM ``Features``); empty when it names none."""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return frozenset(value.split())
+    return frozenset()
+
+
+def native_bf16(cpuinfo_path: str | Path = "/proc/cpuinfo") -> bool:
+    """Whether this CPU computes bf16 natively (no /proc/cpuinfo, as on macOS: assume not)."""
+    try:
+        text = Path(cpuinfo_path).read_text()
+    except OSError:
+        return False
+    return bool(cpu_flags(text) & NATIVE_BF16_FLAGS)
+
+
+@dataclass(frozen=True)
+class FastSettings:
+    """What the fast path does; every field changes the images, so all of them go into infer.json."""
+
+    precision: str  # autocast dtype name (core.devices.PRECISIONS); fp32 = no autocast
+    channels_last: bool
+    compile: str | None  # torch.compile mode (None: eager); "reduce-overhead" replays CUDA graphs
+    batch_size: int  # every batch is padded to it: one shape, one compilation, a pair's bits fixed by its batch
+    png_compress_level: int = 1  # zlib level of the PNG files: 1 encodes ~2x faster than PIL's 6, same pixels
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def fast_settings(device: torch.device, batch_size: int, precision: str = "fp32", compile: bool = True,
+                  cpuinfo_path: str | Path = "/proc/cpuinfo") -> FastSettings:
+    """The fast path's settings on ``device``: ``precision`` when reduced, else bf16 on CUDA and on CPUs with native
+    bf16 (fp32 elsewhere, where emulated bf16 is slower); CUDA graphs on CUDA, inductor on the CPU."""
+    autocast_dtype(precision)
+    cuda = device.type == "cuda"
+    if precision == "fp32":
+        precision = "bf16" if cuda or native_bf16(cpuinfo_path) else "fp32"
+    mode = ("reduce-overhead" if cuda else "default") if compile else None
+    return FastSettings(precision=precision, channels_last=cuda, compile=mode, batch_size=batch_size)
+
+
+def fast_networks(gmm: nn.Module, tom: nn.Module | None, settings: FastSettings
+                  ) -> tuple[nn.Module, nn.Module | None]:
+    """Copies of (gmm, tom) set up as ``settings`` says; the originals stay the exact path's. ``run_gmm`` and
+    ``run_tom`` take them as they take the originals (a compiled module forwards ``variant`` to its network)."""
+    def make(net: nn.Module) -> nn.Module:
+        twin = copy.deepcopy(net).eval()
+        if settings.channels_last:
+            twin = twin.to(memory_format=torch.channels_last)
+        if settings.compile is not None:
+            twin = torch.compile(twin, mode=settings.compile, dynamic=False)
+        return twin
+
+    twin_gmm = copy.deepcopy(gmm)
+    twin_gmm.set_batch_invariant(False)  # the regression head batched: per-sample loops cost launches and speed
+    return make(twin_gmm), (make(tom) if tom is not None else None)
+
+
+def pad_batch(raw: dict, size: int) -> dict:
+    """A collated batch with its last item repeated up to ``size`` rows (tensors and name lists alike): the short
+    last batch gets the compiled shape instead of a second compilation; callers keep the first rows only."""
+    def pad(value: Any) -> Any:
+        short = size - len(value)
+        if short <= 0:
+            return value
+        if isinstance(value, torch.Tensor):
+            return torch.cat([value, value[-1:].expand(short, *value.shape[1:])])
+        return list(value) + [value[-1]] * short
+
+    return {k: pad(v) for k, v in raw.items()}
+
+
+# --- one network, for the forward benchmark ---------------------------------------------------------
 
 def _as_tuple(out: Any) -> tuple[torch.Tensor, ...]:
     return out if isinstance(out, tuple) else (out,)

@@ -14,6 +14,7 @@ import io
 import json
 import multiprocessing
 import os
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -28,11 +29,15 @@ from vton.core.devices import autocast_dtype, resolve_device
 from vton.core.io import atomic_write_bytes, atomic_write_json, save_uint8_image, sha256_file
 from vton.core.runner import RunnerConfig, map_partitions
 from vton.models.config import check_input_size
+from vton.models.deviation import describe, deviation_record
+from vton.models.fast import FastSettings, fast_networks, fast_settings, pad_batch
 from vton.models.options import InferOptions
 from vton.pipelines.dataset import TryOnDataset, collate_raw
 from vton.pipelines.layouts import PREPARED
 
 MANIFEST_COLUMNS = ("index", "person", "cloth", "warp_cloth", "warp_mask", "try_on")
+# `--fast` runs the first pairs of the list both ways before any file is written: the deviation record's sample.
+CALIBRATION_PAIRS = 16
 
 
 @dataclass
@@ -43,6 +48,8 @@ class InferSummary:
     skipped: int
     device: str
     checkpoints: list[dict[str, str]] = field(default_factory=list)  # path and sha256 of each file
+    fast_deviation: dict | None = None  # --fast: the deviation record written to infer.json
+    first_fast_batch_s: float | None = None  # --fast: the first fast batch's seconds (with compilation); None: reused
 
 
 def to_uint8(batch: torch.Tensor) -> np.ndarray:
@@ -69,14 +76,21 @@ def output_folders(tom: bool, extras: bool) -> tuple[str, ...]:
 _MODEL_CACHE: dict[tuple, tuple] = {}
 
 
-def cached_models(checkpoints: tuple[str, ...], device: torch.device, allow_nonfinite: bool = False) -> tuple:
-    """(gmm, tom, config) loaded once per worker process and device; tasks of a Dask worker share them."""
+def cached_models(checkpoints: tuple[str, ...], device: torch.device, allow_nonfinite: bool = False,
+                  fast: FastSettings | None = None) -> tuple:
+    """(gmm, tom, config) loaded once per worker process and device; tasks of a Dask worker share them. With
+    ``fast``, the fast path's networks (compiled once per process and setting)."""
     from vton.models.checkpoint import load_models
 
     key = (checkpoints, str(device))
     if key not in _MODEL_CACHE:
         _MODEL_CACHE[key] = batch_invariant(load_models([Path(p) for p in checkpoints], device, allow_nonfinite))
-    return _MODEL_CACHE[key]
+    if fast is None:
+        return _MODEL_CACHE[key]
+    if (*key, fast) not in _MODEL_CACHE:
+        gmm, tom, config = _MODEL_CACHE[key]
+        _MODEL_CACHE[(*key, fast)] = (*fast_networks(gmm, tom, fast), config)
+    return _MODEL_CACHE[(*key, fast)]
 
 
 def batch_invariant(models: tuple) -> tuple:
@@ -142,16 +156,16 @@ def forward_batch(gmm, tom, batch: dict, device: torch.device, precision: str) -
 
 def infer_partition(indices: list[int], data: str, checkpoints: tuple[str, ...], out: str,
                     opts: InferOptions, device_index: int | None = None,
-                    dataset: TryOnDataset | None = None) -> list[int]:
+                    dataset: TryOnDataset | None = None, fast: FastSettings | None = None) -> list[int]:
     """Process ``indices`` of the dataset (skipping finished pairs); returns the indices it wrote. ``dataset``: the
-    one the caller already opened on ``data`` (a Dask task opens its own)."""
+    one the caller already opened on ``data`` (a Dask task opens its own); ``fast``: run the fast path."""
     from tqdm import tqdm
 
     device = resolve_device(opts.device)
     if device.type == "cuda" and device.index is None and device_index is not None:
         device = torch.device("cuda", device_index % torch.cuda.device_count())
     gmm, tom, config = cached_models(
-        checkpoints, device, opts.allow_nonfinite
+        checkpoints, device, opts.allow_nonfinite, fast
     )  # run_inference checked that a GMM is there
     if dataset is None:
         dataset = TryOnDataset(data, split=opts.split, pairs=opts.pairs, variant=config.variant, unique_persons=True)
@@ -171,14 +185,18 @@ def infer_partition(indices: list[int], data: str, checkpoints: tuple[str, ...],
         writes: list[Future] = []
         for chunk, raw in zip(batches, loader):
             raw = {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in raw.items()}
-            outputs = forward_batch(gmm, tom, dataset.assemble(raw), device, opts.precision)
+            if fast is not None:
+                raw = pad_batch(raw, fast.batch_size)
+                torch.compiler.cudagraph_mark_step_begin()  # CUDA graphs: the last batch's outputs are copied out
+            outputs = forward_batch(gmm, tom, dataset.assemble(raw), device,
+                                    fast.precision if fast is not None else opts.precision)
             for folder in folders:
-                arrays = to_uint8(outputs[folder])
+                arrays = to_uint8(outputs[folder][:len(chunk)])
                 for i, array in zip(chunk, arrays):
                     if folder in missing[i]:
-                        writes.append(
-                            writer.submit(save_uint8_image, array, root / folder / names[i], opts.jpeg_quality)
-                        )
+                        writes.append(writer.submit(save_uint8_image, array, root / folder / names[i],
+                                                    opts.jpeg_quality,
+                                                    fast.png_compress_level if fast else None))
             writes = settle(writes)
             bar.update(len(chunk))
         settle(writes, wait=True)
@@ -208,8 +226,10 @@ def checkpoint_shas(records: list) -> list[str]:
 
 
 def _identity(meta: dict) -> dict:
-    """What two runs must share for their files to be interchangeable: checkpoints by content (not path or order)."""
-    return {**meta, "checkpoints": checkpoint_shas(meta.get("checkpoints") or [])}
+    """What two runs must share for their files to be interchangeable: checkpoints by content (not path or order);
+    the fast path's deviation record is a measurement of those files, not a setting."""
+    return {**{k: v for k, v in meta.items() if k != "fast_deviation"},
+            "checkpoints": checkpoint_shas(meta.get("checkpoints") or [])}
 
 
 def meta_differences(old: dict, new: dict) -> list[str]:
@@ -278,14 +298,28 @@ def run_inference(data: str | os.PathLike, checkpoints: Sequence[str | os.PathLi
             "precision": opts.precision, "jpeg_quality": opts.jpeg_quality, "folders": list(folders),
             "data": str(Path(data).resolve())}
     device = resolve_device(opts.device)
-    if opts.precision != "fp32" and device.type != "cuda":
-        raise ValueError("reduced precision is offered on CUDA only; on the CPU use --precision fp32")
+    if opts.precision != "fp32" and device.type != "cuda" and not opts.fast:
+        raise ValueError("reduced precision is offered on CUDA only (or with --fast); on the CPU use --precision fp32")
+    fast = fast_settings(device, opts.batch_size, opts.precision, opts.compile) if opts.fast else None
+    for key in [k for k in _MODEL_CACHE if k[:2] == (paths, str(device))]:  # the files may have changed since
+        del _MODEL_CACHE[key]
+    _MODEL_CACHE[(paths, str(device))] = (gmm.to(device), tom.to(device) if tom is not None else None, config)
+    first_batch_s = None
+    if fast is not None:
+        meta["fast"] = fast.to_dict()
+        meta["fast_deviation"] = recorded_deviation(out, meta)
+        if meta["fast_deviation"] is None:  # a new folder, or another run's: measure before anything is written
+            meta["fast_deviation"], first_batch_s = calibrate(
+                dataset, paths, device, fast, folders, opts.allow_nonfinite
+            )
+        if not meta["fast_deviation"]["within_tolerance"]:
+            raise ValueError(f"the fast path moves a score beyond tolerance on the first "
+                             f"{describe(meta['fast_deviation'])}; run without --fast")
     out.mkdir(parents=True, exist_ok=True)
     check_meta(out, meta)
     indices = list(range(len(dataset)))
     if opts.workers <= 1 and not opts.scheduler:
-        _MODEL_CACHE[(paths, str(device))] = (gmm.to(device), tom.to(device) if tom is not None else None, config)
-        written = infer_partition(indices, str(data), paths, str(out), opts, dataset=dataset)
+        written = infer_partition(indices, str(data), paths, str(out), opts, dataset=dataset, fast=fast)
     else:
         n_gpus = torch.cuda.device_count() if device.type == "cuda" else 0
         per_part = -(-len(indices) // max(1, opts.workers * 4))
@@ -297,16 +331,60 @@ def run_inference(data: str | os.PathLike, checkpoints: Sequence[str | os.PathLi
                               local="processes", start_method="spawn")
         quiet = InferOptions(**{**asdict(opts), "progress": False})
         written = map_partitions(_partition_task, [(k, p) for k, p in enumerate(parts)], runner, str(data), paths,
-                                 str(out), quiet, n_gpus)
+                                 str(out), quiet, n_gpus, fast)
     write_manifest(out, dataset.pairs, folders, opts.jpeg_quality)
     return InferSummary(out=str(out), pairs=len(dataset), written=len(written), skipped=len(dataset) - len(written),
-                        device=str(device), checkpoints=meta["checkpoints"])
+                        device=str(device), checkpoints=meta["checkpoints"], fast_deviation=meta.get("fast_deviation"),
+                        first_fast_batch_s=first_batch_s)
 
 
 def _partition_task(items: list[tuple[int, list[int]]], data: str, checkpoints: tuple[str, ...], out: str,
-                    opts: InferOptions, n_gpus: int) -> list[int]:
+                    opts: InferOptions, n_gpus: int, fast: FastSettings | None = None) -> list[int]:
     """One Dask task: partitions spread over the GPUs by their number."""
     written: list[int] = []
     for k, indices in items:
-        written += infer_partition(indices, data, checkpoints, out, opts, device_index=k if n_gpus else None)
+        written += infer_partition(indices, data, checkpoints, out, opts, device_index=k if n_gpus else None,
+                                   fast=fast)
     return written
+
+
+# --- the fast path's deviation record -------------------------------------------------------------
+
+def recorded_deviation(out: Path, meta: dict) -> dict | None:
+    """The deviation record of ``out``'s infer.json when that run had ``meta``'s identity (a resume need not measure
+    again), else None."""
+    try:
+        old = json.loads((out / fm.INFER_RECORD_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(old, dict) or not isinstance(old.get("fast_deviation"), dict) or meta_differences(old, meta):
+        return None
+    return old["fast_deviation"]
+
+
+def calibrate(dataset: TryOnDataset, checkpoints: tuple[str, ...], device: torch.device, fast: FastSettings,
+              folders: Sequence[str], allow_nonfinite: bool = False) -> tuple[dict, float]:
+    """The deviation record of the fast path over ``folders`` on the list's first ``CALIBRATION_PAIRS`` pairs, run
+    both ways in the run's own batches (so its fast images are the bytes the run writes for them), and the seconds
+    of the first fast batch, which include the compilation."""
+    exact_nets, fast_nets = (cached_models(checkpoints, device, allow_nonfinite, f)[:2] for f in (None, fast))
+    exact: dict[str, list[np.ndarray]] = {folder: [] for folder in folders}
+    fast_images: dict[str, list[np.ndarray]] = {folder: [] for folder in folders}
+    persons, regions, seconds = [], [], []
+    for chunk in chunked(range(min(len(dataset), CALIBRATION_PAIRS)), fast.batch_size):
+        raw = {k: v.to(device) if isinstance(v, torch.Tensor) else v
+               for k, v in collate_raw([dataset.load(i) for i in chunk]).items()}
+        want = forward_batch(*exact_nets, dataset.assemble(raw), device, "fp32")
+        start = time.perf_counter()
+        torch.compiler.cudagraph_mark_step_begin()
+        got = forward_batch(*fast_nets, dataset.assemble(pad_batch(raw, fast.batch_size)), device, fast.precision)
+        seconds.append(time.perf_counter() - start)
+        for folder in folders:
+            exact[folder].append(to_uint8(want[folder]))
+            fast_images[folder].append(to_uint8(got[folder][:len(chunk)]))
+        persons.append(raw["image"].permute(0, 2, 3, 1).cpu().numpy())
+        regions.append(raw["parse_cloth_mask"][:, 0].bool().cpu().numpy())
+    record = deviation_record({k: np.concatenate(v) for k, v in exact.items()},
+                              {k: np.concatenate(v) for k, v in fast_images.items()},
+                              np.concatenate(persons), np.concatenate(regions))
+    return {"sample": f"the first {record['pairs']} pairs of the list, run both ways", **record}, seconds[0]

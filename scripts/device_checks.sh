@@ -2,9 +2,12 @@
 # The checks that need a GPU, in one device call (each lent machine starts bare, and a session has 15 minutes):
 #   bash scripts/device_wheels.sh                         # here, once
 #   device run: bash scripts/device_checks.sh             # carry [".whl"]; logs come back from $OUT
-# evaluate's CUDA test (GPU scores equal CPU scores), then `python -m bench.infer` and `python -m bench.evaluate` on
-# CUDA. The repo root is imported as the package `vton` through a link, as the installed package would be; nothing
-# is built there.
+# evaluate's and the fast path's CUDA tests, then the inference figures: the forward rows one change at a time
+# (`bench.models`: channels_last, bf16 and fp16 autocast, compile), `bench.decode` (PIL against nvjpeg),
+# `bench.infer` (the fast path with CUDA graphs against the test.py-style loop, with its deviation record) and
+# `bench.evaluate`. Each step has its own timeout so that the whole call stays under ~8 minutes; FIGURES.txt
+# collects the last line of each. The repo root is imported as the package `vton` through a link, as the installed
+# package would be; nothing is built there.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/vton-device}
@@ -15,9 +18,18 @@ $PYTHON -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
   || exit 1
 ln -sfn "$PWD" /tmp/vton-pkg/vton
 export PYTHONPATH=/tmp/vton-site:/tmp/vton-pkg PYTHONUNBUFFERED=1 PYTHONFAULTHANDLER=1  # a crash prints its Python stack
-{ nvidia-smi -L || true; $PYTHON -c "import torch, vton; print(torch.__version__, torch.cuda.is_available(), vton.__file__)"; } \
+{ date -u; nvidia-smi -L || true; $PYTHON -c "import torch, vton; print(torch.__version__, torch.cuda.is_available(), vton.__file__)"; } \
   2>&1 | tee "$OUT/device.txt"
-timeout 240 $PYTHON -m pytest -q -p no:cacheprovider tests/test_eval_protocol.py -k cuda 2>&1 | tee "$OUT/cuda_test.log"
-timeout 300 $PYTHON -m bench.infer --pairs "${INFER_PAIRS:-128}" --device "$DEVICE" --batch-size 64 2>&1 \
-  | tee "$OUT/bench_infer.log"
-timeout 240 $PYTHON -m bench.evaluate --n "${EVAL_N:-256}" --device "$DEVICE" 2>&1 | tee "$OUT/bench_evaluate.log"
+step() {  # step NAME SECONDS COMMAND...: its log in $OUT/NAME.log, its last line in $OUT/FIGURES.txt
+  local name=$1 limit=$2
+  shift 2
+  timeout "$limit" "$@" 2>&1 | tee "$OUT/$name.log"
+  echo "$name (rc ${PIPESTATUS[0]}): $(tail -n 1 "$OUT/$name.log")" >> "$OUT/FIGURES.txt"
+}
+step cuda_tests 110 $PYTHON -m pytest -q -p no:cacheprovider tests/test_eval_protocol.py tests/test_infer_fast.py -k cuda
+step bench_models_bf16 50 $PYTHON -m bench.models --device "$DEVICE" --precision bf16 --batch 64 --reps 10
+step bench_models_fp16 40 $PYTHON -m bench.models --device "$DEVICE" --precision fp16 --batch 64 --reps 10 --no-compile
+step bench_decode 30 $PYTHON -m bench.decode --images 512 --device "$DEVICE"
+step bench_infer 200 $PYTHON -m bench.infer --pairs "${INFER_PAIRS:-1024}" --device "$DEVICE" --batch-size 64
+step bench_evaluate 40 $PYTHON -m bench.evaluate --n "${EVAL_N:-256}" --device "$DEVICE"
+cat "$OUT/FIGURES.txt"

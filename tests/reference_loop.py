@@ -26,11 +26,11 @@ def original_save_images(tensors: torch.Tensor) -> list[np.ndarray]:
 
 
 def reference_batches(data: Path, checkpoints: list[Path], pairs: str, device: torch.device = torch.device("cpu"),
-                      workers: int = 0) -> Iterator[tuple[list[str], dict[str, list[np.ndarray]]]]:
+                      workers: int = 0, split: str = "test") -> Iterator[tuple[list[str], dict[str, list[np.ndarray]]]]:
     """Per batch: the person stems and the uint8 images of warp-cloth/, warp-mask/ and try-on/."""
     gmm, tom, config = load_models(checkpoints, device)
     gmm.set_batch_invariant()  # as `vton infer`: the files are compared byte for byte at another batch size
-    loader = torch.utils.data.DataLoader(TryOnDataset(data, "test", pairs, config.variant), batch_size=4,
+    loader = torch.utils.data.DataLoader(TryOnDataset(data, split, pairs, config.variant), batch_size=4,
                                          shuffle=False, num_workers=workers, pin_memory=device.type == "cuda")
     with torch.no_grad():
         for inputs in loader:

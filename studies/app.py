@@ -25,7 +25,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from vton.studies.db import DB_FILE, Session, StudyDB
+from vton.studies.db import DB_FILE, Session, StateError, StudyDB
 from vton.studies.design import SIDES
 from vton.studies.export import IMAGES_DIR, StudyError
 from vton.studies.folder import StudyFolder
@@ -197,6 +197,14 @@ def create_app(folder: Path, settings: Settings = Settings()) -> Starlette:
             raise Refusal(404, "no such session: start again from the study link")
         return session
 
+    def begin(participant: str, source: str, *prolific: str) -> RedirectResponse:
+        """The redirect to a (new or resumed) session; a conflict with what the database holds is a refusal."""
+        try:
+            token = db.start_session(participant, source, *prolific)
+        except StateError as exc:
+            raise Refusal(409, str(exc)) from None
+        return RedirectResponse(f"/s/{token}", 303)
+
     async def start(request: Request) -> Response:
         query = request.query_params
         if not any(p in query for p in PROLIFIC_PARAMS):
@@ -204,12 +212,10 @@ def create_app(folder: Path, settings: Settings = Settings()) -> Starlette:
         if settings.completion_code is None:
             raise Refusal(400, "this study is not set up for Prolific (no completion code)")
         pid, study_id, session_id = (checked(one_value(query, p), p) for p in PROLIFIC_PARAMS)
-        token = db.start_session(pid, "prolific", study_id, session_id)
-        return RedirectResponse(f"/s/{token}", 303)
+        return begin(pid, "prolific", study_id, session_id)
 
     async def start_lab(request: Request) -> Response:
-        participant = checked(one_value(request.query_params, "participant"), "the participant ID")
-        return RedirectResponse(f"/s/{db.start_session(participant, 'lab')}", 303)
+        return begin(checked(one_value(request.query_params, "participant"), "the participant ID"), "lab")
 
     async def show(request: Request) -> Response:
         session = session_of(request)

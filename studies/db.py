@@ -61,6 +61,11 @@ class Assignment:
     checks: tuple[str, ...]  # the side each attention check asks for, by position
 
 
+def another_export(path: Path) -> StateError:
+    return StateError(f"{path} holds the answers of another export of this study (its hits.csv changed); move it "
+                      "away or use the study it belongs to")
+
+
 def new_token() -> str:
     """An unguessable id of hex digits: it goes into a path or a Location header as it is, and no spreadsheet reads
     it as a formula."""
@@ -88,8 +93,7 @@ class StudyDB:
                 c.execute("INSERT INTO meta VALUES ('hits_sha256', ?)", (fingerprint,))
                 c.executemany("INSERT INTO hits VALUES (?, ?)", [(h, i) for i, h in enumerate(hit_ids)])
             elif row[0] != fingerprint:
-                raise StateError(f"{self.path} holds the answers of another export of this study (its hits.csv "
-                                 "changed); move it away or serve the study it belongs to")
+                raise another_export(self.path)
 
     def close(self) -> None:
         self._conn.close()
@@ -109,10 +113,15 @@ class StudyDB:
     def start_session(self, participant: str, source: str, prolific_study: str | None = None,
                       prolific_session: str | None = None) -> str:
         """A session for ``participant`` (created on first sight); a Prolific SESSION_ID seen before gives its
-        session back, so reloading the study URL resumes rather than starts over."""
+        session back, so reloading the study URL resumes rather than starts over. StateError (nothing written)
+        when the SESSION_ID is another participant's, or the ID came first through the other entry (lab or
+        Prolific): its answers would be recorded under a source they did not come from."""
         now = time.time()
         with self.transaction() as c:
             c.execute("INSERT OR IGNORE INTO participants VALUES (?, ?, ?)", (participant, source, now))
+            known = c.execute("SELECT source FROM participants WHERE id = ?", (participant,)).fetchone()[0]
+            if known != source:
+                raise StateError(f"participant {participant} takes part through {known}, not {source}")
             if prolific_session is not None:
                 row = c.execute("SELECT id, participant FROM sessions WHERE prolific_session = ?",
                                 (prolific_session,)).fetchone()
@@ -152,7 +161,7 @@ class StudyDB:
                 "WHERE h.hit_id NOT IN (SELECT hit_id FROM assignments WHERE participant = ?) "
                 "GROUP BY h.hit_id ORDER BY COUNT(a.id), h.position LIMIT 1", (session.participant,)).fetchone()
             if hit is None:
-                self._finish(c, session.id)
+                self._finish(c, session)
                 return None
             token, now = new_token(), time.time()
             c.execute("INSERT INTO assignments (id, hit_id, participant, session, issued_at) VALUES (?, ?, ?, ?, ?)",
@@ -162,13 +171,14 @@ class StudyDB:
                           [(token, j, side) for j, side in enumerate(checks)])
             return Assignment(token, hit[0], checks)
 
-    def _finish(self, c: sqlite3.Connection, session: str) -> None:
-        """Close the session once, its outcome set by the attention checks answered in it."""
+    def _finish(self, c: sqlite3.Connection, session: Session) -> None:
+        """Close the session once, its outcome set by every attention check the participant answered, in this
+        session or an earlier one: a new SESSION_ID (or the lab form) does not wash out a failed check."""
         failed = c.execute("SELECT COUNT(*) FROM checks k JOIN assignments a ON a.id = k.assignment "
-                           "WHERE a.session = ? AND k.answer IS NOT k.expected AND a.submitted_at IS NOT NULL",
-                           (session,)).fetchone()[0]
+                           "WHERE a.participant = ? AND k.answer IS NOT k.expected AND a.submitted_at IS NOT NULL",
+                           (session.participant,)).fetchone()[0]
         c.execute("UPDATE sessions SET finished_at = ?, outcome = ? WHERE id = ? AND finished_at IS NULL",
-                  (time.time(), "failed_check" if failed else "completed", session))
+                  (time.time(), "failed_check" if failed else "completed", session.id))
 
     def assignment(self, session: Session, token: str) -> tuple[Assignment, bool] | None:
         """The assignment ``token`` of this session and whether it is already submitted; None when it is not one."""
@@ -190,12 +200,16 @@ class StudyDB:
             return True
 
 
-def read_all(path: Path) -> dict[str, list[sqlite3.Row]]:
+def read_all(path: Path, fingerprint: str) -> dict[str, list[sqlite3.Row]]:
     """Every submitted assignment with its participant and session, every answer and check, for the exports (read
-    only: the server may go on running)."""
+    only: the server may go on running). StateError when the database was made for another hits.csv than the one
+    with ``fingerprint``: its answers would be joined with HITs and a key they were not given for."""
     conn = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)
     conn.row_factory = sqlite3.Row
     try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'hits_sha256'").fetchone()
+        if row is None or row[0] != fingerprint:
+            raise another_export(path)
         return {
             "assignments": conn.execute(
                 "SELECT a.id, a.hit_id, a.participant, p.source, a.session, s.prolific_study, s.prolific_session, "

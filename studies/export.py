@@ -25,6 +25,7 @@ from vton.reports.media import open_rgb
 from vton.reports.render import render
 from vton.reports.runs import EvalRun, cloth_subsets, load_eval_run
 from vton.reports.sheets import write_csv
+from vton.studies.db import DB_FILE
 from vton.studies.design import SIDES, Comparison, pairwise_design
 from vton.studies.options import ExportOptions
 
@@ -177,6 +178,9 @@ def export_study(
     returns the summary also stored as ``study.json`` (plus the run names, which study.json leaves out)."""
     if subset not in ("all", "large", "small"):
         raise StudyError(f"unknown subset {subset!r}")
+    if (Path(out) / DB_FILE).exists():
+        raise StudyError(f"{out} holds a study's collected answers ({DB_FILE}); a new export there would replace the "
+                         "key that unblinds them: export to another folder")
     n_catch = catch_counts(trials_per_hit, catch_rate)
     loaded = [load_eval_run(Path(r)) for r in runs]
     names = run_names(loaded)

@@ -41,7 +41,7 @@ def export_results(folder: Path, out: Path | None = None) -> dict[str, Any]:
     if not db.is_file():
         raise StudyError(f"{db} does not exist: nobody has taken part in this study yet")
     study = StudyFolder(folder)
-    state = read_all(db)
+    state = read_all(db, study.fingerprint)
     key = {(k["hit_id"], int(k["trial"])): k for k in read_key(folder / KEY_CSV)} if (folder / KEY_CSV).is_file() \
         else {}
     answers: dict[str, dict[int, str]] = defaultdict(dict)

@@ -130,6 +130,35 @@ def test_a_failed_attention_check_is_recorded_and_gets_its_own_ending(study: Pat
     assert (row["AttentionChecks"], row["AttentionChecksFailed"]) == ("1", "1")
 
 
+def test_a_failed_attention_check_is_not_washed_out_by_entering_again(study: Path) -> None:
+    """Was: the outcome counted only the checks of the finishing session, so a participant screened out could open
+    the study link with another SESSION_ID (or type their ID into the lab form) and be sent the completion code."""
+    with running(study, completion_code="DONE1", failed_check_code="FAIL1", hits_per_participant=1) as base, \
+            httpx.Client(base_url=base) as client:
+        session = enter(client, prolific_url("PID1"))
+        p = page(client, session)
+        submit(client, p, p.form(pass_checks=False))
+        assert page(client, session).headers["location"] == PROLIFIC + "FAIL1"
+        again = page(client, enter(client, prolific_url("PID1", "SESSION2")))
+        assert again.status_code == 303 and again.headers["location"] == PROLIFIC + "FAIL1"
+        lab = client.get("/start?participant=PID1")  # a Prolific participant is not answered as a lab one
+        assert lab.status_code == 409 and "takes part through prolific" in lab.text
+    assert table(study, "SELECT prolific_session, outcome FROM sessions ORDER BY started_at") \
+        == [("SESSION1", "failed_check"), ("SESSION2", "failed_check")]
+
+
+def test_a_session_id_of_another_participant_is_refused(study: Path) -> None:
+    """Was: a 500 (an uncaught StateError) and a dropped connection."""
+    with running(study, completion_code="DONE1") as base, httpx.Client(base_url=base) as client:
+        enter(client, prolific_url("PID1"))
+        refused = client.get(prolific_url("PID2"))
+        assert refused.status_code == 409 and "belongs to another participant" in refused.text
+        assert client.get("/").status_code == 200  # the connection and the server are still serving
+        assert client.get(enter(client, "/start?participant=LAB1")).status_code == 200
+        assert client.get(prolific_url("LAB1", "SESSION3")).status_code == 409  # nor a lab participant on Prolific
+    assert table(study, "SELECT id, source FROM participants ORDER BY id") == [("LAB1", "lab"), ("PID1", "prolific")]
+
+
 def test_prolific_entry_needs_a_completion_code(study: Path) -> None:
     with running(study) as base:
         response = httpx.get(base + prolific_url("PID1"))
@@ -315,6 +344,25 @@ def test_a_database_of_another_export_is_refused(study: Path) -> None:
     (study / "hits.csv").write_text(hits)
     with pytest.raises(StateError, match="holds the answers of another export"):
         create_app(study)
+
+
+def test_answers_are_never_joined_with_another_exports_key(exported: Path, study: Path) -> None:
+    """Was: exporting again into a folder with collected answers replaced the key that unblinds them, and `study
+    results` then joined the old answers with the new HITs and key without a word."""
+    with running(study) as base, httpx.Client(base_url=base) as client:
+        p = page(client, enter(client, "/start?participant=P1"))
+        submit(client, p)
+    before = {f: (study / f).read_bytes() for f in ("hits.csv", "key.csv", "study.json")}
+    runs = [str(exported.parent / f"run{i}") for i in range(2)]
+    again = CliRunner().invoke(main, ["study", "export", "--run", runs[0], "--run", runs[1], "--base-url",
+                                      "https://cdn.example.org/s", "--out", str(study), "--seed", "2"])
+    assert again.exit_code == 1 and "holds a study's collected answers" in again.output
+    assert {f: (study / f).read_bytes() for f in before} == before
+    hits = (study / "hits.csv").read_text().replace("hit00001", "hit00009")  # hits.csv changed by hand
+    (study / "hits.csv").write_text(hits)
+    result = CliRunner().invoke(main, ["study", "results", str(study)])
+    assert result.exit_code == 1 and "holds the answers of another export" in result.output
+    assert not (study / "results.csv").exists() and not (study / "answers.parquet").exists()
 
 
 def test_results_need_a_database(study: Path) -> None:

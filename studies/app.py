@@ -74,6 +74,8 @@ class Settings:
                 raise StudyError(f"--{name.replace('_', '-')} must be 1-64 letters, digits, - or _, not {code!r}")
         if self.failed_check_code is not None and self.completion_code is None:
             raise StudyError("--failed-check-code needs --completion-code (both are Prolific's)")
+        if self.failed_check_code is not None and self.failed_check_code == self.completion_code:
+            raise StudyError("--failed-check-code must differ from --completion-code, or failures are not told apart")
         if self.completion_code is not None and self.attention_checks < 1:
             raise StudyError("a Prolific study needs at least one attention check per page (--attention-checks)")
         if not 0 <= self.attention_checks <= 5 or self.hits_per_participant < 0:

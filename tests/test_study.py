@@ -171,6 +171,7 @@ def test_prolific_entry_needs_a_completion_code(study: Path) -> None:
     (dict(completion_code="DO NE"), "--completion-code must be"),
     (dict(completion_code="DONE\r\nX: 1"), "--completion-code must be"),
     (dict(failed_check_code="F1"), "--failed-check-code needs --completion-code"),
+    (dict(completion_code="C1", failed_check_code="C1"), "must differ from --completion-code"),
 ])
 def test_settings_are_checked_before_serving(study: Path, settings: dict, message: str) -> None:
     from vton.studies.app import Settings, create_app

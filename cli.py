@@ -149,7 +149,7 @@ def audit_cmd(data: Path, out: Path | None, workers: int, near_radius: float, ne
     OUT/duplicates.parquet, audit.json (thresholds, method, versions, counts) and audit.html (the clusters)."""
     from vton.workflows.audit import run_audit
 
-    out = out or data.parent / f"{data.name}-audit"
+    out = out or data.resolve().parent / f"{data.resolve().name}-audit"  # DATA "." has no name of its own
     runner = RunnerConfig(workers=workers, local="processes")
     record, page = run_audit(data, out, NearSettings(near_radius, near_min_score), runner)
     pairs, clusters = record["pairs"], record["clusters"]

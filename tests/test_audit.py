@@ -262,3 +262,14 @@ def test_cli_audit_writes_the_files_and_the_page(synth_defects: Path, tmp_path: 
     assert page.rindex(", across)") < page.index(", within train)") and "data:image/jpeg;base64," in page
     bad = CliRunner().invoke(main, ["audit", str(synth_defects), "--near-radius", "3"])
     assert bad.exit_code == 2
+
+
+def test_cli_audit_default_out_lies_beside_data_given_as_dot(synth_cpvton: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """`vton audit .` inside the dataset: the default output is DATA-audit beside it (it was ./-audit, inside it)."""
+    data = tmp_path / "data"
+    shutil.copytree(synth_cpvton, data)
+    monkeypatch.chdir(data)
+    result = CliRunner().invoke(main, ["audit", "."])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "data-audit" / "audit.json").is_file() and not (data / "-audit").exists()

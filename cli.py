@@ -129,7 +129,7 @@ class SizeType(click.ParamType):
 
 def near_options(command):
     """The near-duplicate thresholds (`NearSettings`), shared by `vton audit` and `vton prepare`."""
-    command = click.option("--near-min-score", type=click.FloatRange(-1, 1), default=default(NearSettings, "min_score"),
+    command = click.option("--near-min-score", type=click.FloatRange(0, 1), default=default(NearSettings, "min_score"),
                            show_default=True, help="Near duplicates: least share of agreeing pixels of the aligned "
                                                    "pair.")(command)
     return click.option("--near-radius", type=click.FloatRange(0, 2, min_open=True),

@@ -209,6 +209,8 @@ def test_bad_thresholds_are_refused() -> None:
         NearSettings(radius=0)
     with pytest.raises(ValueError, match="min score"):
         NearSettings(min_score=1.5)
+    with pytest.raises(ValueError, match="min score"):  # a share of pixels: below 0 every candidate would pass
+        NearSettings(min_score=-0.5)
 
 
 def test_nodes_come_from_the_layout_adapter(synth_cpvton: Path) -> None:
@@ -262,6 +264,7 @@ def test_cli_audit_writes_the_files_and_the_page(synth_defects: Path, tmp_path: 
     assert page.rindex(", across)") < page.index(", within train)") and "data:image/jpeg;base64," in page
     bad = CliRunner().invoke(main, ["audit", str(synth_defects), "--near-radius", "3"])
     assert bad.exit_code == 2
+    assert CliRunner().invoke(main, ["audit", str(synth_defects), "--near-min-score", "-0.5"]).exit_code == 2
 
 
 def test_cli_audit_default_out_lies_beside_data_given_as_dot(synth_cpvton: Path, tmp_path: Path,

@@ -129,7 +129,7 @@ class SizeType(click.ParamType):
 
 def near_options(command):
     """The near-duplicate thresholds (`NearSettings`), shared by `vton audit` and `vton prepare`."""
-    command = click.option("--near-min-score", type=click.FloatRange(-1, 1), default=default(NearSettings, "min_score"),
+    command = click.option("--near-min-score", type=click.FloatRange(0, 1), default=default(NearSettings, "min_score"),
                            show_default=True, help="Near duplicates: least share of agreeing pixels of the aligned "
                                                    "pair.")(command)
     return click.option("--near-radius", type=click.FloatRange(0, 2, min_open=True),
@@ -149,7 +149,7 @@ def audit_cmd(data: Path, out: Path | None, workers: int, near_radius: float, ne
     OUT/duplicates.parquet, audit.json (thresholds, method, versions, counts) and audit.html (the clusters)."""
     from vton.workflows.audit import run_audit
 
-    out = out or data.parent / f"{data.name}-audit"
+    out = out or data.resolve().parent / f"{data.resolve().name}-audit"  # DATA "." has no name of its own
     runner = RunnerConfig(workers=workers, local="processes")
     record, page = run_audit(data, out, NearSettings(near_radius, near_min_score), runner)
     pairs, clusters = record["pairs"], record["clusters"]

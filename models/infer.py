@@ -307,6 +307,7 @@ def run_inference(data: str | os.PathLike, checkpoints: Sequence[str | os.PathLi
     first_batch_s = None
     if fast is not None:
         meta["fast"] = fast.to_dict()
+    if fast is not None and len(dataset):  # an empty list: no image is written, none to measure
         meta["fast_deviation"] = recorded_deviation(out, meta)
         if meta["fast_deviation"] is None:  # a new folder, or another run's: measure before anything is written
             meta["fast_deviation"], first_batch_s = calibrate(

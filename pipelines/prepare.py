@@ -606,10 +606,12 @@ def _write_clean_test(out: Path, near: DuplicateSet, decisions: list[Decision], 
     """test_pairs_clean.txt and test_pairs_same_clean.txt: the test lists less the pairs whose person or cloth has a
     near copy among the items of the train split as listed (kept or rejected: a model trained on the split as
     distributed saw them); the number of pairs each keeps."""
-    train = {i for d in decisions if d.split == "train" and d.pair.person is not None
-             for i in (d.pair.person, d.pair.cloth)}
+    train, test = ({i for d in decisions if d.split == s and d.pair.person is not None
+                    for i in (d.pair.person, d.pair.cloth)} for s in ("train", "test"))
+    test |= {n.item for n in near.nodes if n.split == "test"} - train  # with the own cloths of the paired list
+    # only test items: a train item that merely shares a test item's name (a near copy within train) is no leak of it
     copied = {(n.item.kind, n.item.name) for dup in near.duplicates for n, other in ((dup.a, dup.b), (dup.b, dup.a))
-              if other.item in train}
+              if other.item in train and n.item in test}
     written = {}
     for name, listed in ((fm.TEST_PAIRS, unpaired), (fm.TEST_PAIRS_SAME, paired)):
         kept = [(p, c) for p, c in listed if (PERSON, p) not in copied and (CLOTH, c) not in copied]

@@ -21,11 +21,11 @@ from vton.core.formats import read_pairs
 from vton.core.runner import Runner, RunnerConfig
 from vton.pipelines.audit.confirm import pixel_score
 from vton.pipelines.audit.dataset import audit_dataset, dataset_nodes
-from vton.pipelines.audit.duplicates import NearSettings, Node, find_duplicates
+from vton.pipelines.audit.duplicates import Duplicate, DuplicateSet, NearSettings, Node, find_duplicates
 from vton.pipelines.audit.search import CELL, CONTRAST_WEIGHT, MIN_CONTRAST, SHIFTS, candidate_pairs, hamming
 from vton.pipelines.audit.signature import decode, signature, thumb_array, work_image
-from vton.pipelines.layouts.base import PERSON, Item
-from vton.pipelines.prepare import PrepareOptions, prepare
+from vton.pipelines.layouts.base import CLOTH, PERSON, Item, Pair
+from vton.pipelines.prepare import Decision, PrepareOptions, _write_clean_test, prepare
 from vton.pipelines.synth.draw import _make_texture, draw_labels, make_person, paint_person
 from vton.pipelines.synth.generate import synthesize
 from vton.pipelines.synth.near import NEAR_DUPLICATE, plant_near_duplicates
@@ -209,6 +209,8 @@ def test_bad_thresholds_are_refused() -> None:
         NearSettings(radius=0)
     with pytest.raises(ValueError, match="min score"):
         NearSettings(min_score=1.5)
+    with pytest.raises(ValueError, match="min score"):  # a share of pixels: below 0 every candidate would pass
+        NearSettings(min_score=-0.5)
 
 
 def test_nodes_come_from_the_layout_adapter(synth_cpvton: Path) -> None:
@@ -262,3 +264,40 @@ def test_cli_audit_writes_the_files_and_the_page(synth_defects: Path, tmp_path: 
     assert page.rindex(", across)") < page.index(", within train)") and "data:image/jpeg;base64," in page
     bad = CliRunner().invoke(main, ["audit", str(synth_defects), "--near-radius", "3"])
     assert bad.exit_code == 2
+    assert CliRunner().invoke(main, ["audit", str(synth_defects), "--near-min-score", "-0.5"]).exit_code == 2
+
+
+def test_cli_audit_default_out_lies_beside_data_given_as_dot(synth_cpvton: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """`vton audit .` inside the dataset: the default output is DATA-audit beside it (it was ./-audit, inside it)."""
+    data = tmp_path / "data"
+    shutil.copytree(synth_cpvton, data)
+    monkeypatch.chdir(data)
+    result = CliRunner().invoke(main, ["audit", "."])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "data-audit" / "audit.json").is_file() and not (data / "-audit").exists()
+
+
+def test_clean_test_drops_test_items_copied_in_train_not_namesakes_of_train_copies(tmp_path: Path) -> None:
+    """Train and test folders may hold different photos under one name: a near copy within train of the train
+    000010_0 says nothing of the test 000010_0, which stays in the clean lists; the test 000020_0 copied in train
+    goes."""
+    def person(name: str, split: str) -> Item:
+        return Item(PERSON, name, split)
+
+    def pair(p: str, c: str, split: str) -> Decision:
+        return Decision(Pair(f"{p} {c}", split, person(p, split), Item(CLOTH, c, split)), split)
+
+    decisions = [pair("000010_0.jpg", "000010_1.jpg", "train"), pair("000500_0.jpg", "000500_1.jpg", "train"),
+                 pair("000600_0.jpg", "000600_1.jpg", "train"),
+                 pair("000010_0.jpg", "000030_1.jpg", "test"), pair("000020_0.jpg", "000040_1.jpg", "test")]
+    node = {(d.pair.person.name, d.split): Node(d.pair.person, d.split, f"{d.split}/image/{d.pair.person.name}")
+            for d in decisions}
+    near = DuplicateSet([*node.values()], [
+        Duplicate(node["000010_0.jpg", "train"], node["000500_0.jpg", "train"], 2, 0.01, 0.99),  # within train
+        Duplicate(node["000020_0.jpg", "test"], node["000600_0.jpg", "train"], 3, 0.02, 0.98),  # a leak
+    ], {}, [])
+    unpaired = [("000010_0.jpg", "000030_1.jpg"), ("000020_0.jpg", "000040_1.jpg")]
+    written = _write_clean_test(tmp_path, near, decisions, unpaired, unpaired)
+    assert read_pairs(tmp_path / "test_pairs_clean.txt") == [("000010_0.jpg", "000030_1.jpg")]
+    assert written == {"test_pairs_clean.txt": 1, "test_pairs_same_clean.txt": 1}

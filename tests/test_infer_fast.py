@@ -200,3 +200,15 @@ def test_fast_path_on_cuda_stays_within_tolerance(synth_cpvton: Path, checkpoint
                             InferOptions(batch_size=2, device="cuda", progress=False, fast=True))
     assert summary.written == 3 and summary.fast_deviation["within_tolerance"]
     assert json.loads((tmp_path / "r" / "infer.json").read_text())["fast"]["compile"] == "reduce-overhead"
+
+
+def test_fast_run_on_an_empty_list_writes_nothing_like_the_exact_path(synth_cpvton: Path, checkpoints: Path,
+                                                                       tmp_path: Path) -> None:
+    """An empty pairs file: nothing to measure, so no calibration (it used to crash concatenating no images)."""
+    empty = tmp_path / "empty_pairs.txt"
+    empty.write_text("")
+    opts = InferOptions(pairs=str(empty), progress=False, fast=True, compile=False, precision="bf16")
+    summary = run_inference(synth_cpvton, [checkpoints], tmp_path / "out", opts)
+    assert (summary.pairs, summary.written, summary.fast_deviation) == (0, 0, None)
+    record = json.loads((tmp_path / "out" / "infer.json").read_text())
+    assert record["fast"]["precision"] == "bf16" and "fast_deviation" not in record

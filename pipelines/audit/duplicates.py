@@ -32,9 +32,9 @@ class NearSettings:
     min_score: float = 0.94
 
     def __post_init__(self) -> None:
-        if not 0 < self.radius <= 2 or not -1 <= self.min_score <= 1:
+        if not 0 < self.radius <= 2 or not 0 <= self.min_score <= 1:
             raise ValueError(f"near-duplicate thresholds out of range: radius {self.radius} (0..2], "
-                             f"min score {self.min_score} [-1..1]")
+                             f"min score {self.min_score} [0..1]")
 
     def record(self) -> dict:
         return asdict(self)

@@ -7,11 +7,12 @@ method, library versions, counts); the HTML page is `vton.reports.audit`'s.
 """
 from __future__ import annotations
 
+import io
 import os
 from collections import Counter
 from pathlib import Path
 
-from vton.core.io import atomic_write_json
+from vton.core.io import atomic_write_bytes, atomic_write_json
 from vton.core.runner import Runner, RunnerConfig
 from vton.core.versions import library_versions
 from vton.pipelines.audit import confirm, search, signature
@@ -110,12 +111,9 @@ def write_duplicates(path: Path, found: DuplicateSet) -> None:
     frame = pd.DataFrame(rows, columns=columns).sort_values(["cluster", "a", "b"], kind="stable")
     frame = frame.astype({"cluster": "int64", "phash_distance": "int64", "embedding_distance": "float64",
                           "pixel_score": "float64"})
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def audit_dataset(root: str | os.PathLike, out: str | os.PathLike, settings: NearSettings = NearSettings(),

@@ -222,6 +222,20 @@ def test_download_places_the_verified_file_once(hub: Path, server: FileServer,
     assert code == 0 and "already there, verified" in out and len(server.log) == 2  # nothing fetched again
 
 
+def test_a_file_another_process_is_fetching_does_not_stop_the_others(hub: Path, server: FileServer,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from vton.core.io import exclusive_lock
+
+    files = serve_table(monkeypatch, server)
+    alexnet = wf.BY_KEY["alexnet"].filename
+    hub.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(hub / f".{alexnet}.lock"):  # as a second `vton weights download` would hold it
+        message = one_line_error(CliRunner().invoke(main, ["weights", "download", "alexnet", "squeezenet1_1"]))
+    assert "1 of 2 weight files not fetched" in message and "another process" in message
+    assert not (hub / alexnet).exists()
+    assert (hub / wf.BY_KEY["squeezenet1_1"].filename).read_bytes() == files["squeezenet1_1"]
+
+
 def test_a_cut_download_resumes_where_it_stopped(hub: Path, server: FileServer,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     files = serve_table(monkeypatch, server)

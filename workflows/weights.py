@@ -15,7 +15,7 @@ from urllib.parse import quote, urlsplit
 
 from vton.core import weight_files as wf
 from vton.core.download import DownloadError, HashMismatchError, copy_verified, download, part_path
-from vton.core.io import sha256_file
+from vton.core.io import LockedError, sha256_file
 from vton.core.weights import hub_checkpoints_dir, locate
 from vton.eval.networks import networks_needed
 from vton.eval.protocols import DEFAULT, PROTOCOLS
@@ -172,7 +172,7 @@ def fetch(rows: Sequence[wf.WeightFile], weights_dir: str | os.PathLike | None =
         url, target = source_url(row, base), place(weights_dir) / row.filename
         try:
             digest = download(url, target, row.sha256, progress)
-        except (DownloadError, HashMismatchError) as exc:
+        except (DownloadError, HashMismatchError, LockedError) as exc:  # the next file may still come
             failed.append(str(exc))
             continue
         check = "matches the published" if row.sha256 else "no published hash to check; SHA-256"

@@ -92,6 +92,18 @@ def listed_pairs(path: Path, split: str, src_split: str) -> list[Pair]:
     return [pair_of_line(line, split, src_split) for _, line in fm.pairs_lines(read_data_file(path), "surrogateescape")]
 
 
+def folder_images(root: Path, folders: tuple[str, ...], image_dir: str, ending: str) -> list[tuple[str, str]]:
+    """(folder, name) of every file ending in ``ending`` in each folder's ``image_dir``, by name within a folder; a
+    folder without one gives none. The `Layout.folder_persons` of the layouts with a folder per split or category."""
+    return [(f, n) for f in folders if (root / f / image_dir).is_dir()
+            for n in sorted(os.listdir(root / f / image_dir)) if n.endswith(ending)]
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The image files of ``folder``, sorted; none when it is absent."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in fm.IMAGE_SUFFIXES) if folder.is_dir() else []
+
+
 def own_cloth(person: str) -> str:
     """``000001_0.jpg`` -> ``000001_1.jpg``."""
     stem = person[: -len("_0.jpg")] if person.endswith("_0.jpg") else person[: -len(".jpg")]

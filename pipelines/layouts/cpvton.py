@@ -6,7 +6,6 @@ folders: 256x192); every image is checked against it."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ from vton.core import formats as fm
 from vton.core.io import read_data_file
 from vton.pipelines.cleaning import check_mask, decode_image
 from vton.pipelines.keypoints.schema import OPENPOSE_18, KeypointLoader, keypoint_loader
-from vton.pipelines.layouts.base import CLOTH, PERSON, ClothFiles, Item, Layout, PersonFiles
+from vton.pipelines.layouts.base import CLOTH, PERSON, ClothFiles, Item, Layout, PersonFiles, folder_images, image_files
 from vton.pipelines.layouts.files import finish_person, read, read_pose
 
 
@@ -42,12 +41,10 @@ class CpvtonLayout(Layout):
         return ClothFiles(*(f"{split}/{folder}/{file}" for folder, file in Item(CLOTH, name, split).files()))
 
     def folder_persons(self, root: Path) -> list[tuple[str, str]]:
-        return [(s, n) for s in fm.SPLITS if (root / s / fm.IMAGE_DIR).is_dir()
-                for n in sorted(os.listdir(root / s / fm.IMAGE_DIR)) if n.endswith("_0.jpg")]
+        return folder_images(root, fm.SPLITS, fm.IMAGE_DIR, "_0.jpg")
 
     def test_cloths(self, root: Path) -> list[Path]:
-        folder = Path(root) / "test" / fm.CLOTH_DIR
-        return sorted(p for p in folder.iterdir() if p.suffix.lower() in fm.IMAGE_SUFFIXES) if folder.is_dir() else []
+        return image_files(Path(root) / "test" / fm.CLOTH_DIR)
 
     def label_space(self, root: Path) -> fm.LabelSpace:
         """What prepare recorded: its source's label space (prepare.json's ``label_space``: LIP, CIHP or ATR). A tree

@@ -15,7 +15,6 @@ DressCode ships no garment mask: it is computed from the resized garment as raw 
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from vton.pipelines.keypoints.schema import (
     parse_dresscode_json,
     pose_json,
 )
-from vton.pipelines.layouts.base import ClothFiles, Item, Layout, Pair, PersonFiles, pair_of_line
+from vton.pipelines.layouts.base import ClothFiles, Item, Layout, Pair, PersonFiles, folder_images, pair_of_line
 from vton.pipelines.layouts.files import finish_person, read
 from vton.pipelines.layouts.viton_hd import parse_labels, resize_rgb
 from vton.pipelines.layouts.viton_raw import cloth_mask_from_rgb
@@ -94,8 +93,7 @@ class DressCodeLayout(Layout):
 
     def folder_persons(self, root: Path) -> list[tuple[str, str]]:
         """(category, model image name) of every ``{id}_0.jpg`` in the category folders."""
-        return [(c, n) for c in fm.DC_CATEGORIES if (root / c / fm.DC_IMAGE_DIR).is_dir()
-                for n in sorted(os.listdir(root / c / fm.DC_IMAGE_DIR)) if n.endswith("_0.jpg")]
+        return folder_images(root, fm.DC_CATEGORIES, fm.DC_IMAGE_DIR, "_0.jpg")
 
     def test_cloths(self, root: Path) -> list[Path]:
         """The garments of the unpaired test list, sorted."""

@@ -10,7 +10,6 @@ keypoints mapped to OpenPose-18 and scaled by width / 768 and height / 1024.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,7 @@ from vton.pipelines.keypoints.schema import (
     parse_body25_json,
     pose_json,
 )
-from vton.pipelines.layouts.base import ClothFiles, Item, Layout, PersonFiles
+from vton.pipelines.layouts.base import ClothFiles, Item, Layout, PersonFiles, folder_images, image_files
 from vton.pipelines.layouts.files import finish_person, read
 
 MASK_THRESHOLD = 128  # VITON-HD and HR-VITON: cloth-mask >= 128 after the NEAREST resize
@@ -126,12 +125,10 @@ class VitonHdLayout(Layout):
         return ClothFiles(f"{split}/{fm.HD_CLOTH_DIR}/{name}", f"{split}/{fm.HD_CLOTH_MASK_DIR}/{name}")
 
     def folder_persons(self, root: Path) -> list[tuple[str, str]]:
-        return [(s, n) for s in fm.SPLITS if (root / s / fm.HD_IMAGE_DIR).is_dir()
-                for n in sorted(os.listdir(root / s / fm.HD_IMAGE_DIR)) if n.endswith(".jpg")]
+        return folder_images(root, fm.SPLITS, fm.HD_IMAGE_DIR, ".jpg")
 
     def test_cloths(self, root: Path) -> list[Path]:
-        folder = Path(root) / "test" / fm.HD_CLOTH_DIR
-        return sorted(p for p in folder.iterdir() if p.suffix.lower() in fm.IMAGE_SUFFIXES) if folder.is_dir() else []
+        return image_files(Path(root) / "test" / fm.HD_CLOTH_DIR)
 
     def ingest_person(self, root: Path, item: Item, keypoints: str | KeypointLoader = "dataset",
                       size_hw: tuple[int, int] = fm.FINE_SIZE_HW) -> tuple[tuple[bytes, ...], np.ndarray]:

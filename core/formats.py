@@ -319,6 +319,12 @@ def pairs_lines(data: bytes, errors: str = "strict") -> Iterator[tuple[int, str]
 CATEGORY_CODES: Final = tuple(str(i) for i in range(len(DC_CATEGORIES)))
 
 
+def category_order(categories: dict[str, str]) -> list[str]:
+    """The garment categories of ``categories`` (person -> category), in order of their first person by name: the
+    same for a released tree and its prepared copy (DressCode's ID ranges give upper_body, lower_body, dresses)."""
+    return list(dict.fromkeys(categories[p] for p in sorted(categories)))
+
+
 def read_pairs(path: str | os.PathLike, unique_persons: bool = False) -> list[tuple[str, str]]:
     """A pairs file: ``<person> <cloth>`` per line, split on any whitespace (DressCode's are TAB-separated; its root
     files add a third column, the category code, accepted and dropped); blank lines skipped; a malformed line is an

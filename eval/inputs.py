@@ -64,11 +64,6 @@ class TestFiles:
     cloths: list[Path]  # the in-shop cloth images, sorted
     categories: dict[str, str]  # person -> garment category, for a layout that has them (DressCode); else empty
 
-    def category_names(self) -> list[str]:
-        """The categories the test lists hold, in order of their first person by name: the same for a released tree
-        and its prepared copy (DressCode's ID ranges give upper_body, lower_body, dresses)."""
-        return list(dict.fromkeys(self.categories[p] for p in sorted(self.categories)))
-
 
 def dataset_test_files(data: Path, settings: Iterable[str]) -> TestFiles:
     """The pairs of each of ``settings``, the photo and parse of each person they list, and the in-shop cloths, all

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+from vton.core.formats import category_order
 from vton.eval import matching
 
 if TYPE_CHECKING:  # the table is read where nothing is scored (the CLI's options, reports): no numpy, PIL at import
@@ -246,7 +247,7 @@ def plan_ladi(ctx: Context, setting: str) -> Plan:
         plan.sets = sets(folder, _gt_files(ctx, fid.cleanfid_files))
         return plan
     plan.sets = sets(folder, gt)
-    for category in dict.fromkeys(ctx.categories[p] for p in sorted(ctx.categories)):
+    for category in category_order(ctx.categories):
         plan.by_category[category] = sets(folder / category, [ctx.person_image[p] for p, _ in ctx.pairs.get(
             "paired", []) if ctx.categories.get(p) == category])
     return plan

@@ -178,7 +178,7 @@ def score_vton(data: Path, results: dict[str, Path | None], settings: Settings, 
                 _score_batch(batch, lookup, work, nets, device, rows, banks)
                 resized["ground_truth"] += int(batch["resized_truth"].sum())
                 resized["predictions"] += int(batch["resized_pred"].sum())
-        categories = files.category_names()
+        categories = fm.category_order(files.categories)
         groups = _groups(banks, lookup.get("unpaired", {}), {"all": None, "large": large, "small": small},
                          files.categories, categories)
         set_scores, used = _set_metrics(work, settings, banks, groups, device) if "inception" in nets else ({}, {})
@@ -187,7 +187,7 @@ def score_vton(data: Path, results: dict[str, Path | None], settings: Settings, 
     frame["large"] = frame["cloth"].isin(large)
     frame["small"] = frame["cloth"].isin(small)
     frame["protocol"] = "vton"
-    frame["category"] = row_categories(frame, files)
+    frame["category"] = row_categories(frame, files.categories, files.pairs)
     scores = computed({**per_image_summary(frame, settings, categories), **set_scores}, frame, work)
     return frame, {
         **({"categories": categories_block(categories, files)} if categories else {}),
@@ -235,8 +235,8 @@ def evaluate(data: Path, results: dict[str, Path | None], out: Path, settings: S
                                                                          for r in PROTOCOLS[name].rows)}
         summary["missing_weights"] += [w for w in why_not.values() if w not in summary["missing_weights"]]
         extra = pd.DataFrame(rows, columns=["setting", "person", "cloth", "metric", "value", "protocol"])
-        category = extra["person"].map(ctx.categories).astype(object).fillna("").astype(str)
-        frames.append(extra.assign(large=False, small=False, category=category).astype({"value": "float64"}))
+        frames.append(extra.assign(large=False, small=False, category=row_categories(extra, ctx.categories, ctx.pairs))
+                      .astype({"value": "float64"}))
     summary["protocols"] = {**({DEFAULT: vton_block(summary)} if DEFAULT in protocols else {}), **blocks}
     summary["comparison"] = comparison(summary["protocols"])
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(fm.METRIC_COLUMNS))

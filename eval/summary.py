@@ -53,12 +53,12 @@ def subsets_of(summary: dict) -> tuple[str, ...]:
     return (*SUBSETS, *summary.get("categories", {}).get("names", ()))
 
 
-def row_categories(frame: pd.DataFrame, files: TestFiles) -> pd.Series:
-    """Each row's garment category ("" without one): its person's, for an in-shop cloth's row that of the persons it
-    is paired with (DressCode pairs a garment only within its category)."""
-    of_cloth = {c: files.categories[p] for listed in files.pairs.values() for p, c in listed if p in files.categories}
-    return (frame["person"].map(files.categories).astype(object).fillna(frame["cloth"].map(of_cloth))
-            .fillna("").astype(str))
+def row_categories(frame: pd.DataFrame, categories: dict[str, str],
+                   pairs: dict[str, list[tuple[str, str]]]) -> pd.Series:
+    """Each row's garment category ("" without one): its person's (``categories``), for an in-shop cloth's row that
+    of the persons it is paired with in ``pairs`` (DressCode pairs a garment only within its category)."""
+    of_cloth = {c: categories[p] for listed in pairs.values() for p, c in listed if p in categories}
+    return frame["person"].map(categories).astype(object).fillna(frame["cloth"].map(of_cloth)).fillna("").astype(str)
 
 
 def categories_block(names: Sequence[str], files: TestFiles) -> dict[str, Any]:

@@ -238,18 +238,20 @@ def plan_ladi(ctx: Context, setting: str) -> Plan:
         plan.jobs.append(Job(name, cloths.get(name, ""), {"rgb": ((g, steps), (p, ()))}))
     from vton.eval import fid
 
-    def sets(outputs: Path, reference: list[Path]) -> dict[str, tuple[str, list[View]]]:
+    def sets(outputs: Path, generated: list[Path], reference: list[Path]) -> dict[str, tuple[str, list[View]]]:
         return {"gen": ("cleanfid", [(f, (CLEANFID,)) for f in fid.cleanfid_files(outputs)]),
                 "ref": ("cleanfid", [(f, (CLEANFID,)) for f in reference]),
-                "pred": ("fidelity", [(f, ()) for f in sorted(matching.scan(outputs))] if outputs.is_dir() else [])}
+                "pred": ("fidelity", [(f, ()) for f in generated])}
 
     if not ctx.categories:
-        plan.sets = sets(folder, _gt_files(ctx, fid.cleanfid_files))
+        plan.sets = sets(folder, gen, _gt_files(ctx, fid.cleanfid_files))
         return plan
-    plan.sets = sets(folder, gt)
+    plan.sets = sets(folder, gen, gt)
     for category in category_order(ctx.categories):
-        plan.by_category[category] = sets(folder / category, [ctx.person_image[p] for p, _ in ctx.pairs.get(
-            "paired", []) if ctx.categories.get(p) == category])
+        outputs = folder / category
+        plan.by_category[category] = sets(outputs, sorted(matching.scan(outputs)) if outputs.is_dir() else [],
+                                          [ctx.person_image[p] for p, _ in ctx.pairs.get("paired", [])
+                                           if ctx.categories.get(p) == category])
     return plan
 
 

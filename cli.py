@@ -19,7 +19,7 @@ from vton.eval.protocols import DEFAULT as DEFAULT_PROTOCOL
 from vton.eval.protocols import PROTOCOLS
 from vton.eval.settings import Settings as EvalSettings
 from vton.models.config import VARIANTS
-from vton.models.options import InferOptions, TrainOptions
+from vton.models.options import DECODES, InferOptions, TrainOptions
 from vton.pipelines.audit.duplicates import NearSettings
 from vton.pipelines.keypoints.pifpaf import PifpafOptions
 from vton.pipelines.layouts import LAYOUTS
@@ -373,16 +373,19 @@ NONFINITE_HELP = ("Load checkpoints whose weights hold NaN or infinite values (r
 @click.option("--fast", is_flag=True, help="The fast path: bf16 where the hardware has it, compiled; not the exact "
               "path's bytes, its measured deviation is recorded in infer.json (refused beyond tolerance).")
 @click.option("--no-compile", is_flag=True, help="With --fast: leave torch.compile out (it pays on large runs only).")
+@click.option("--decode", default=default(InferOptions, "decode"), show_default=True, type=click.Choice(DECODES),
+              help="With --fast: decode the JPEG inputs in the loader (host) or batched on the run's device "
+              "(torchvision decode_jpeg; nvjpeg on CUDA).")
 def infer(data: Path, checkpoints: tuple[Path, ...], split: str, pairs: str, out: Path, batch_size: int, device: str,
           precision: str, jpeg_quality: int | None, extras: bool, workers: int, scheduler: str | None,
-          allow_nonfinite: bool, fast: bool, no_compile: bool) -> None:
+          allow_nonfinite: bool, fast: bool, no_compile: bool, decode: str) -> None:
     """Run GMM and TOM over DATA and write warp-cloth/, warp-mask/ and try-on/ images named by person."""
     from vton.models.deviation import describe
     from vton.models.infer import run_inference
 
     opts = InferOptions(split=split, pairs=pairs, batch_size=batch_size, device=device, precision=precision,
                         jpeg_quality=jpeg_quality, extras=extras, workers=workers, scheduler=scheduler,
-                        allow_nonfinite=allow_nonfinite, fast=fast, compile=not no_compile)
+                        allow_nonfinite=allow_nonfinite, fast=fast, compile=not no_compile, decode=decode)
     summary = run_inference(data, checkpoints, out, opts)
     click.echo(f"infer: {summary.pairs} pairs ({summary.written} written, {summary.skipped} already there) "
                f"on {summary.device} -> {summary.out}")

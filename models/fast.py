@@ -4,7 +4,8 @@ Two uses. ``prepare_for_inference`` wraps one network for the forward benchmark 
 and ``fast_networks`` are `vton infer --fast`: copies of the exact networks with the GMM's batch invariance off
 (a pair's bits then depend on its fixed batch, which resumes keep), autocast to bf16 where the CPU has native bf16
 (AVX512-BF16 or AMX) or on CUDA, channels_last on CUDA only, and torch.compile (inductor) on the one padded batch
-shape, CUDA graphs on CUDA; its PNG files are written at zlib level 1 (the same pixels, encoded ~2x faster).
+shape, CUDA graphs on CUDA; its PNG files are written at zlib level 1 (the same pixels, encoded ~2x faster); with
+``decode="device"`` its JPEG inputs are decoded batched on the device (torchvision's decode_jpeg: nvjpeg on CUDA).
 Measured one change at a time on a 2-core AVX512-BF16 CPU (bench/models.py, README "Benchmarks"): bf16 autocast
 about 2x, compile on top about 1.5x more after 25-50 s of compilation, channels_last no gain there. Its
 outputs are not the exact path's bytes: `vton infer --fast` measures and records the difference
@@ -21,6 +22,7 @@ import torch
 from torch import nn
 
 from vton.core.devices import autocast_dtype
+from vton.models.options import DECODES
 
 # /proc/cpuinfo flags of the CPUs whose oneDNN convolutions run bf16 natively (otherwise bf16 is emulated and slower).
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
@@ -53,21 +55,25 @@ class FastSettings:
     compile: str | None  # torch.compile mode (None: eager); "reduce-overhead" replays CUDA graphs
     batch_size: int  # every batch is padded to it: one shape, one compilation, a pair's bits fixed by its batch
     png_compress_level: int = 1  # zlib level of the PNG files: 1 encodes ~2x faster than PIL's 6, same pixels
+    decode: str = "host"  # JPEG inputs decoded by PIL in the loader ("host") or by decode_jpeg on the device
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def fast_settings(device: torch.device, batch_size: int, precision: str = "fp32", compile: bool = True,
-                  cpuinfo_path: str | Path = "/proc/cpuinfo") -> FastSettings:
+                  decode: str = "host", cpuinfo_path: str | Path = "/proc/cpuinfo") -> FastSettings:
     """The fast path's settings on ``device``: ``precision`` when reduced, else bf16 on CUDA and on CPUs with native
-    bf16 (fp32 elsewhere, where emulated bf16 is slower); CUDA graphs on CUDA, inductor on the CPU."""
+    bf16 (fp32 elsewhere, where emulated bf16 is slower); CUDA graphs on CUDA, inductor on the CPU; JPEGs decoded
+    where ``decode`` says (on the CPU, decode_jpeg gives PIL's pixels)."""
     autocast_dtype(precision)
+    if decode not in DECODES:
+        raise ValueError(f"decode must be one of {', '.join(DECODES)}, not {decode!r}")
     cuda = device.type == "cuda"
     if precision == "fp32":
         precision = "bf16" if cuda or native_bf16(cpuinfo_path) else "fp32"
     mode = ("reduce-overhead" if cuda else "default") if compile else None
-    return FastSettings(precision=precision, channels_last=cuda, compile=mode, batch_size=batch_size)
+    return FastSettings(precision=precision, channels_last=cuda, compile=mode, batch_size=batch_size, decode=decode)
 
 
 def fast_networks(gmm: nn.Module, tom: nn.Module | None, settings: FastSettings

@@ -110,20 +110,21 @@ def checkpoint_records(paths: Sequence[str | os.PathLike]) -> list[dict[str, str
 # --- the batched loop -----------------------------------------------------------------------------
 
 class _Pieces(Dataset):
-    """The dataset's uint8 pieces (``TryOnDataset.load``), for a DataLoader whose workers only decode."""
+    """The dataset's uint8 pieces (``TryOnDataset.load``), for a DataLoader whose workers only decode (or, with
+    ``keep_jpeg``, read the JPEGs for the device to decode)."""
 
-    def __init__(self, dataset: TryOnDataset) -> None:
-        self.dataset = dataset
+    def __init__(self, dataset: TryOnDataset, keep_jpeg: bool = False) -> None:
+        self.dataset, self.keep_jpeg = dataset, keep_jpeg
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> dict:
-        return self.dataset.load(index)
+        return self.dataset.load(index, self.keep_jpeg)
 
 
-def io_pools(workers: int, device: torch.device, dataset: TryOnDataset, batches: list[list[int]]
-             ) -> tuple[DataLoader, Executor]:
+def io_pools(workers: int, device: torch.device, dataset: TryOnDataset, batches: list[list[int]],
+             keep_jpeg: bool = False) -> tuple[DataLoader, Executor]:
     """Decoding ahead of the networks in DataLoader processes (on CUDA, one per core: decoding in threads would hold
     the GIL that the kernel-launching thread needs) and encoding behind them in threads (PIL's zlib and JPEG coders
     release the GIL). Inside a daemonic process (a Dask worker) no children may start: decode inline there, the
@@ -131,7 +132,7 @@ def io_pools(workers: int, device: torch.device, dataset: TryOnDataset, batches:
     daemon = multiprocessing.current_process().daemon
     cuda = device.type == "cuda"
     n = workers or (min(16, os.cpu_count() or 1) if cuda else 1)
-    loader = DataLoader(_Pieces(dataset), batch_sampler=batches, collate_fn=collate_raw, pin_memory=cuda,
+    loader = DataLoader(_Pieces(dataset, keep_jpeg), batch_sampler=batches, collate_fn=collate_raw, pin_memory=cuda,
                         num_workers=0 if daemon else n, prefetch_factor=None if daemon else 4)
     return loader, ThreadPoolExecutor(max(2, n))
 
@@ -180,7 +181,7 @@ def infer_partition(indices: list[int], data: str, checkpoints: tuple[str, ...],
         return []
     todo = [i for chunk in batches for i in chunk]
     bar = tqdm(total=len(todo), unit="pair", desc="infer", disable=not opts.progress or not todo)
-    loader, writer = io_pools(opts.io_workers, device, dataset, batches)
+    loader, writer = io_pools(opts.io_workers, device, dataset, batches, fast is not None and fast.decode == "device")
     with writer:
         writes: list[Future] = []
         for chunk, raw in zip(batches, loader):
@@ -188,7 +189,7 @@ def infer_partition(indices: list[int], data: str, checkpoints: tuple[str, ...],
             if fast is not None:
                 raw = pad_batch(raw, fast.batch_size)
                 torch.compiler.cudagraph_mark_step_begin()  # CUDA graphs: the last batch's outputs are copied out
-            outputs = forward_batch(gmm, tom, dataset.assemble(raw), device,
+            outputs = forward_batch(gmm, tom, dataset.assemble(raw, device), device,
                                     fast.precision if fast is not None else opts.precision)
             for folder in folders:
                 arrays = to_uint8(outputs[folder][:len(chunk)])
@@ -300,7 +301,9 @@ def run_inference(data: str | os.PathLike, checkpoints: Sequence[str | os.PathLi
     device = resolve_device(opts.device)
     if opts.precision != "fp32" and device.type != "cuda" and not opts.fast:
         raise ValueError("reduced precision is offered on CUDA only (or with --fast); on the CPU use --precision fp32")
-    fast = fast_settings(device, opts.batch_size, opts.precision, opts.compile) if opts.fast else None
+    if opts.decode != "host" and not opts.fast:
+        raise ValueError("--decode device is part of the fast path: add --fast")
+    fast = fast_settings(device, opts.batch_size, opts.precision, opts.compile, opts.decode) if opts.fast else None
     for key in [k for k in _MODEL_CACHE if k[:2] == (paths, str(device))]:  # the files may have changed since
         del _MODEL_CACHE[key]
     _MODEL_CACHE[(paths, str(device))] = (gmm.to(device), tom.to(device) if tom is not None else None, config)
@@ -373,12 +376,12 @@ def calibrate(dataset: TryOnDataset, checkpoints: tuple[str, ...], device: torch
     fast_images: dict[str, list[np.ndarray]] = {folder: [] for folder in folders}
     persons, regions, seconds = [], [], []
     for chunk in chunked(range(min(len(dataset), CALIBRATION_PAIRS)), fast.batch_size):
-        raw = {k: v.to(device) if isinstance(v, torch.Tensor) else v
-               for k, v in collate_raw([dataset.load(i) for i in chunk]).items()}
-        want = forward_batch(*exact_nets, dataset.assemble(raw), device, "fp32")
+        raw = collate_raw([dataset.load(i) for i in chunk])
+        want = forward_batch(*exact_nets, dataset.assemble(raw, device), device, "fp32")
+        fast_raw = pad_batch(collate_raw([dataset.load(i, fast.decode == "device") for i in chunk]), fast.batch_size)
         start = time.perf_counter()
         torch.compiler.cudagraph_mark_step_begin()
-        got = forward_batch(*fast_nets, dataset.assemble(pad_batch(raw, fast.batch_size)), device, fast.precision)
+        got = forward_batch(*fast_nets, dataset.assemble(fast_raw, device), device, fast.precision)
         seconds.append(time.perf_counter() - start)
         for folder in folders:
             exact[folder].append(to_uint8(want[folder]))

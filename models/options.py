@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+DECODES = ("host", "device")  # where `vton infer --fast` decodes JPEG inputs
+
 
 @dataclass
 class TrainOptions:
@@ -52,3 +54,4 @@ class InferOptions:
     allow_nonfinite: bool = False  # load weights holding NaN/inf (refused by default: black or white images)
     fast: bool = False  # the fast path (models/fast.py): not the exact path's bytes; its deviation goes to infer.json
     compile: bool = True  # with fast: torch.compile the networks (~50 s once on a 2-core CPU, then ~1.5x faster)
+    decode: str = "host"  # with fast: where JPEG inputs are decoded, "host" (PIL, loader processes) or "device"

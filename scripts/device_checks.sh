@@ -2,11 +2,12 @@
 # The checks that need a GPU, in one device call (each lent machine starts bare, and a session has 15 minutes):
 #   bash scripts/device_wheels.sh                         # here, once
 #   device run: bash scripts/device_checks.sh             # carry [".whl"]; logs come back from $OUT
-# evaluate's and the fast path's CUDA tests, then the inference figures: the forward rows one change at a time
-# (`bench.models`: channels_last, bf16 and fp16 autocast, compile), `bench.decode` (PIL against nvjpeg),
-# `bench.infer` (the fast path with CUDA graphs against the test.py-style loop, with its deviation record) and
-# `bench.evaluate`. Each step has its own timeout so that the whole call stays under ~8 minutes; FIGURES.txt
-# collects the last line of each. The repo root is imported as the package `vton` through a link, as the installed
+# the issue's figure first, `bench.infer` (the fast path with CUDA graphs against the test.py-style loop, with its
+# deviation record, once with the JPEGs decoded by PIL in the loader and once by nvjpeg on the device), then the
+# forward rows one change at a time (`bench.models`: channels_last, bf16 and fp16 autocast, compile), `bench.decode`
+# (PIL against nvjpeg), evaluate's and the fast path's CUDA tests, and `bench.evaluate`. Each step has its own timeout
+# so that the whole call stays under ~9.5 minutes (run it with timeout_s 600); FIGURES.txt collects the last line of
+# each. The repo root is imported as the package `vton` through a link, as the installed
 # package would be; nothing is built there.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -26,10 +27,11 @@ step() {  # step NAME SECONDS COMMAND...: its log in $OUT/NAME.log, its last lin
   timeout "$limit" "$@" 2>&1 | tee "$OUT/$name.log"
   echo "$name (rc ${PIPESTATUS[0]}): $(tail -n 1 "$OUT/$name.log")" >> "$OUT/FIGURES.txt"
 }
-step cuda_tests 110 $PYTHON -m pytest -q -p no:cacheprovider tests/test_eval_protocol.py tests/test_infer_fast.py -k cuda
+step bench_infer 280 $PYTHON -m bench.infer --pairs "${INFER_PAIRS:-1024}" --device "$DEVICE" --batch-size 64 \
+  --decode host device
 step bench_models_bf16 50 $PYTHON -m bench.models --device "$DEVICE" --precision bf16 --batch 64 --reps 10
-step bench_models_fp16 40 $PYTHON -m bench.models --device "$DEVICE" --precision fp16 --batch 64 --reps 10 --no-compile
-step bench_decode 30 $PYTHON -m bench.decode --images 512 --device "$DEVICE"
-step bench_infer 200 $PYTHON -m bench.infer --pairs "${INFER_PAIRS:-1024}" --device "$DEVICE" --batch-size 64
+step bench_models_fp16 30 $PYTHON -m bench.models --device "$DEVICE" --precision fp16 --batch 64 --reps 10 --no-compile
+step bench_decode 25 $PYTHON -m bench.decode --images 512 --device "$DEVICE"
+step cuda_tests 120 $PYTHON -m pytest -q -p no:cacheprovider tests/test_eval_protocol.py tests/test_infer_fast.py -k cuda
 step bench_evaluate 40 $PYTHON -m bench.evaluate --n "${EVAL_N:-256}" --device "$DEVICE"
 cat "$OUT/FIGURES.txt"

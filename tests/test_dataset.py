@@ -6,6 +6,7 @@ under test works on uint8 arrays with numpy slicing. They must agree bit for bit
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ import torchvision.transforms as transforms
 from PIL import Image, ImageDraw
 
 from vton.core.runner import RunnerConfig
-from vton.pipelines.dataset import TryOnDataset
+from vton.pipelines.dataset import TryOnDataset, collate_raw
 from vton.pipelines.prepare import PrepareOptions, prepare
 from vton.pipelines.representation import grid_image, pose_squares
 
@@ -93,6 +94,32 @@ def test_items_equal_the_reference_loader(which: str, split: str, pairs: str, pr
             assert got.dtype == torch.float32 and got.shape == want.shape, key
             assert torch.equal(got, want), key
         assert item["agnostic"].shape == (22, 256, 192)
+
+
+def test_jpegs_kept_encoded_decode_to_the_reference_items(synth_cpvton: Path, tmp_path: Path) -> None:
+    """``load(keep_jpeg=True)`` leaves the person, cloth and cloth mask as their JPEG bytes and ``assemble`` decodes
+    them (torchvision's decode_jpeg, here on the CPU): the items are the reference loader's bit for bit, in a batch
+    mixing encoded and decoded items too. A JPEG not stored in the mode it is read in (a grey cloth read as RGB) is
+    decoded by PIL in ``load`` as before."""
+    root = tmp_path / "data"
+    shutil.copytree(synth_cpvton, root)
+    ds = TryOnDataset(root, "test", "unpaired")
+    grey = root / "test" / "cloth" / ds.pairs[1][1]
+    Image.open(grey).convert("L").save(grey, quality=95)  # the same JPEG format, one channel
+    kept = [ds.load(i, keep_jpeg=True) for i in range(len(ds))]
+    assert [k["image"].ndim for k in kept] == [1] * len(ds) and kept[0]["cloth_mask"].ndim == 1
+    assert kept[0]["image"].tobytes() == (root / "test" / "image" / ds.pairs[0][0]).read_bytes()
+    assert [k["cloth"].ndim for k in kept] == [3 if c == grey.name else 1 for _, c in ds.pairs]
+    mixed = [kept[0], ds.load(1), *kept[2:]]
+    for batch in (collate_raw(kept), collate_raw(mixed)):
+        assert isinstance(batch["image"], list)
+        assembled = ds.assemble(batch)
+        for index, (im_name, c_name) in enumerate(ds.pairs):
+            ref = reference_item(synth_cpvton / "test", im_name, c_name)
+            if c_name == grey.name:  # the reference reads the cloth as stored; the dataset converts it to RGB
+                ref["cloth"] = T3(Image.open(grey).convert("RGB"))
+            for key, want in ref.items():
+                assert torch.equal(assembled[key][index], want), (index, key)
 
 
 def test_cpvton_plus_variant_adds_the_unblurred_shape(prepared: Path) -> None:

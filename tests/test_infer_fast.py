@@ -81,7 +81,7 @@ def test_fast_run_records_its_deviation_from_the_exact_files(synth_cpvton: Path,
     assert "fast path deviation on the first 3 pairs: equal pixels" in result.output
     meta = json.loads((fast / "infer.json").read_text())
     assert meta["fast"] == {"precision": "bf16", "channels_last": False, "compile": None, "batch_size": 2,
-                            "png_compress_level": 1}
+                            "png_compress_level": 1, "decode": "host"}
     # zlib's header says which level wrote a stream (FLEVEL, RFC 1950): 0 "fastest" here, 2 "default" on the exact path
     levels = {out: {zlib_level(p) for p in out.rglob("*.png")} for out in (exact, fast)}
     assert levels == {exact: {2}, fast: {0}}
@@ -129,6 +129,29 @@ def test_fast_runs_resume_byte_equal_and_never_mix_with_exact_results(synth_cpvt
         run_inference(synth_cpvton, [checkpoints], out, replace(fast_opts, batch_size=3))
 
 
+def test_decoding_on_the_device_writes_the_host_decode_bytes_on_the_cpu(synth_cpvton: Path, checkpoints: Path,
+                                                                      tmp_path: Path) -> None:
+    """``--decode device`` on the CPU: decode_jpeg decodes as PIL does, so every file and the calibration record equal
+    the host-decoding run's; the setting is recorded and belongs to the results' identity."""
+    opts = InferOptions(batch_size=2, progress=False, fast=True, compile=False, precision="bf16")
+    host, device = tmp_path / "host", tmp_path / "device"
+    run_inference(synth_cpvton, [checkpoints], host, opts)
+    result = CliRunner().invoke(main, ["infer", str(synth_cpvton), "--checkpoint", str(checkpoints), "--out",
+                                       str(device), "--batch-size", "2", "--fast", "--no-compile", "--precision",
+                                       "bf16", "--decode", "device"])
+    assert result.exit_code == 0, result.output
+    assert hashes(device) == hashes(host) and len(hashes(host)) == 3 * 3
+    records = {out: json.loads((out / "infer.json").read_text()) for out in (host, device)}
+    assert records[device]["fast"]["decode"] == "device" and records[host]["fast"]["decode"] == "host"
+    assert records[device]["fast_deviation"] == records[host]["fast_deviation"]
+    with pytest.raises(ValueError, match=r"another run \(fast: recorded .*'decode': 'device'"):
+        run_inference(synth_cpvton, [checkpoints], device, opts)
+    refused = CliRunner().invoke(main, ["infer", str(synth_cpvton), "--checkpoint", str(checkpoints), "--out",
+                                        str(tmp_path / "exact"), "--decode", "device"])
+    assert refused.exit_code == 1 and "--decode device is part of the fast path: add --fast" in refused.output
+    assert not (tmp_path / "exact").exists()
+
+
 def test_fast_run_beyond_tolerance_is_refused_before_any_file(synth_cpvton: Path, checkpoints: Path,
                                                               tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(deviation, "TOLERANCE", 0.0)  # any change of SSIM is now too much
@@ -158,6 +181,9 @@ def test_fast_settings_follow_the_hardware(tmp_path: Path) -> None:
     assert fast_settings(cuda, 64, "fp16").precision == "fp16"
     with pytest.raises(ValueError, match="precision must be one of"):
         fast_settings(cpu, 8, "int8")
+    assert fast_settings(cuda, 64, decode="device").decode == "device"
+    with pytest.raises(ValueError, match="decode must be one of host, device"):
+        fast_settings(cuda, 64, decode="gpu")
 
 
 def test_pad_batch_repeats_the_last_item_and_fast_networks_leave_the_originals() -> None:
@@ -194,12 +220,16 @@ def test_deviation_record_by_hand() -> None:
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_fast_path_on_cuda_stays_within_tolerance(synth_cpvton: Path, checkpoints: Path, tmp_path: Path) -> None:
-    """CUDA graphs over the padded fixed shape and bf16: the run finishes and its scores move less than 1e-3."""
+@pytest.mark.parametrize("decode", ["host", "device"])
+def test_fast_path_on_cuda_stays_within_tolerance(synth_cpvton: Path, checkpoints: Path, tmp_path: Path,
+                                                  decode: str) -> None:
+    """CUDA graphs over the padded fixed shape and bf16, the JPEGs decoded by PIL or by nvjpeg: the run finishes and
+    its scores move less than 1e-3."""
     summary = run_inference(synth_cpvton, [checkpoints], tmp_path / "r",
-                            InferOptions(batch_size=2, device="cuda", progress=False, fast=True))
+                            InferOptions(batch_size=2, device="cuda", progress=False, fast=True, decode=decode))
     assert summary.written == 3 and summary.fast_deviation["within_tolerance"]
-    assert json.loads((tmp_path / "r" / "infer.json").read_text())["fast"]["compile"] == "reduce-overhead"
+    fast = json.loads((tmp_path / "r" / "infer.json").read_text())["fast"]
+    assert fast["compile"] == "reduce-overhead" and fast["decode"] == decode
 
 
 def test_fast_run_on_an_empty_list_writes_nothing_like_the_exact_path(synth_cpvton: Path, checkpoints: Path,

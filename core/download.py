@@ -4,7 +4,9 @@ The bytes go to ``NAME.part`` beside the target, hashed as they arrive; an inter
 the next call asks only for the rest (an HTTP ``Range`` request; a server that ignores it sends the whole file,
 which then replaces the part). Only a complete file whose SHA-256 matches the expected one is renamed onto the
 target (atomic within the folder); a wrong one is deleted and the error names both hashes, so a wrong file never
-lands and is never resumed from. One download per target at a time (a lock beside it).
+lands and is never resumed from. One download per target at a time (a lock beside it). A range whose place in
+the file is unknown (an unreadable Content-Range, or a compressed body, whose offsets count compressed bytes) is
+refused and the part kept; a whole file sent compressed lands decoded (its hash decides).
 
 requests does the HTTP (redirects, proxies from the environment, TLS, timeouts); it has no resume or hash check of
 its own, which is what this module adds.
@@ -75,12 +77,21 @@ def _request(session: requests.Session, url: str, have: int) -> tuple[requests.R
     if resp.status_code >= 400:
         resp.close()
         raise DownloadError(f"{url}: HTTP {resp.status_code} {resp.reason}")
-    match = _CONTENT_RANGE.fullmatch(resp.headers.get("Content-Range", "")) if resp.status_code == 206 else None
-    if match:
+    # Asked for identity, a server may still compress: requests then yields the decoded bytes (the file's), but the
+    # lengths and ranges in the headers count the encoded ones.
+    encoded = resp.headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity")
+    if resp.status_code == 206:
+        match = _CONTENT_RANGE.fullmatch(resp.headers.get("Content-Range", "").strip())
+        if match is None or encoded:
+            resp.close()
+            why = (f"a {resp.headers['Content-Encoding']}-encoded range" if encoded else
+                   f"a part with an unreadable Content-Range {resp.headers.get('Content-Range')!r}")
+            raise DownloadError(f"{url}: the server sent {why}, so where its bytes belong is unknown; nothing "
+                                "was written (a part already there is kept)")
         start, total = int(match[1]), match[2]
         return resp, start, None if total == "*" else int(total)
     length = resp.headers.get("Content-Length")  # a 200: the whole file, whatever was asked
-    return resp, 0, int(length) if length and length.isdigit() else None
+    return resp, 0, int(length) if length and length.isdigit() and not encoded else None
 
 
 def download(url: str, target: Path, expected: str | None, progress: bool = True,

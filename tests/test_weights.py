@@ -6,6 +6,7 @@ every socket this module opens must go to 127.0.0.1 (`local_only`), so nothing r
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import hashlib
 import json
 import re
@@ -34,12 +35,16 @@ from vton.workflows import weights as ww
 class FileServer:
     """Serves ``files`` (URL path -> bytes) with HTTP ``Range`` support (``ranges`` False: ignored, as by a server
     without it); ``cut[path] = n`` sends the full length header but only ``n`` bytes, then drops the connection,
-    once. ``log``: (path, Range header) of every request."""
+    once. ``content_range``: sent instead of the true Content-Range of a 206; ``gzip``: bodies gzip-compressed
+    (Content-Encoding, and Content-Length counting the compressed bytes) whatever Accept-Encoding says. ``log``:
+    (path, Range header) of every request."""
 
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.cut: dict[str, int] = {}
         self.ranges = True
+        self.content_range: str | None = None
+        self.gzip = False
         self.log: list[tuple[str, str | None]] = []
         owner = self
 
@@ -61,10 +66,15 @@ class FileServer:
                     return
                 self.send_response(206 if start or (asked and owner.ranges) else 200)
                 if asked and owner.ranges:
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                self.send_header("Content-Length", str(len(data) - start))
+                    self.send_header("Content-Range",
+                                     owner.content_range or f"bytes {start}-{len(data) - 1}/{len(data)}")
+                body = data[start:]
+                if owner.gzip:
+                    body = gzip.compress(body, mtime=0)
+                    self.send_header("Content-Encoding", "gzip")
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(data[start:start + owner.cut.pop(path, len(data))])
+                self.wfile.write(body[:owner.cut.pop(path, len(body))])
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -266,6 +276,41 @@ def test_a_part_the_server_cannot_continue_is_replaced(case: str, hub: Path, ser
     code, out = run("weights", "download", "vgg16")
     assert code == 0, out
     assert (hub / row.filename).read_bytes() == files["vgg16"] and not (hub / f"{row.filename}.part").exists()
+
+
+@pytest.mark.parametrize("case", ["unreadable Content-Range", "compressed range"])
+def test_a_range_whose_place_is_unknown_keeps_the_part(case: str, hub: Path, server: FileServer,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 206 whose offsets cannot be read (a malformed Content-Range, or a gzip-encoded body, whose ranges count
+    compressed bytes) is refused in one line; the part already there stays as it was, and resumes later."""
+    files = serve_table(monkeypatch, server)
+    row = wf.BY_KEY["vgg16"]
+    part = hub / f"{row.filename}.part"
+    hub.mkdir(parents=True)
+    part.write_bytes(files["vgg16"][:70_000])
+    if case == "unreadable Content-Range":
+        server.content_range = "bytes 70000-199999"  # no "/size"
+    else:
+        server.gzip = True
+    message = one_line_error(CliRunner().invoke(main, ["weights", "download", "vgg16"]))
+    want = "unreadable Content-Range 'bytes 70000-199999'" if case == "unreadable Content-Range" else \
+        "a gzip-encoded range"
+    assert want in message and "nothing was written" in message
+    assert part.read_bytes() == files["vgg16"][:70_000] and not (hub / row.filename).exists()
+    server.content_range, server.gzip = None, False
+    assert run("weights", "download", "vgg16")[0] == 0
+    assert (hub / row.filename).read_bytes() == files["vgg16"] and server.log[-1][1] == "bytes=70000-"
+
+
+def test_a_whole_file_sent_compressed_lands_decoded(hub: Path, server: FileServer,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that gzips despite ``Accept-Encoding: identity``: the file is the decoded bytes (its hash checks),
+    not refused because Content-Length counted the compressed ones."""
+    files = serve_table(monkeypatch, server, data={"alexnet": bytes(200_000)})  # compresses to a few hundred bytes
+    server.gzip = True
+    code, out = run("weights", "download", "alexnet")
+    assert code == 0, out
+    assert (hub / wf.BY_KEY["alexnet"].filename).read_bytes() == files["alexnet"]
 
 
 def test_a_wrong_file_never_lands_and_is_not_resumed_from(hub: Path, server: FileServer,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import struct
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from unittest import mock
 
@@ -221,6 +222,14 @@ def save_random_weights(folder: Path) -> Path:
                  save_random_imagenet_inception, save_random_cleanfid_inception, save_random_pytorch_fid_inception):
         save(folder)
     return folder
+
+
+def eval_world(root: Path, n: int, save_weights: Callable[[Path], object] = save_random_weights) -> dict[str, Path]:
+    """An evaluation's inputs under ``root``: a CP-VTON test split of ``n`` persons (data), try-on results for it
+    (results) and random weight files (weights, written by ``save_weights``)."""
+    make_results(root / "results", root / "data", make_dataset(root / "data", n=n))
+    save_weights(root / "weights")
+    return {"root": root, "data": root / "data", "results": root / "results", "weights": root / "weights"}
 
 
 class GivenFeatures(torch.nn.Module):

@@ -16,8 +16,8 @@ from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from tests.eval_fixtures import (
+    eval_world,
     load_sliced_backbone,
-    make_dataset,
     make_results,
     png_header_only,
     save_random_alexnet,
@@ -39,14 +39,11 @@ N = 4
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("eval")
-    persons = make_dataset(root / "data", n=N)
-    make_results(root / "results", root / "data", persons)
-    wdir = root / "weights"
-    save_random_alexnet(wdir)
-    save_random_inception(wdir)
-    save_random_vgg16_features(wdir)
-    return {"root": root, "data": root / "data", "results": root / "results", "weights": wdir}
+    def save(folder: Path) -> None:  # the default metrics' networks only
+        for write in (save_random_alexnet, save_random_inception, save_random_vgg16_features):
+            write(folder)
+
+    return eval_world(tmp_path_factory.mktemp("eval"), N, save)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from PIL import Image
 from skimage.metrics import structural_similarity
 
-from tests.eval_fixtures import load_sliced_backbone, make_dataset, make_results, save_random_weights
+from tests.eval_fixtures import eval_world, load_sliced_backbone
 from vton.cli import main
 from vton.core import formats as fm
 from vton.eval import weights
@@ -32,12 +32,8 @@ SEED = 3
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("protocols")
-    persons = make_dataset(root / "data", n=N)
-    make_results(root / "results", root / "data", persons)
-    wdir = save_random_weights(root / "weights")
-    return {"root": root, "data": root / "data", "results": root / "results", "weights": wdir,
-            "gt": root / "data" / "test" / fm.IMAGE_DIR}
+    world = eval_world(tmp_path_factory.mktemp("protocols"), N)
+    return {**world, "gt": world["data"] / "test" / fm.IMAGE_DIR}
 
 
 def _evaluate(world: dict[str, Path], out: Path, *args: str) -> dict:

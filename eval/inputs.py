@@ -65,9 +65,10 @@ class TestFiles:
     categories: dict[str, str]  # person -> garment category, for a layout that has them (DressCode); else empty
 
 
-def dataset_test_files(data: Path, settings: Iterable[str]) -> TestFiles:
+def dataset_test_files(data: Path, settings: Iterable[str], categories: dict[str, str] | None = None) -> TestFiles:
     """The pairs of each of ``settings``, the photo and parse of each person they list, and the in-shop cloths, all
-    through the layout adapter of ``data`` (`vton.pipelines.layouts.detect`).
+    through the layout adapter of ``data`` (`vton.pipelines.layouts.detect`). ``categories``: the persons' garment
+    categories when the caller has read them (`Layout.person_categories`: read once per evaluation).
 
     Every file evaluate reads from the dataset is found here (and only here); none is opened yet.
     """
@@ -90,10 +91,10 @@ def dataset_test_files(data: Path, settings: Iterable[str]) -> TestFiles:
     cloths = layout.test_cloths(data)
     if not cloths:
         raise FileNotFoundError(f"{data} holds no in-shop test cloth images (read as the {layout.name} layout)")
-    folder_of, labels_of = layout.test_folders(data), layout.person_labels(data)
+    categories = layout.person_categories(data) if categories is None else categories
+    folder_of, labels_of = layout.test_folders(data, categories), layout.person_labels(data, categories)
     persons = sorted({person for listed in pairs.values() for person, _ in listed})
     files = {p: layout.person_files(folder_of(p), p) for p in persons}
-    categories = layout.person_categories(data)
     return TestFiles(layout, pairs, lists, absent, {p: safe_join(data, f.image) for p, f in files.items()},
                      {p: ParseFile(safe_join(data, f.parse), layout, data, folder_of(p), p, labels_of(p))
                       for p, f in files.items()},

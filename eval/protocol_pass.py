@@ -37,11 +37,11 @@ def context(data: Path, results: dict[str, Path | None]) -> Context:
     for setting in SETTINGS:
         if layout.test_pairs_file(data, setting).is_file():
             pairs[setting] = layout.read_test_pairs(data, setting)
-    folder_of = layout.test_folders(data)
+    categories = layout.person_categories(data)
+    folder_of = layout.test_folders(data, categories)
     persons = sorted({p for listed in pairs.values() for p, _ in listed})
     person_image = {p: safe_join(data, layout.person_files(folder_of(p), p).image) for p in persons}
     gt_dirs = tuple(sorted({path.parent for path in person_image.values()}))
-    categories = layout.person_categories(data)
     return Context(pairs, person_image, gt_dirs, {s: Path(f) for s, f in results.items() if f is not None},
                    {p: categories[p] for p in persons if p in categories})
 

@@ -143,12 +143,14 @@ def _set_metrics(work: Work, settings: Settings, banks: dict[str, M.FeatureBank]
 
 
 def score_vton(data: Path, results: dict[str, Path | None], settings: Settings, made_by: dict[str, Any],
-               device: torch.device, found: dict[str, inputs.Matched]) -> tuple[pd.DataFrame, dict]:
+               device: torch.device, found: dict[str, inputs.Matched], categories: dict[str, str]
+               ) -> tuple[pd.DataFrame, dict]:
     """The ``vton`` protocol on the dataset at ``data``, read through its layout adapter: per-image rows and its
-    summary entries, scored at `scoring_scale`'s size. ``found``: per setting, each person's result file."""
+    summary entries, scored at `scoring_scale`'s size. ``found``: per setting, each person's result file;
+    ``categories``: the listed persons' garment categories (`Context.categories`)."""
     work = Work.of(settings)
     wanted = [s for s in inputs.SETTINGS_PAIRS if work.specs(s) and results.get(s) is not None]
-    files = inputs.dataset_test_files(data, wanted)
+    files = inputs.dataset_test_files(data, wanted, categories)
     for setting in inputs.SETTINGS_PAIRS:
         why = files.absent.get(setting) if setting in wanted else f"no {setting} try-on results"
         for spec in work.specs(setting) if why else ():
@@ -221,7 +223,7 @@ def evaluate(data: Path, results: dict[str, Path | None], out: Path, settings: S
     matched = inputs.match_folders(ctx.pairs, results)
     summary["results_files"] = {s: inputs.matched_record(m) for s, m in matched.items()}
     if DEFAULT in protocols:
-        frame, vton = score_vton(data, results, settings, made_by, device, matched)
+        frame, vton = score_vton(data, results, settings, made_by, device, matched, ctx.categories)
         frames.append(frame)
         summary.update(vton)
     field = [p for p in protocols if p != DEFAULT]

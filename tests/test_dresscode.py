@@ -337,9 +337,11 @@ def test_dataset_refuses_a_person_without_a_category(prepared: Path, tmp_path: P
         ds[[p for p, _ in ds.pairs].index(first)]
 
 
-def test_evaluate_reads_the_released_tree_by_category(dc: Path, tmp_path: Path) -> None:
+def test_evaluate_reads_the_released_tree_by_category(dc: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """Raw DressCode: each test model found in their category folder, the cloth region from their category's ATR
-    labels (upper 4, lower 5 and 6, dresses 7), ground truth shrunk to the results' size."""
+    labels (upper 4, lower 5 and 6, dresses 7), ground truth shrunk to the results' size. The test lists' categories
+    are read once per evaluation (folders, labels, per-category scores: it was five times)."""
     import pandas as pd
     from skimage.metrics import structural_similarity
 
@@ -353,9 +355,14 @@ def test_evaluate_reads_the_released_tree_by_category(dc: Path, tmp_path: Path) 
         (out / folder(person)).mkdir(parents=True, exist_ok=True)
         Image.fromarray(noisy.astype(np.uint8)).save(out / folder(person) / f"{person[:-4]}.png")
     run = tmp_path / "run"
+    reads = []
+    read_categories = type(adapter).person_categories
+    monkeypatch.setattr(type(adapter), "person_categories", lambda self, root: reads.append(root) or
+                        read_categories(self, root))
     result = CliRunner().invoke(main, ["evaluate", str(dc), "--paired", str(out), "--out", str(run), "--metrics",
                                        "ssim,ssim_cloth", "--device", "cpu", "--workers", "0"])
     assert result.exit_code == 0, result.output
+    assert len(reads) == 1
     frame = pd.read_parquet(run / fm.METRICS_FILE)
     summary = json.loads((run / fm.SUMMARY_FILE).read_text())
     assert summary["protocol"]["dataset"]["labels"] == "ATR"

@@ -218,9 +218,9 @@ class Layout(ABC):
             return [(person, self.own_cloth(person)) for person, _ in listed]
         return listed
 
-    def test_folders(self, root: Path) -> Callable[[str], str]:
+    def test_folders(self, root: Path, categories: dict[str, str] | None = None) -> Callable[[str], str]:
         """The source folder (`Item.src_split`) of each test person, by name: the test split's here; DressCode, whose
-        folders are categories, overrides."""
+        folders are categories, overrides (``categories``: `person_categories` when the caller has read them)."""
         return lambda person: self.src_split("test")
 
     def person_categories(self, root: Path) -> dict[str, str]:
@@ -232,13 +232,14 @@ class Layout(ABC):
         """The label space of the tree's parses: this layout's; a prepared tree records its source's."""
         return self.labels
 
-    def person_labels(self, root: Path) -> PersonLabels:
+    def person_labels(self, root: Path, categories: dict[str, str] | None = None) -> PersonLabels:
         """The label space of each person's parse (by person name): `label_space`, whose cloth labels follow each
-        person's category (`person_categories`) where that space's cloth depends on it (ATR's)."""
+        person's category (``categories``, else `person_categories`) where that space's cloth depends on it (ATR's)."""
         space = self.label_space(root)
         if not space.cloth_by_category:
             return PersonLabels(space)
-        return PersonLabels(space, {p: space.for_category(c) for p, c in self.person_categories(root).items()},
+        categories = self.person_categories(root) if categories is None else categories
+        return PersonLabels(space, {p: space.for_category(c) for p, c in categories.items()},
                             f"{root}: {space.name}'s cloth labels follow the garment category; no category for")
 
     def person_parse(self, root: Path, split: str, name: str) -> np.ndarray:

@@ -130,9 +130,9 @@ class DressCodeLayout(Layout):
                         found.setdefault(pair.person.name, pair.person.src_split)
         return found
 
-    def test_folders(self, root: Path) -> Callable[[str], str]:
+    def test_folders(self, root: Path, categories: dict[str, str] | None = None) -> Callable[[str], str]:
         """A test model's folder is their category (the root test lists' third column)."""
-        categories = self.person_categories(root)
+        categories = self.person_categories(root) if categories is None else categories
 
         def folder(person: str) -> str:
             if person not in categories:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import random
+import struct
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +42,9 @@ TRIAL_FIELDS = ("person", "cloth", "left", "right")
 KEY_FIELDS = ("hit_id", "trial", "kind", "person", "cloth", "subset", "left", "right", "a_side", "correct",
               "a_run", "b_run")
 SCRAMBLE_GRID = 8
+PAD_CHUNK = b"vtPd"  # a private, ancillary PNG chunk type (PNG 1.2 section 3.3: decoders skip it)
+PNG_CHUNK_OVERHEAD = 12  # length, type and CRC of a chunk
+PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 MAX_TRIALS_PER_HIT = 100  # a HIT is one page one worker answers; more would not be answered with care
 SETTING = "unpaired"
 
@@ -124,6 +129,16 @@ def catch_images(person: Image.Image, rng: random.Random) -> dict[str, Image.Ima
     return {"real": real, "scrambled": scramble(real, rng)}
 
 
+def padded_png(data: bytes, size: int) -> bytes:
+    """The PNG ``data`` grown to ``size`` bytes by one `PAD_CHUNK` of zeros before its IEND chunk (decoders skip an
+    unknown ancillary chunk, so the pixels are unchanged)."""
+    fill = size - len(data) - PNG_CHUNK_OVERHEAD
+    if fill < 0 or data[-12:] != PNG_IEND:
+        raise ValueError(f"cannot pad a {len(data)}-byte PNG to {size} bytes")
+    body = PAD_CHUNK + bytes(fill)
+    return data[:-12] + struct.pack(">I", fill) + body + struct.pack(">I", zlib.crc32(body)) + data[-12:]
+
+
 class ImageStore:
     """Writes images under anonymous, seeded, content-derived names (PNG re-encoded, metadata dropped)."""
 
@@ -131,7 +146,16 @@ class ImageStore:
         self.folder, self.base_url, self.salt = folder, base_url.rstrip("/"), f"vton-study:{seed}:".encode()
 
     def add(self, img: Image.Image) -> str:
-        data = encode_image(img.convert("RGB"), "PNG")
+        return self._place(encode_image(img.convert("RGB"), "PNG"))
+
+    def add_same_size(self, images: dict[str, Image.Image]) -> dict[str, str]:
+        """The options of a catch trial, each file padded (`padded_png`) to one length: a scrambled copy compresses
+        worse than the photo, and its larger file would tell a script which option is the real one."""
+        encoded = {k: encode_image(img.convert("RGB"), "PNG") for k, img in images.items()}
+        size = max(len(data) for data in encoded.values()) + PNG_CHUNK_OVERHEAD
+        return {k: self._place(padded_png(data, size)) for k, data in encoded.items()}
+
+    def _place(self, data: bytes) -> str:
         name = hashlib.sha256(self.salt + data).hexdigest()[:24] + ".png"
         path = self.folder / name
         if not path.exists():
@@ -200,7 +224,7 @@ def export_study(
                 imgs = {a: store.add_file(pair.tryons[c.a]), b: store.add_file(pair.tryons[c.b])}
                 first, (left, right) = c.a_side, ((a, b) if c.a_side == "left" else (b, a))
             else:
-                imgs = {k: store.add(v) for k, v in catch_images(open_rgb(pair.person_img), rng).items()}
+                imgs = store.add_same_size(catch_images(open_rgb(pair.person_img), rng))
                 first = rng.choice(SIDES)
                 left, right = ("real", "scrambled") if first == "left" else ("scrambled", "real")
             row.update({f"person_{i}": store.add_file(pair.person_img), f"cloth_{i}": store.add_file(pair.cloth_img),

@@ -13,6 +13,7 @@ from PIL import Image
 from scipy import stats
 
 from tests._reports_fixtures import EVIL, FORMULA, one_line_error, person_ids, write_data, write_eval_run
+from tests.file_formats import png_chunks
 from vton.cli import main
 
 N = 24
@@ -94,6 +95,13 @@ def test_export_formats_blinding_and_key(runs, tmp_path: Path) -> None:
             assert np.array_equal(shown[k["correct"]], person[:, ::-1])
             assert not np.array_equal(shown[fake], person[:, ::-1]) and shown[fake].shape == person.shape
             assert np.array_equal(np.sort(shown[fake], axis=None), np.sort(person, axis=None))
+            # the scrambled copy compresses worse: both files padded to one length by an ancillary chunk of zeros,
+            # valid PNGs (every CRC checked), so a script cannot pick the real one by its size
+            files = [(out / "images" / row[f"{side}_{i}"].rsplit("/", 1)[1]).read_bytes() for side in ("left", "right")]
+            assert len(files[0]) == len(files[1])
+            for data in files:
+                chunks = png_chunks(data)
+                assert [kind for kind, _ in chunks[-2:]] == [b"vtPd", b"IEND"] and not any(chunks[-2][1])
     assert abs(sides["left"] - sides["right"]) <= 1  # balanced, not a coin flip per trial
     # a catch trial's answer is not in its URLs: neither option is an image shown as a person or cloth anywhere
     references = {h[f"{f}_{i}"] for h in hits for i in range(K) for f in ("person", "cloth")}
@@ -103,6 +111,29 @@ def test_export_formats_blinding_and_key(runs, tmp_path: Path) -> None:
     # formula guard and names kept in the key
     persons = [k["person"] for k in key]
     assert "'" + FORMULA + "_0.jpg" in persons and EVIL + "_0.jpg" in persons
+
+
+def test_catch_options_are_files_of_one_length(tmp_path: Path) -> None:
+    """A smooth photo compresses far better than its tile-scrambled copy; padded, the two files are one length and
+    still decode to their own pixels."""
+    import random
+
+    from vton.studies.export import ImageStore, catch_images
+
+    y, x = np.mgrid[0:256, 0:192]
+    photo = Image.fromarray(np.stack([y, x, (x + y) // 2], axis=-1).astype(np.uint8))
+    options = catch_images(photo, random.Random(0))
+    (tmp_path / "images").mkdir()
+    plain = {k: ImageStore(tmp_path / "images", "u", 0).add(v) for k, v in options.items()}
+    sizes = {k: (tmp_path / "images" / url.rsplit("/", 1)[1]).stat().st_size for k, url in plain.items()}
+    assert sizes["scrambled"] > sizes["real"] * 1.2  # what an unpadded export gave away
+    padded = ImageStore(tmp_path / "images", "u", 0).add_same_size(options)
+    files = {k: (tmp_path / "images" / url.rsplit("/", 1)[1]) for k, url in padded.items()}
+    assert len({f.stat().st_size for f in files.values()}) == 1
+    assert files["real"].stat().st_size == sizes["scrambled"] + 12  # the larger one gets an empty chunk
+    for k, f in files.items():
+        assert [kind for kind, _ in png_chunks(f.read_bytes())][-2:] == [b"vtPd", b"IEND"]
+        assert np.array_equal(np.asarray(Image.open(f)), np.asarray(options[k]))
 
 
 def test_export_is_deterministic_and_subsets(runs, tmp_path: Path) -> None:

@@ -7,7 +7,8 @@ the run (fraction of equal pixels, max difference, change of paired SSIM and war
 beside the record `vton infer --fast` wrote to infer.json from its calibration sample. ``--exact`` also times the
 exact path (`vton infer` without --fast) and checks that its files equal the baseline's. ``--decode host device`` times
 the fast path once per place of JPEG decoding (PIL in the loader processes, decode_jpeg batched on the device), each
-in a new folder with its own calibration and compilation.
+in a new folder with its own calibration and compilation. The host's share per pair (loading, PNG encoding; one
+thread) is printed with the pairs per second the machine's cores allow for it, whatever the accelerator.
 
     python -m bench.infer --pairs 2000          # synthesises a dataset (train split), random paper-width weights
     python -m bench.infer --data DIR --checkpoint CKPT [--device cuda --batch-size 64]
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import tempfile
 import time
@@ -31,7 +33,9 @@ from PIL import Image
 
 from tests.reference_loop import reference_batches
 from vton.core import formats as fm
+from vton.core.io import save_uint8_image
 from vton.models.deviation import describe, deviation_record
+from vton.models.fast import FastSettings
 from vton.models.options import DECODES
 from vton.pipelines.dataset import TryOnDataset
 
@@ -69,6 +73,29 @@ def full_deviation(data: Path, split: str, pairs: str, exact: Path, fast: Path) 
     persons = np.stack([item["image"].transpose(1, 2, 0) for item in items])
     regions = np.stack([item["parse_cloth_mask"][0].astype(bool) for item in items])
     return deviation_record(read_folder(exact, names), read_folder(fast, names), persons, regions)
+
+
+def host_costs(data: Path, split: str, pairs: str, out: Path, n: int = 64) -> dict[str, float]:
+    """Milliseconds per pair of the host's share of the fast path, one thread, on the run's first ``n`` pairs: the
+    loader's ``load`` (JPEGs decoded by PIL, or left encoded for the device) and the PNG encoding of its three
+    outputs at the fast path's zlib level (the person photo stands in for each). The DataLoader processes and the
+    writer threads share the host's cores, so ``cores / (load + encode)`` bounds the pairs per second whatever the
+    accelerator."""
+    dataset = TryOnDataset(data, split, pairs)
+    n = min(n, len(dataset))
+    costs = {}
+    for name, keep in (("load", False), ("load_jpeg_kept", True)):
+        start = time.perf_counter()
+        for i in range(n):
+            dataset.load(i, keep)
+        costs[name] = (time.perf_counter() - start) / n * 1000
+    photos = [item["image"].transpose(1, 2, 0) for item in (dataset.load(i) for i in range(n))]
+    start = time.perf_counter()
+    for i, photo in enumerate(photos):
+        for folder in FOLDERS:
+            save_uint8_image(photo, out / f"{i}-{folder}.png", png_compress_level=FastSettings.png_compress_level)
+    costs["encode"] = (time.perf_counter() - start) / n * 1000
+    return costs
 
 
 def synthetic_inputs(tmp: Path, pairs: int) -> tuple[Path, str, str]:
@@ -143,6 +170,8 @@ def main() -> None:
             seconds = time.perf_counter() - start
             settings = json.loads((out / fm.INFER_RECORD_FILE).read_text())["fast"]
             fast_runs[decode] = seconds, summary, full_deviation(data, split, pairs, tmp_path / "base", out), settings
+        (tmp_path / "host").mkdir()
+        host = host_costs(data, split, pairs, tmp_path / "host")
         if args.exact:
             start = time.perf_counter()
             run_inference(data, [ckpt], tmp_path / "exact", opts)
@@ -165,6 +194,11 @@ def main() -> None:
         print(f"  deviation, every pair vs the loop:   {describe(record)}")
         for folder, figures in record["folders"].items():
             print(f"    {folder:11} equal pixels {figures['equal_pixels']:.4f}, max |diff| {figures['max_abs_diff']}")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    print(f"host, ms per pair on one thread: load {host['load']:.2f} (JPEGs left for the device "
+          f"{host['load_jpeg_kept']:.2f}), PNG encode of 3 outputs {host['encode']:.2f}; {cores} cores bound the run "
+          f"at {cores * 1000 / (host['load'] + host['encode']):.0f} pairs/s "
+          f"({cores * 1000 / (host['load_jpeg_kept'] + host['encode']):.0f} decoding on the device)")
     decode = min(fast_runs, key=lambda d: fast_runs[d][0])
     t_fast, _, record, _ = fast_runs[decode]
     name = "cpu" if device.type == "cpu" else machine

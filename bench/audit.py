@@ -1,7 +1,7 @@
 """Benchmark the dataset audit: signing images (linear in N) and the candidate search (against comparing all pairs,
 measured in the same run).
 
-    python -m bench.audit [--sign 500 2000] [--search 2000 8000 32000] [--all-pairs-up-to 8000]
+    python -m bench.audit [--sign [500 2000]] [--search 2000 8000 32000] [--all-pairs-up-to 8000]
 
 Signing: synthetic person photos (192x256 JPEG, distinct people drawn by `vton synth`'s drawing) decoded and signed
 (pHash, thumbnail) in one process: seconds per 10,000 images at each size, which is linear when the rate stays.
@@ -9,7 +9,8 @@ Search: the thumbnails of N synthetic persons drawn at the working size, 1% of t
 edits of `vton synth --defects`, in turn); `candidate_pairs` at each N, the candidates it finds and the copies among
 them, against all pairs compared in blocks (every shifted embedding against every own one, one matrix product per
 block: what the search avoids; up to ``--all-pairs-up-to`` N). The growth exponent is the slope of log(time) over
-log(N) between the smallest and largest N. Peak RSS of this process (ru_maxrss).
+log(N) between the smallest and largest N, and between each N and the next. ``--sign`` with no sizes skips signing.
+Peak RSS of this process (ru_maxrss).
 Last line: ``bench audit: <images/s>, candidate search <exponent> in N``.
 """
 from __future__ import annotations
@@ -84,9 +85,14 @@ def all_pairs(thumbs: np.ndarray, radius: float, block: int = 1024) -> int:
     return int(np.triu(within, k=1).sum())
 
 
+def exponent(times: list[float], sizes: list[int], a: int, b: int) -> float:
+    """Slope of log(time) over log(N) from size ``a`` to size ``b`` (indices)."""
+    return math.log(times[b] / times[a]) / math.log(sizes[b] / sizes[a])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sign", type=int, nargs="+", default=[500, 2000])
+    parser.add_argument("--sign", type=int, nargs="*", default=[500, 2000])
     parser.add_argument("--search", type=int, nargs="+", default=[2000, 8000, 32000])
     parser.add_argument("--all-pairs-up-to", type=int, default=8000)
     args = parser.parse_args()
@@ -113,9 +119,12 @@ def main() -> None:
             baseline = time.perf_counter() - start
             line += f"; all pairs compared {baseline:7.2f} s, {brute} pairs; {baseline / search:5.1f}x"
         print(line, flush=True)
-    exponent = math.log(times[-1] / times[0]) / math.log(args.search[-1] / args.search[0])
+    steps = ", ".join(f"{exponent(times, args.search, k, k + 1):.2f} from {args.search[k]} to {args.search[k + 1]}"
+                      for k in range(len(times) - 1))
+    print(f"growth exponents: {steps}")
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
-    print(f"bench audit: {rates[-1]:.0f} images/s, candidate search {exponent:.2f} in N")
+    rate = f"{rates[-1]:.0f}" if rates else "-"
+    print(f"bench audit: {rate} images/s, candidate search {exponent(times, args.search, 0, -1):.2f} in N")
 
 
 if __name__ == "__main__":

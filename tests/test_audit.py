@@ -19,6 +19,7 @@ from scipy.spatial.distance import cdist
 from vton.cli import main
 from vton.core.formats import read_pairs
 from vton.core.runner import Runner, RunnerConfig
+from vton.pipelines.audit import search
 from vton.pipelines.audit.confirm import pixel_score
 from vton.pipelines.audit.dataset import audit_dataset, dataset_nodes
 from vton.pipelines.audit.duplicates import Duplicate, DuplicateSet, NearSettings, Node, find_duplicates
@@ -182,7 +183,9 @@ def _reference_embedding(thumb: np.ndarray, dy: int, dx: int) -> np.ndarray:
     return np.append(centred / (rms * np.sqrt(centred.size)), CONTRAST_WEIGHT * np.log(rms))
 
 
-def test_candidate_search_equals_all_pairs_compared() -> None:
+@pytest.mark.parametrize("chunk", [search.CHUNK, 16])  # one chunk of shifted probes, or ten
+def test_candidate_search_equals_all_pairs_compared(chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(search, "CHUNK", chunk)
     rng = np.random.default_rng(0)
     blocks = rng.integers(0, 256, (30, 8, 6, 3)).astype(np.uint8)
     bases = blocks.repeat(8, axis=1).repeat(8, axis=2)  # 30 blocky 48x64 images

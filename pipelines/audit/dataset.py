@@ -31,8 +31,9 @@ METHOD = {
                  f"cell means, minus their mean, unit length, plus {search.CONTRAST_WEIGHT} x log RMS contrast; "
                  f"also with the content shifted by {list(search.SHIFTS)} px in x and y (edges repeated)",
     "candidates": "pairs of one kind within the radius: least Euclidean distance of one's shifted embeddings to the "
-                  "other's own; scipy cKDTree.sparse_distance_matrix (shifted against own) on the "
-                  f"{search.PROJECTED_DIMS} leading principal axes, then the full distance",
+                  "other's own; scipy cKDTree.query_ball_point of every shifted embedding in a tree of the own ones "
+                  f"on the {search.TREE_DIMS} leading principal axes, then the distance on {search.PROJECTED_DIMS} "
+                  "axes, then the full distance",
     "confirmation": f"thumbnails aligned over scales {list(confirm.SCALES)} and shifts up to {confirm.MAX_SHIFT} px "
                     "(least mean-removed squared difference), refined at the working size (blur sigma "
                     f"{confirm.FINE_BLUR} px), brightness and contrast matched (gain within 1 +- {confirm.MAX_GAIN}); "

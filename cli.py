@@ -664,8 +664,12 @@ study.add_command(amt_export, "export")
               type=click.IntRange(0), help="HITs each participant answers (0: every HIT they have not done).")
 @click.option("--attention-checks", default=default(ServeOptions, "attention_checks"), show_default=True,
               type=click.IntRange(0, 5), help="Instructed-response rows per page (Prolific: at least 1).")
+@click.option("--lease-minutes", default=default(ServeOptions, "lease_minutes"), show_default=True,
+              type=click.FloatRange(0, min_open=True),
+              help="A HIT shown but not submitted within this time stops counting towards its load, so others "
+                   "get it (set it to the study's maximum time).")
 def study_serve(folder: Path, host: str, port: int, completion_code: str | None, failed_check_code: str | None,
-                hits_per_participant: int, attention_checks: int) -> None:
+                hits_per_participant: int, attention_checks: int, lease_minutes: float) -> None:
     """Serve the study in FOLDER (from `vton amt export`); state in FOLDER/study.sqlite."""
     from vton.studies.app import Settings
     from vton.studies.db import DB_FILE
@@ -674,7 +678,7 @@ def study_serve(folder: Path, host: str, port: int, completion_code: str | None,
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.echo(f"warning: serving on {host}, not loopback: anyone who can reach it can take part", err=True)
     server = StudyServer(folder, host, port, Settings(completion_code, failed_check_code, hits_per_participant,
-                                                      attention_checks))
+                                                      attention_checks, lease_minutes))
     click.echo(f"study at http://{host}:{server.port}/ (Ctrl-C stops); state -> {folder / DB_FILE}")
     server.serve()
 

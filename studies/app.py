@@ -64,6 +64,7 @@ class Settings:
     failed_check_code: str | None = ServeOptions.failed_check_code
     hits_per_participant: int = ServeOptions.hits_per_participant
     attention_checks: int = ServeOptions.attention_checks
+    lease_minutes: float = ServeOptions.lease_minutes
     max_form_bytes: int = ServeOptions.max_form_bytes
     body_timeout_s: float = ServeOptions.body_timeout_s
 
@@ -80,6 +81,8 @@ class Settings:
             raise StudyError("a Prolific study needs at least one attention check per page (--attention-checks)")
         if not 0 <= self.attention_checks <= 5 or self.hits_per_participant < 0:
             raise StudyError("--attention-checks must be in [0, 5] and --hits-per-participant non-negative")
+        if not self.lease_minutes > 0:
+            raise StudyError(f"--lease-minutes must be positive, not {self.lease_minutes}")
         if not self.body_timeout_s > 0 or self.max_form_bytes < 1024:
             raise StudyError("the body timeout must be positive and the form limit at least 1024 bytes")
 
@@ -222,7 +225,7 @@ def create_app(folder: Path, settings: Settings = Settings()) -> Starlette:
     async def show(request: Request) -> Response:
         session = session_of(request)
         assignment = None if session.finished else db.next_assignment(
-            session, settings.hits_per_participant, settings.attention_checks)
+            session, settings.hits_per_participant, settings.attention_checks, settings.lease_minutes * 60)
         if assignment is None:
             return finished(db.session(session.id) or session)
         form = (f'<form method="post" action="/s/{session.id}/submit" id="mturk_form">'

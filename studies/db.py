@@ -144,10 +144,12 @@ class StudyDB:
         rows = c.execute("SELECT expected FROM checks WHERE assignment = ? ORDER BY position", (assignment,))
         return tuple(r[0] for r in rows)
 
-    def next_assignment(self, session: Session, quota: int, n_checks: int) -> Assignment | None:
+    def next_assignment(self, session: Session, quota: int, n_checks: int, lease_s: float) -> Assignment | None:
         """The participant's open assignment (a reload shows the same HIT, timed from its first showing), else a
         new one of the least-assigned HIT they have not had; None when they are done (quota reached, 0: no quota,
-        or no HIT left), and then the session is finished with its outcome."""
+        or no HIT left), and then the session is finished with its outcome. A HIT's load counts its submitted
+        assignments and those shown in the last ``lease_s`` seconds: one a participant abandoned (a Prolific
+        return or time-out) stops holding its HIT back from others then, though its holder may still submit it."""
         with self.transaction() as c:
             row = c.execute("SELECT id, hit_id FROM assignments WHERE participant = ? AND submitted_at IS NULL "
                             "ORDER BY issued_at LIMIT 1", (session.participant,)).fetchone()
@@ -158,8 +160,10 @@ class StudyDB:
                              (session.participant,)).fetchone()[0]
             hit = None if quota and done >= quota else c.execute(
                 "SELECT h.hit_id FROM hits h LEFT JOIN assignments a ON a.hit_id = h.hit_id "
+                "AND (a.submitted_at IS NOT NULL OR a.issued_at > ?) "
                 "WHERE h.hit_id NOT IN (SELECT hit_id FROM assignments WHERE participant = ?) "
-                "GROUP BY h.hit_id ORDER BY COUNT(a.id), h.position LIMIT 1", (session.participant,)).fetchone()
+                "GROUP BY h.hit_id ORDER BY COUNT(a.id), h.position LIMIT 1",
+                (time.time() - lease_s, session.participant)).fetchone()
             if hit is None:
                 self._finish(c, session)
                 return None

@@ -36,5 +36,6 @@ class ServeOptions:
     failed_check_code: str | None = None  # Prolific: for a participant who failed an attention check (else screen-out)
     hits_per_participant: int = 0  # 0: every HIT the participant has not done yet
     attention_checks: int = 1  # instructed-response rows per page (Prolific: at least one per study)
+    lease_minutes: float = 60.0  # an assignment shown but not submitted stops counting towards its HIT's load then
     max_form_bytes: int = 64 * 1024
     body_timeout_s: float = 10.0  # a form that has not fully arrived by then is refused (a Content-Length lie)

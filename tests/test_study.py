@@ -93,6 +93,32 @@ def test_lab_participants_answer_every_hit_once_and_results_read_as_mturk(study:
     assert f"/{2 * n_ab} prefer A (0 ties) = 0.500" in analysis.output  # one always left, the other always right
 
 
+def test_an_abandoned_hit_goes_to_others_after_its_lease(study: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A HIT shown but never submitted (a Prolific return or time-out) held its place in the balance for ever, so
+    the others were answered more and it never was; after --lease-minutes it is handed out again, and the one who
+    abandoned it may still come back and submit it."""
+    from vton.studies import db
+
+    clock = [1_000_000.0]
+    monkeypatch.setattr(db.time, "time", lambda: clock[0])
+    hits = [h["hit_id"] for h in rows(study / "hits.csv")]
+    with running(study, lease_minutes=30) as base, httpx.Client(base_url=base) as client:
+        gone = page(client, enter(client, "/start?participant=gone"))
+        assert gone.hit_id == hits[0]
+        clock[0] += 60
+        other = page(client, enter(client, "/start?participant=early"))
+        assert other.hit_id == hits[1]  # within the lease the first HIT counts as taken
+        assert submit(client, other).status_code == 303
+        clock[0] += 30 * 60
+        late = page(client, enter(client, "/start?participant=late"))
+        assert late.hit_id == hits[0]  # its lease is over: the least-answered HIT again
+        back = page(client, gone.url)
+        assert (back.hit_id, back.assignment) == (gone.hit_id, gone.assignment)
+        assert submit(client, back).status_code == 303
+    assert table(study, "SELECT participant FROM assignments WHERE submitted_at IS NOT NULL ORDER BY participant") == \
+        [("early",), ("gone",)]
+
+
 def test_prolific_participant_is_sent_to_the_completion_url(study: Path) -> None:
     with running(study, completion_code="DONE1", hits_per_participant=2) as base, \
             httpx.Client(base_url=base) as client:

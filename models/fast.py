@@ -14,6 +14,7 @@ outputs are not the exact path's bytes: `vton infer --fast` measures and records
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from torch import nn
 from vton.core.devices import autocast_dtype
 from vton.models.options import DECODES
 
+BATCHED_DECODE_TORCHVISION = (0, 19)  # decode_jpeg takes a list of images (one nvjpeg call) from torchvision 0.19
 # /proc/cpuinfo flags of the CPUs whose oneDNN convolutions run bf16 natively (otherwise bf16 is emulated and slower).
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
@@ -69,6 +71,12 @@ def fast_settings(device: torch.device, batch_size: int, precision: str = "fp32"
     autocast_dtype(precision)
     if decode not in DECODES:
         raise ValueError(f"decode must be one of {', '.join(DECODES)}, not {decode!r}")
+    if decode == "device":
+        import torchvision
+
+        if tuple(int(p) for p in re.findall(r"\d+", torchvision.__version__)[:2]) < BATCHED_DECODE_TORCHVISION:
+            raise ValueError(f"--decode device needs torchvision {'.'.join(map(str, BATCHED_DECODE_TORCHVISION))} "
+                             f"or newer (batched decode_jpeg); this is {torchvision.__version__}")
     cuda = device.type == "cuda"
     if precision == "fp32":
         precision = "bf16" if cuda or native_bf16(cpuinfo_path) else "fp32"

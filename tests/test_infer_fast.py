@@ -186,6 +186,15 @@ def test_fast_settings_follow_the_hardware(tmp_path: Path) -> None:
         fast_settings(cuda, 64, decode="gpu")
 
 
+def test_device_decode_needs_batched_decode_jpeg(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torchvision
+
+    monkeypatch.setattr(torchvision, "__version__", "0.18.1+cu121")
+    with pytest.raises(ValueError, match=r"--decode device needs torchvision 0.19 or newer .*this is 0.18.1\+cu121"):
+        fast_settings(torch.device("cuda"), 64, decode="device")
+    assert fast_settings(torch.device("cuda"), 64).decode == "host"
+
+
 def test_pad_batch_repeats_the_last_item_and_fast_networks_leave_the_originals() -> None:
     raw = {"im_name": ["a", "b"], "image": torch.arange(2 * 3).reshape(2, 3, 1, 1).to(torch.uint8)}
     padded = pad_batch(raw, 4)

@@ -18,7 +18,11 @@ SCALES = (0.96, 0.98, 1.0, 1.02, 1.04)  # a crop or pad of up to 4% of each side
 MAX_SHIFT = 3  # thumbnail pixels (48 wide): 6% of the width
 TOLERANCE = 12  # levels beyond the neighbourhood's range: what JPEG and resampling leave
 MAX_GAIN = 0.1
-FINE_BLUR = 0.5  # Gaussian sigma at the working size, against JPEG noise
+# Gaussian sigma at the working size, against JPEG noise and the softening a resize, crop or pad leaves: on 250
+# synthetic persons and cloths with each edit, 1.0 confirms every copy where 0.5 missed 0.5% of the persons' and 1.9%
+# of the cloths' (fine prints lose their extremes when rescaled), while unrelated people in one pose and background
+# score at most 0.888 against 0.877
+FINE_BLUR = 1.0
 
 
 def _overlap(a: np.ndarray, b: np.ndarray, oy: int, ox: int) -> tuple[np.ndarray, np.ndarray]:

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import platform
+import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -145,6 +146,8 @@ def main() -> None:
     from vton.models.infer import InferOptions, run_inference
 
     device = resolve_device(args.device)
+    machine = (torch.cuda.get_device_name(device) if device.type == "cuda"
+               else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         if args.data is None:
@@ -159,52 +162,50 @@ def main() -> None:
         warm.write_text(fm.pairs_text(TryOnDataset(data, split, pairs).pairs[:8]))
         run_inference(data, [ckpt], tmp_path / "warm", replace(opts, pairs=str(warm)))
 
+        # each figure is printed as soon as it is measured: a run stopped at a time limit keeps what it measured
         start = time.perf_counter()
         n = baseline(data, ckpt, split, pairs, tmp_path / "base", device)
         t_base = time.perf_counter() - start
-        fast_runs = {}  # decode -> (seconds, summary, deviation record against the loop, settings)
+        print(f"device: {device} ({machine}); pairs: {n}")
+        print(f"baseline (test.py-style loop, batch 4): {t_base:8.2f} s  {n / t_base:8.2f} pairs/s", flush=True)
+        fast_runs = {}  # decode -> (seconds, equal pixels of every pair against the loop)
         for decode in dict.fromkeys(args.decode):
             out = tmp_path / f"fast-{decode}"
             start = time.perf_counter()
             summary = run_inference(data, [ckpt], out, replace(fast_opts, decode=decode))
-            seconds = time.perf_counter() - start
+            t_fast = time.perf_counter() - start
+            record = full_deviation(data, split, pairs, tmp_path / "base", out)
+            fast_runs[decode] = t_fast, record["equal_pixels"]
+            first = summary.first_fast_batch_s or 0.0
             settings = json.loads((out / fm.INFER_RECORD_FILE).read_text())["fast"]
-            fast_runs[decode] = seconds, summary, full_deviation(data, split, pairs, tmp_path / "base", out), settings
+            print(f"fast path (vton infer --fast, batch {args.batch_size}, {args.workers} workers, decode {decode}): "
+                  f"{t_fast:8.2f} s  {n / t_fast:8.2f} pairs/s, of which its first batch (compilation) {first:.1f} s; "
+                  f"without it {t_base / max(t_fast - first, 1e-9):.2f}x loop; settings {settings}")
+            print(f"  deviation, infer.json (calibration): {describe(summary.fast_deviation)}")
+            print(f"  deviation, every pair vs the loop:   {describe(record)}")
+            for folder, fig in record["folders"].items():
+                print(f"    {folder:11} equal pixels {fig['equal_pixels']:.4f}, max |diff| {fig['max_abs_diff']}")
+            sys.stdout.flush()
         (tmp_path / "host").mkdir()
         host = host_costs(data, split, pairs, tmp_path / "host")
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        print(f"host, ms per pair on one thread: load {host['load']:.2f} (JPEGs left for the device "
+              f"{host['load_jpeg_kept']:.2f}), PNG encode of 3 outputs {host['encode']:.2f}; {cores} cores bound the "
+              f"run at {cores * 1000 / (host['load'] + host['encode']):.0f} pairs/s "
+              f"({cores * 1000 / (host['load_jpeg_kept'] + host['encode']):.0f} decoding on the device)", flush=True)
         if args.exact:
             start = time.perf_counter()
             run_inference(data, [ckpt], tmp_path / "exact", opts)
             t_exact = time.perf_counter() - start
             same = full_deviation(data, split, pairs, tmp_path / "base", tmp_path / "exact")["equal_pixels"] == 1.0
+            print(f"exact path (vton infer, batch {args.batch_size}): {t_exact:8.2f} s  {n / t_exact:8.2f} pairs/s  "
+                  f"{t_base / t_exact:.2f}x loop, files equal to the loop's: {same}")
 
-    machine = (torch.cuda.get_device_name(device) if device.type == "cuda"
-               else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
-    print(f"device: {device} ({machine}); pairs: {n}")
-    print(f"baseline (test.py-style loop, batch 4): {t_base:8.2f} s  {n / t_base:8.2f} pairs/s")
-    if args.exact:
-        print(f"exact path (vton infer, batch {args.batch_size}): {t_exact:8.2f} s  {n / t_exact:8.2f} pairs/s  "
-              f"{t_base / t_exact:.2f}x loop, files equal to the loop's: {same}")
-    for decode, (t_fast, summary, record, settings) in fast_runs.items():
-        first = summary.first_fast_batch_s or 0.0
-        print(f"fast path (vton infer --fast, batch {args.batch_size}, {args.workers} workers, decode {decode}): "
-              f"{t_fast:8.2f} s  {n / t_fast:8.2f} pairs/s, of which its first batch (compilation) {first:.1f} s; "
-              f"without it {t_base / max(t_fast - first, 1e-9):.2f}x loop; settings {settings}")
-        print(f"  deviation, infer.json (calibration): {describe(summary.fast_deviation)}")
-        print(f"  deviation, every pair vs the loop:   {describe(record)}")
-        for folder, figures in record["folders"].items():
-            print(f"    {folder:11} equal pixels {figures['equal_pixels']:.4f}, max |diff| {figures['max_abs_diff']}")
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    print(f"host, ms per pair on one thread: load {host['load']:.2f} (JPEGs left for the device "
-          f"{host['load_jpeg_kept']:.2f}), PNG encode of 3 outputs {host['encode']:.2f}; {cores} cores bound the run "
-          f"at {cores * 1000 / (host['load'] + host['encode']):.0f} pairs/s "
-          f"({cores * 1000 / (host['load_jpeg_kept'] + host['encode']):.0f} decoding on the device)")
     decode = min(fast_runs, key=lambda d: fast_runs[d][0])
-    t_fast, _, record, _ = fast_runs[decode]
+    t_fast, equal = fast_runs[decode]
     name = "cpu" if device.type == "cpu" else machine
     suffix = f", decode {decode}" if len(fast_runs) > 1 else ""
-    print(f"bench infer: {t_base / t_fast:.2f}x loop (fast path, {name}{suffix}), "
-          f"equal pixels {record['equal_pixels']:.4f}")
+    print(f"bench infer: {t_base / t_fast:.2f}x loop (fast path, {name}{suffix}), equal pixels {equal:.4f}")
 
 
 if __name__ == "__main__":

@@ -65,10 +65,10 @@ class TestFiles:
     categories: dict[str, str]  # person -> garment category, for a layout that has them (DressCode); else empty
 
 
-def dataset_test_files(data: Path, settings: Iterable[str], categories: dict[str, str] | None = None) -> TestFiles:
+def dataset_test_files(data: Path, settings: Iterable[str], categories: dict[str, str]) -> TestFiles:
     """The pairs of each of ``settings``, the photo and parse of each person they list, and the in-shop cloths, all
     through the layout adapter of ``data`` (`vton.pipelines.layouts.detect`). ``categories``: the persons' garment
-    categories when the caller has read them (`Layout.person_categories`: read once per evaluation).
+    categories (`Layout.person_categories`, read once per evaluation by the caller).
 
     Every file evaluate reads from the dataset is found here (and only here); none is opened yet.
     """
@@ -91,7 +91,6 @@ def dataset_test_files(data: Path, settings: Iterable[str], categories: dict[str
     cloths = layout.test_cloths(data)
     if not cloths:
         raise FileNotFoundError(f"{data} holds no in-shop test cloth images (read as the {layout.name} layout)")
-    categories = layout.person_categories(data) if categories is None else categories
     folder_of, labels_of = layout.test_folders(data, categories), layout.person_labels(data, categories)
     persons = sorted({person for listed in pairs.values() for person, _ in listed})
     files = {p: layout.person_files(folder_of(p), p) for p in persons}

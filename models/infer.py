@@ -378,7 +378,9 @@ def calibrate(dataset: TryOnDataset, checkpoints: tuple[str, ...], device: torch
     for chunk in chunked(range(min(len(dataset), CALIBRATION_PAIRS)), fast.batch_size):
         raw = collate_raw([dataset.load(i) for i in chunk])
         want = forward_batch(*exact_nets, dataset.assemble(raw, device), device, "fp32")
-        fast_raw = pad_batch(collate_raw([dataset.load(i, fast.decode == "device") for i in chunk]), fast.batch_size)
+        # the fast side reads its inputs as the run will: the same pieces, or its JPEGs left for the device
+        fast_raw = raw if fast.decode == "host" else collate_raw([dataset.load(i, keep_jpeg=True) for i in chunk])
+        fast_raw = pad_batch(fast_raw, fast.batch_size)
         start = time.perf_counter()
         torch.compiler.cudagraph_mark_step_begin()
         got = forward_batch(*fast_nets, dataset.assemble(fast_raw, device), device, fast.precision)
